@@ -1,0 +1,79 @@
+/**
+ * The one place that talks to onnxruntime. Everything else hands it ONNX bytes and float32 arrays, so a
+ * browser build can swap onnxruntime-node for onnxruntime-web here alone.
+ */
+import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-node';
+import { KensaError } from '../util/errors.js';
+
+type Ort = typeof import('onnxruntime-node');
+let ortModule: Promise<Ort> | undefined;
+
+/** Loads the native binding once, with one actionable message when it is missing. */
+export function loadOrt(): Promise<Ort> {
+  ortModule ??= import('onnxruntime-node').catch((error: unknown) => {
+    ortModule = undefined;
+    throw new KensaError(
+      'E_RUNTIME',
+      `could not load onnxruntime-node (${(error as Error).message}).\nPossible solutions:\n` +
+        '- Run "npm ci" (or "npm install") again in the project folder, so that the package and its binaries are complete.\n' +
+        '- Check that this platform is supported by onnxruntime-node (Linux, macOS or Windows on x64/arm64).',
+      { cause: error },
+    );
+  });
+  return ortModule;
+}
+
+export interface RunOutput {
+  data: Float32Array;
+  dims: number[];
+}
+
+export interface SessionOptions {
+  /** Threads for one operator; default: onnxruntime's choice (all physical cores). */
+  threads?: number;
+}
+
+export class OnnxSession {
+  private constructor(
+    private readonly ort: Ort,
+    private readonly session: InferenceSession,
+  ) {}
+
+  static async create(model: Uint8Array, options: SessionOptions = {}): Promise<OnnxSession> {
+    const ort = await loadOrt();
+    const session = await ort.InferenceSession.create(model, {
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+    });
+    return new OnnxSession(ort, session);
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  /** Runs the graph; inputs are checked against the session's input names first. */
+  async run(inputs: Record<string, RunOutput>, outputs?: readonly string[]): Promise<Record<string, RunOutput>> {
+    const missing = this.session.inputNames.filter((n) => !(n in inputs));
+    if (missing.length) {
+      throw new KensaError('E_ARGUMENT', `missing model inputs: ${missing.join(', ')} (the model takes ${this.session.inputNames.join(', ')})`);
+    }
+    const feeds: Record<string, OrtTensor> = {};
+    for (const [name, v] of Object.entries(inputs)) feeds[name] = new this.ort.Tensor('float32', v.data, v.dims);
+    const result = outputs ? await this.session.run(feeds, outputs as string[]) : await this.session.run(feeds);
+    const out: Record<string, RunOutput> = {};
+    for (const [name, t] of Object.entries(result)) {
+      out[name] = { data: t.data as Float32Array, dims: [...t.dims] };
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** A temporary name beside the target, so the final rename stays on one file system. */
+export function temporaryPathFor(target: string): string {
+  return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/**
+ * Writes a file atomically: the bytes go to a temporary file beside the target, are flushed to disk,
+ * and the temporary file is renamed over the target. A reader sees the old file or the new one, never half.
+ */
+export async function writeFileAtomic(target: string, data: Uint8Array | string): Promise<void> {
+  await mkdir(dirname(target), { recursive: true });
+  const tmp = temporaryPathFor(target);
+  try {
+    const handle = await open(tmp, 'w');
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, target);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+}
+
+/** The synchronous twin, for small files written where no await is possible. */
+export function writeFileAtomicSync(target: string, data: Uint8Array | string): void {
+  mkdirSync(dirname(target), { recursive: true });
+  const tmp = temporaryPathFor(target);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, target);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+}
