@@ -53,7 +53,10 @@ export class Backbone {
     const model = buildBackboneGraph(spec.architecture, spec.name, stateDict, { head: options.head });
     const session = await OnnxSession.create(model, { threads: options.threads });
     // One small forward pass tells the channel counts of these weights (reduced-width networks differ).
-    const probe = await session.run({ [INPUT_NAME]: { data: new Float32Array(3 * 32 * 32), dims: [1, 3, 32, 32] } }, FEATURE_OUTPUTS);
+    const probe = await session.run(
+      { [INPUT_NAME]: { data: new Float32Array(3 * 32 * 32), dims: [1, 3, 32, 32] } },
+      FEATURE_OUTPUTS,
+    );
     const channels = FEATURE_OUTPUTS.map((n) => probe[n].dims[1]) as [number, number, number];
     return new Backbone(spec, session, channels, weights);
   }
@@ -62,13 +65,21 @@ export class Backbone {
     return this.spec.name;
   }
 
-  private feeds(input: Float32Array, batch: number, height: number, width: number): Record<string, RunOutput> {
+  private feeds(
+    input: Float32Array,
+    batch: number,
+    height: number,
+    width: number,
+  ): Record<string, RunOutput> {
     for (const [label, v] of [
       ['height', height],
       ['width', width],
     ] as const) {
       if (!Number.isInteger(v) || v < 16 || v % 16 !== 0) {
-        throw new KensaError('E_ARGUMENT', `Expected a multiple of 16 (at least 16) for the input ${label} but received ${v}`);
+        throw new KensaError(
+          'E_ARGUMENT',
+          `Expected a multiple of 16 (at least 16) for the input ${label} but received ${v}`,
+        );
       }
     }
     if (!Number.isInteger(batch) || batch < 1 || input.length !== batch * 3 * height * width) {
@@ -81,7 +92,12 @@ export class Backbone {
   }
 
   /** The three feature maps (strides 4, 8, 16) of a normalised NCHW batch. */
-  async extract(input: Float32Array, batch: number, height: number, width: number): Promise<[FeatureMap, FeatureMap, FeatureMap]> {
+  async extract(
+    input: Float32Array,
+    batch: number,
+    height: number,
+    width: number,
+  ): Promise<[FeatureMap, FeatureMap, FeatureMap]> {
     const out = await this.session.run(this.feeds(input, batch, height, width), FEATURE_OUTPUTS);
     return FEATURE_OUTPUTS.map((n) => ({ data: out[n].data, dims: out[n].dims as FeatureMap['dims'] })) as [
       FeatureMap,
@@ -93,7 +109,10 @@ export class Backbone {
   /** Classifier logits [batch, classes]; only for a backbone loaded with `head: true`. */
   async logits(input: Float32Array, batch: number, height: number, width: number): Promise<Float32Array> {
     if (!this.session.outputNames.includes('logits')) {
-      throw new KensaError('E_ARGUMENT', `${this.name} was loaded without its classifier; load it with head: true`);
+      throw new KensaError(
+        'E_ARGUMENT',
+        `${this.name} was loaded without its classifier; load it with head: true`,
+      );
     }
     const out = await this.session.run(this.feeds(input, batch, height, width), ['logits']);
     return out.logits.data;

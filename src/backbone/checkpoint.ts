@@ -8,7 +8,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import { KensaError } from '../util/errors.js';
-import { DTYPE_BYTES, numel, typedArrayFromBytes, type DType, type Tensor, type TensorData } from '../util/tensor.js';
+import {
+  DTYPE_BYTES,
+  numel,
+  typedArrayFromBytes,
+  type DType,
+  type Tensor,
+  type TensorData,
+} from '../util/tensor.js';
 import { parseSafetensors } from '../io/safetensors.js';
 import { isZip, listZip, readZip } from '../io/zip.js';
 import { unpickle, type PyCallable } from './pickle.js';
@@ -53,7 +60,11 @@ class PendingTensor {
   ) {}
 }
 
-const callable = (qualname: string, call: (args: unknown[]) => unknown): PyCallable => ({ kind: 'callable', qualname, call });
+const callable = (qualname: string, call: (args: unknown[]) => unknown): PyCallable => ({
+  kind: 'callable',
+  qualname,
+  call,
+});
 
 function isIntArray(v: unknown): v is number[] {
   return Array.isArray(v) && v.every((x) => Number.isSafeInteger(x) && x >= 0);
@@ -71,7 +82,9 @@ function makeResolver(file: string) {
       !isIntArray(stride) ||
       size.length !== stride.length
     ) {
-      throw new KensaError('E_FORMAT', 'not a readable PyTorch checkpoint: a tensor record is malformed', { file });
+      throw new KensaError('E_FORMAT', 'not a readable PyTorch checkpoint: a tensor record is malformed', {
+        file,
+      });
     }
     return new PendingTensor(storage as StorageRef, offset as number, size, stride);
   });
@@ -79,7 +92,8 @@ function makeResolver(file: string) {
   const orderedDict = callable('collections.OrderedDict', (args) => {
     const m = new Map<unknown, unknown>();
     const items = args[0];
-    if (Array.isArray(items)) for (const pair of items) if (Array.isArray(pair) && pair.length === 2) m.set(pair[0], pair[1]);
+    if (Array.isArray(items))
+      for (const pair of items) if (Array.isArray(pair) && pair.length === 2) m.set(pair[0], pair[1]);
     return m;
   });
   const allowed: Record<string, unknown> = {
@@ -112,16 +126,27 @@ function storageRef(pid: unknown, file: string): { key: string; dtype: DType; nu
   }
   const [, type, key, , count, view] = pid;
   if (typeof type !== 'object' || type === null || (type as StorageType).kind !== 'storage-type') {
-    throw new KensaError('E_FORMAT', 'not a readable PyTorch checkpoint: a storage has no known element type', { file });
+    throw new KensaError(
+      'E_FORMAT',
+      'not a readable PyTorch checkpoint: a storage has no known element type',
+      { file },
+    );
   }
   if (typeof key !== 'string' || !Number.isSafeInteger(count) || (count as number) < 0) {
-    throw new KensaError('E_FORMAT', 'not a readable PyTorch checkpoint: a storage record is malformed', { file });
+    throw new KensaError('E_FORMAT', 'not a readable PyTorch checkpoint: a storage record is malformed', {
+      file,
+    });
   }
   return { key, dtype: (type as StorageType).dtype, numel: count as number, view };
 }
 
 /** Gathers a tensor's elements (any strides) out of its storage, checking every bound first. */
-function materialize(t: PendingTensor, storages: Map<string, Uint8Array>, file: string, name: string): Tensor {
+function materialize(
+  t: PendingTensor,
+  storages: Map<string, Uint8Array>,
+  file: string,
+  name: string,
+): Tensor {
   const { storage, offset, shape, stride } = t;
   const bytes = storages.get(storage.key);
   const size = DTYPE_BYTES[storage.dtype];
@@ -143,10 +168,15 @@ function materialize(t: PendingTensor, storages: Map<string, Uint8Array>, file: 
     expect *= shape[i];
   }
   if (contiguous) {
-    return { dtype: storage.dtype, shape, data: typedArrayFromBytes(storage.dtype, bytes.subarray(start), count) };
+    return {
+      dtype: storage.dtype,
+      shape,
+      data: typedArrayFromBytes(storage.dtype, bytes.subarray(start), count),
+    };
   }
   const source = typedArrayFromBytes(storage.dtype, bytes.subarray(start), last - offset + 1);
-  const out = typedArrayFromBytes(storage.dtype, new Uint8Array(count * size), count) as TensorData & ArrayLike<unknown>;
+  const out = typedArrayFromBytes(storage.dtype, new Uint8Array(count * size), count) as TensorData &
+    ArrayLike<unknown>;
   const index = new Array(shape.length).fill(0);
   for (let n = 0; n < count; n++) {
     let at = 0;
@@ -162,7 +192,8 @@ function materialize(t: PendingTensor, storages: Map<string, Uint8Array>, file: 
 
 /** Finds the tensor dict inside what was unpickled: the object itself, or a `state_dict`/`model` entry. */
 function findStateDict(root: unknown, file: string): Map<string, PendingTensor> {
-  const tensorsIn = (m: Map<unknown, unknown>) => [...m.values()].filter((v) => v instanceof PendingTensor).length;
+  const tensorsIn = (m: Map<unknown, unknown>) =>
+    [...m.values()].filter((v) => v instanceof PendingTensor).length;
   let dict: Map<unknown, unknown> | undefined;
   if (root instanceof Map) {
     dict = root;
@@ -177,7 +208,9 @@ function findStateDict(root: unknown, file: string): Map<string, PendingTensor> 
     }
   }
   if (!dict || tensorsIn(dict) === 0) {
-    throw new KensaError('E_FORMAT', 'the checkpoint holds no state_dict (no dict of tensors was found)', { file });
+    throw new KensaError('E_FORMAT', 'the checkpoint holds no state_dict (no dict of tensors was found)', {
+      file,
+    });
   }
   const out = new Map<string, PendingTensor>();
   const allPrefixed = [...dict.keys()].every((k) => typeof k === 'string' && k.startsWith('module.'));
@@ -189,18 +222,28 @@ function findStateDict(root: unknown, file: string): Map<string, PendingTensor> 
 
 function finish(root: unknown, storages: Map<string, Uint8Array>, file: string): StateDict {
   const result: StateDict = new Map();
-  for (const [name, pending] of findStateDict(root, file)) result.set(name, materialize(pending, storages, file, name));
+  for (const [name, pending] of findStateDict(root, file))
+    result.set(name, materialize(pending, storages, file, name));
   return result;
 }
 
 function readTorchZip(bytes: Uint8Array, file: string, names: string[]): StateDict {
   const pkl = names.find((n) => n.endsWith('/data.pkl') || n === 'data.pkl');
-  if (!pkl) throw new KensaError('E_FORMAT', 'a zip file without data.pkl is not a PyTorch checkpoint', { file });
+  if (!pkl)
+    throw new KensaError('E_FORMAT', 'a zip file without data.pkl is not a PyTorch checkpoint', { file });
   const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
-  const entries = readZip(bytes, file, (n) => n === pkl || n.startsWith(`${prefix}data/`) || n === `${prefix}byteorder`);
+  const entries = readZip(
+    bytes,
+    file,
+    (n) => n === pkl || n.startsWith(`${prefix}data/`) || n === `${prefix}byteorder`,
+  );
   const byteorder = entries.get(`${prefix}byteorder`);
   if (byteorder && new TextDecoder().decode(byteorder).trim() !== 'little') {
-    throw new KensaError('E_FORMAT', 'big-endian checkpoints are not supported; re-save it on a little-endian machine', { file });
+    throw new KensaError(
+      'E_FORMAT',
+      'big-endian checkpoints are not supported; re-save it on a little-endian machine',
+      { file },
+    );
   }
   const storages = new Map<string, Uint8Array>();
   const { value } = unpickle(entries.get(pkl)!, 0, {
@@ -209,7 +252,12 @@ function readTorchZip(bytes: Uint8Array, file: string, names: string[]): StateDi
     persistentLoad: (pid) => {
       const { key, dtype, numel: count } = storageRef(pid, file);
       const data = entries.get(`${prefix}data/${key}`);
-      if (!data) throw new KensaError('E_FORMAT', `the checkpoint lacks storage data/${key}; the file may be truncated`, { file });
+      if (!data)
+        throw new KensaError(
+          'E_FORMAT',
+          `the checkpoint lacks storage data/${key}; the file may be truncated`,
+          { file },
+        );
       storages.set(key, data);
       return { kind: 'storage', key, dtype, base: 0, numel: count } satisfies StorageRef;
     },
@@ -221,13 +269,22 @@ function readLegacy(bytes: Uint8Array, file: string): StateDict {
   const plain = { file, resolveGlobal: makeResolver(file), persistentLoad: () => null };
   const magic = unpickle(bytes, 0, plain);
   if (magic.value !== LEGACY_MAGIC) {
-    throw new KensaError('E_FORMAT', 'a pickle file that is not a PyTorch checkpoint (wrong magic number)', { file });
+    throw new KensaError('E_FORMAT', 'a pickle file that is not a PyTorch checkpoint (wrong magic number)', {
+      file,
+    });
   }
   const protocol = unpickle(bytes, magic.end, plain);
-  if (protocol.value !== 1001) throw new KensaError('E_FORMAT', `unsupported legacy checkpoint protocol ${String(protocol.value)}`, { file });
+  if (protocol.value !== 1001)
+    throw new KensaError('E_FORMAT', `unsupported legacy checkpoint protocol ${String(protocol.value)}`, {
+      file,
+    });
   const sysInfo = unpickle(bytes, protocol.end, plain);
   if (sysInfo.value instanceof Map && sysInfo.value.get('little_endian') === false) {
-    throw new KensaError('E_FORMAT', 'big-endian checkpoints are not supported; re-save it on a little-endian machine', { file });
+    throw new KensaError(
+      'E_FORMAT',
+      'big-endian checkpoints are not supported; re-save it on a little-endian machine',
+      { file },
+    );
   }
   const roots = new Map<string, { dtype: DType; numel: number }>();
   const main = unpickle(bytes, sysInfo.end, {
@@ -244,14 +301,19 @@ function readLegacy(bytes: Uint8Array, file: string): StateDict {
     },
   });
   const keys = unpickle(bytes, main.end, plain);
-  if (!Array.isArray(keys.value)) throw new KensaError('E_FORMAT', 'not a readable PyTorch checkpoint: no storage list', { file });
+  if (!Array.isArray(keys.value))
+    throw new KensaError('E_FORMAT', 'not a readable PyTorch checkpoint: no storage list', { file });
   const storages = new Map<string, Uint8Array>();
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let pos = keys.end;
   for (const key of keys.value as unknown[]) {
     const root = roots.get(String(key));
-    if (!root) throw new KensaError('E_FORMAT', `not a readable PyTorch checkpoint: unknown storage ${String(key)}`, { file });
-    if (pos + 8 > bytes.length) throw new KensaError('E_FORMAT', 'the checkpoint ends early; it may be truncated', { file });
+    if (!root)
+      throw new KensaError('E_FORMAT', `not a readable PyTorch checkpoint: unknown storage ${String(key)}`, {
+        file,
+      });
+    if (pos + 8 > bytes.length)
+      throw new KensaError('E_FORMAT', 'the checkpoint ends early; it may be truncated', { file });
     const count = view.getBigUint64(pos, true);
     const length = count * BigInt(DTYPE_BYTES[root.dtype]);
     pos += 8;
@@ -272,7 +334,8 @@ function looksLikeSafetensors(bytes: Uint8Array): boolean {
 export function parseCheckpoint(bytes: Uint8Array, file: string): StateDict {
   if (isZip(bytes)) {
     const names = listZip(bytes, file);
-    if (names.some((n) => n === 'data.pkl' || n.endsWith('/data.pkl'))) return readTorchZip(bytes, file, names);
+    if (names.some((n) => n === 'data.pkl' || n.endsWith('/data.pkl')))
+      return readTorchZip(bytes, file, names);
     const inner = names.filter((n) => CHECKPOINT_EXTENSIONS.some((ext) => n.toLowerCase().endsWith(ext)));
     if (inner.length !== 1) {
       throw new KensaError(
@@ -303,11 +366,14 @@ export async function readCheckpoint(path: string): Promise<StateDict> {
   try {
     bytes = await readFile(path);
   } catch (error) {
-    throw new KensaError('E_NOT_FOUND', `cannot read the weights file (${(error as NodeJS.ErrnoException).code ?? error}). Check the path`, {
-      file: path,
-      cause: error,
-    });
+    throw new KensaError(
+      'E_NOT_FOUND',
+      `cannot read the weights file (${(error as NodeJS.ErrnoException).code ?? error}). Check the path`,
+      {
+        file: path,
+        cause: error,
+      },
+    );
   }
   return parseCheckpoint(bytes, path);
 }
-

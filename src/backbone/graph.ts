@@ -27,13 +27,19 @@ export function buildBackboneGraph(
   const input = g.input(INPUT_NAME, ['batch', 3, 'height', 'width']);
   let features: [string, string, string];
   if (architecture.family === 'resnet') {
-    if (options.head) throw new KensaError('E_ARGUMENT', `the classifier head is available for EfficientNet-Lite only, not ${name}`);
+    if (options.head)
+      throw new KensaError(
+        'E_ARGUMENT',
+        `the classifier head is available for EfficientNet-Lite only, not ${name}`,
+      );
     features = buildResNet(g, w, architecture, input);
   } else {
     const out = buildEfficientNetLite(g, w, architecture, input, options.head ?? false);
     features = out.features;
     if (out.logits) g.output('logits', out.logits, ['batch', 'classes']);
   }
-  features.forEach((f, i) => g.output(FEATURE_OUTPUTS[i], f, ['batch', `c${i + 1}`, `h${i + 1}`, `w${i + 1}`]));
+  features.forEach((f, i) =>
+    g.output(FEATURE_OUTPUTS[i], f, ['batch', `c${i + 1}`, `h${i + 1}`, `w${i + 1}`]),
+  );
   return g.encode(name);
 }

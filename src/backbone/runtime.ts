@@ -58,14 +58,23 @@ export class OnnxSession {
   }
 
   /** Runs the graph; inputs are checked against the session's input names first. */
-  async run(inputs: Record<string, RunOutput>, outputs?: readonly string[]): Promise<Record<string, RunOutput>> {
+  async run(
+    inputs: Record<string, RunOutput>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, RunOutput>> {
     const missing = this.session.inputNames.filter((n) => !(n in inputs));
     if (missing.length) {
-      throw new KensaError('E_ARGUMENT', `missing model inputs: ${missing.join(', ')} (the model takes ${this.session.inputNames.join(', ')})`);
+      throw new KensaError(
+        'E_ARGUMENT',
+        `missing model inputs: ${missing.join(', ')} (the model takes ${this.session.inputNames.join(', ')})`,
+      );
     }
     const feeds: Record<string, OrtTensor> = {};
-    for (const [name, v] of Object.entries(inputs)) feeds[name] = new this.ort.Tensor('float32', v.data, v.dims);
-    const result = outputs ? await this.session.run(feeds, outputs as string[]) : await this.session.run(feeds);
+    for (const [name, v] of Object.entries(inputs))
+      feeds[name] = new this.ort.Tensor('float32', v.data, v.dims);
+    const result = outputs
+      ? await this.session.run(feeds, outputs as string[])
+      : await this.session.run(feeds);
     const out: Record<string, RunOutput> = {};
     for (const [name, t] of Object.entries(result)) {
       out[name] = { data: t.data as Float32Array, dims: [...t.dims] };

@@ -64,7 +64,12 @@ export function manualInstructions(spec: BackboneSpec, cacheDir: string): string
   return lines.join('\n');
 }
 
-async function download(url: string, target: string, source: WeightSource, onProgress?: ProgressCallback): Promise<string> {
+async function download(
+  url: string,
+  target: string,
+  source: WeightSource,
+  onProgress?: ProgressCallback,
+): Promise<string> {
   const response = await fetch(url, { redirect: 'follow' });
   if (!response.ok || !response.body) {
     throw new Error(`HTTP ${response.status} ${response.statusText}`);
@@ -98,12 +103,19 @@ async function download(url: string, target: string, source: WeightSource, onPro
   }
 }
 
-export async function resolveWeights(spec: BackboneSpec, options: ResolveOptions = {}): Promise<ResolvedWeights> {
+export async function resolveWeights(
+  spec: BackboneSpec,
+  options: ResolveOptions = {},
+): Promise<ResolvedWeights> {
   const source = spec.weights;
   if (options.weights) {
     const path = resolve(options.weights);
     if (!existsSync(path)) {
-      throw new KensaError('E_NOT_FOUND', `the weights file does not exist. Check the path given to --weights`, { file: path });
+      throw new KensaError(
+        'E_NOT_FOUND',
+        `the weights file does not exist. Check the path given to --weights`,
+        { file: path },
+      );
     }
     const sha256 = await sha256File(path);
     return { path, sha256, origin: 'file', official: isOfficial(source, sha256) };

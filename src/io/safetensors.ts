@@ -48,7 +48,10 @@ export function parseSafetensors(bytes: Uint8Array, file?: string): SafetensorsF
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = view.getBigUint64(0, true);
   if (headerLength > BigInt(Math.min(MAX_HEADER_BYTES, bytes.length - 8))) {
-    fail(file, `the header claims ${headerLength} bytes but the file has ${bytes.length - 8} after the length`);
+    fail(
+      file,
+      `the header claims ${headerLength} bytes but the file has ${bytes.length - 8} after the length`,
+    );
   }
   const n = Number(headerLength);
   let header: unknown;
@@ -57,13 +60,15 @@ export function parseSafetensors(bytes: Uint8Array, file?: string): SafetensorsF
   } catch (error) {
     fail(file, `the header is not JSON (${(error as Error).message})`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail(file, 'the header is not a JSON object');
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    fail(file, 'the header is not a JSON object');
   const data = bytes.subarray(8 + n);
   const tensors = new Map<string, Tensor>();
   let metadata: Record<string, string> = {};
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) fail(file, '__metadata__ is not an object');
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+        fail(file, '__metadata__ is not an object');
       for (const [k, v] of Object.entries(entry)) {
         if (typeof v !== 'string') fail(file, `__metadata__.${k} is not a string`);
       }
@@ -86,14 +91,24 @@ export function parseSafetensors(bytes: Uint8Array, file?: string): SafetensorsF
       offsets[0] > offsets[1] ||
       offsets[1] > data.length
     ) {
-      fail(file, `tensor '${name}' has data offsets ${JSON.stringify(offsets)} outside the ${data.length} data bytes`);
+      fail(
+        file,
+        `tensor '${name}' has data offsets ${JSON.stringify(offsets)} outside the ${data.length} data bytes`,
+      );
     }
     const count = numel(shape as number[]);
     const [begin, end] = offsets as [number, number];
     if (!Number.isSafeInteger(count) || count * DTYPE_BYTES[dtype] !== end - begin) {
-      fail(file, `tensor '${name}' of shape [${(shape as number[]).join(', ')}] does not fit its ${end - begin} bytes`);
+      fail(
+        file,
+        `tensor '${name}' of shape [${(shape as number[]).join(', ')}] does not fit its ${end - begin} bytes`,
+      );
     }
-    tensors.set(name, { dtype, shape: shape as number[], data: typedArrayFromBytes(dtype, data.subarray(begin, end), count) });
+    tensors.set(name, {
+      dtype,
+      shape: shape as number[],
+      data: typedArrayFromBytes(dtype, data.subarray(begin, end), count),
+    });
   }
   return { tensors, metadata };
 }
@@ -103,10 +118,14 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   try {
     bytes = await readFile(path);
   } catch (error) {
-    throw new KensaError('E_NOT_FOUND', `cannot read the file (${(error as NodeJS.ErrnoException).code ?? error}). Check the path`, {
-      file: path,
-      cause: error,
-    });
+    throw new KensaError(
+      'E_NOT_FOUND',
+      `cannot read the file (${(error as NodeJS.ErrnoException).code ?? error}). Check the path`,
+      {
+        file: path,
+        cause: error,
+      },
+    );
   }
   return parseSafetensors(bytes, path);
 }
@@ -115,7 +134,10 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
  * Serialises tensors (in the order given) and string metadata. The output depends only on the inputs,
  * so the same tensors give byte-identical files. The header is padded with spaces to a multiple of 8.
  */
-export function serializeSafetensors(tensors: Iterable<[string, Tensor]>, metadata: Record<string, string> = {}): Uint8Array {
+export function serializeSafetensors(
+  tensors: Iterable<[string, Tensor]>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   const parts: Uint8Array[] = [];
@@ -124,9 +146,16 @@ export function serializeSafetensors(tensors: Iterable<[string, Tensor]>, metada
     if (name === '__metadata__') throw new KensaError('E_ARGUMENT', `'__metadata__' cannot be a tensor name`);
     const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     if (bytes.length !== numel(t.shape) * DTYPE_BYTES[t.dtype]) {
-      throw new KensaError('E_SHAPE', `tensor '${name}': ${t.data.length} values do not fill shape [${t.shape.join(', ')}]`);
+      throw new KensaError(
+        'E_SHAPE',
+        `tensor '${name}': ${t.data.length} values do not fill shape [${t.shape.join(', ')}]`,
+      );
     }
-    header[name] = { dtype: FROM_DTYPE[t.dtype], shape: t.shape, data_offsets: [offset, offset + bytes.length] };
+    header[name] = {
+      dtype: FROM_DTYPE[t.dtype],
+      shape: t.shape,
+      data_offsets: [offset, offset + bytes.length],
+    };
     parts.push(bytes);
     offset += bytes.length;
   }

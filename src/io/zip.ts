@@ -16,8 +16,15 @@ export const isZip = (bytes: Uint8Array): boolean =>
 
 function checkEntry(info: UnzipFileInfo, file: string): void {
   const name = info.name;
-  if (name.startsWith('/') || name.includes('\\') || /^[A-Za-z]:/.test(name) || name.split('/').includes('..')) {
-    throw new KensaError('E_UNSAFE', `refusing to read the archive: entry '${name}' points outside it`, { file });
+  if (
+    name.startsWith('/') ||
+    name.includes('\\') ||
+    /^[A-Za-z]:/.test(name) ||
+    name.split('/').includes('..')
+  ) {
+    throw new KensaError('E_UNSAFE', `refusing to read the archive: entry '${name}' points outside it`, {
+      file,
+    });
   }
   const declared = info.originalSize;
   const tooLarge =
@@ -37,7 +44,11 @@ function checkEntry(info: UnzipFileInfo, file: string): void {
  * Lists the entry names, checking every entry; then inflates only the entries `want` picks.
  * Returns the picked entries by name.
  */
-export function readZip(bytes: Uint8Array, file: string, want: (name: string) => boolean): Map<string, Uint8Array> {
+export function readZip(
+  bytes: Uint8Array,
+  file: string,
+  want: (name: string) => boolean,
+): Map<string, Uint8Array> {
   let entries: Record<string, Uint8Array>;
   try {
     entries = unzipSync(bytes, {

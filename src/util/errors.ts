@@ -46,7 +46,12 @@ export function unknownChoice(kind: string, value: string, choices: readonly str
   return new KensaError('E_ARGUMENT', `unknown ${kind} '${value}'; choose one of: ${choices.join(', ')}`);
 }
 
-export function assertInteger(name: string, value: unknown, min: number, max: number): asserts value is number {
+export function assertInteger(
+  name: string,
+  value: unknown,
+  min: number,
+  max: number,
+): asserts value is number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw invalidParameter(name, `integer between ${min} and ${max}`, value);
   }

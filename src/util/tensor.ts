@@ -1,6 +1,7 @@
 /** A dense, row-major tensor as the readers return it: the raw element type is kept until asked for. */
 
-export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+export type DType =
+  'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
 export type TensorData =
   | Float32Array

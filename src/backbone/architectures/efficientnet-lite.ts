@@ -65,7 +65,13 @@ function mbConv(g: GraphBuilder, w: Weights, x: string, b: LiteBlock): string {
   let y = x;
   if (b.expand !== 1) y = g.relu6(g.convBn(y, `${p}._expand_conv`, `${p}._bn0`, EPS));
   const dw = w.tensor(`${p}._depthwise_conv.weight`, 4);
-  y = g.relu6(g.convBn(y, `${p}._depthwise_conv`, `${p}._bn1`, EPS, { stride: b.stride, pads: b.pads, group: dw.shape[0] }));
+  y = g.relu6(
+    g.convBn(y, `${p}._depthwise_conv`, `${p}._bn1`, EPS, {
+      stride: b.stride,
+      pads: b.pads,
+      group: dw.shape[0],
+    }),
+  );
   y = g.convBn(y, `${p}._project_conv`, `${p}._bn2`, EPS);
   const inC = b.expand !== 1 ? w.tensor(`${p}._expand_conv.weight`, 4).shape[1] : dw.shape[0];
   const outC = w.tensor(`${p}._project_conv.weight`, 4).shape[0];
@@ -93,7 +99,9 @@ export function buildEfficientNetLite(
   };
   const taps = [lastAt(4), lastAt(8), lastAt(16)];
   const end = withHead ? blocks.length - 1 : taps[2];
-  let x = g.relu6(g.convBn(input, '_conv_stem', '_bn0', EPS, { stride: 2, pads: samePadding(arch.imageSize, 3, 2) }));
+  let x = g.relu6(
+    g.convBn(input, '_conv_stem', '_bn0', EPS, { stride: 2, pads: samePadding(arch.imageSize, 3, 2) }),
+  );
   const features: string[] = [];
   for (const b of blocks.slice(0, end + 1)) {
     x = mbConv(g, w, x, b);

@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+/** The kensa command line: one module per verb, each thin (parse, call the library, print). */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { KensaError } from '../util/errors.js';
+import * as backbones from './backbones.js';
+import * as fetchWeights from './fetch-weights.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('kensa')
+    .description(
+      'kensa (検査): visual anomaly inspection — train on good parts only, find and localise defects.',
+    )
+    .version(pkg.version, '-v, --version')
+    .showHelpAfterError('(run kensa --help for the commands)')
+    .exitOverride();
+  backbones.register(program);
+  fetchWeights.register(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof KensaError) {
+      process.stderr.write(`kensa: ${error.message}\n`);
+      return error.code === 'E_ARGUMENT' ? 2 : 1;
+    }
+    process.stderr.write(`kensa: unexpected error: ${(error as Error).stack ?? error}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,55 @@
+/** Turns library progress callbacks into a bar on a terminal, or a line every few seconds otherwise. */
+import cliProgress from 'cli-progress';
+import type { ProgressCallback, ProgressEvent } from '../util/progress.js';
+
+const mb = (n: number) => (n / 1e6).toFixed(1);
+
+function formatValue(e: ProgressEvent, v: number): string {
+  return e.unit === 'bytes' ? `${mb(v)} MB` : String(v);
+}
+
+/** A progress callback that draws on stderr; call `stop()` when done. */
+export function progressReporter(
+  stream: NodeJS.WriteStream = process.stderr,
+): ProgressCallback & { stop(): void } {
+  let bar: cliProgress.SingleBar | undefined;
+  let task = '';
+  let lastLine = 0;
+  const start = Date.now();
+  const report = ((e: ProgressEvent) => {
+    if (stream.isTTY) {
+      if (task !== e.task) {
+        bar?.stop();
+        task = e.task;
+        bar = new cliProgress.SingleBar(
+          {
+            stream,
+            format: `${e.task} [{bar}] {percentage}% | {doneText}/{totalText} | {rate} | ETA {eta_formatted}`,
+            hideCursor: true,
+            etaBuffer: 50,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(e.total || 1, 0, { doneText: '0', totalText: formatValue(e, e.total), rate: '' });
+      }
+      const seconds = (Date.now() - start) / 1000;
+      const rate =
+        seconds > 0
+          ? `${e.unit === 'bytes' ? `${mb(e.done / seconds)} MB` : (e.done / seconds).toFixed(1)}/s`
+          : '';
+      bar?.setTotal(e.total || 1);
+      bar?.update(e.done, { doneText: formatValue(e, e.done), totalText: formatValue(e, e.total), rate });
+    } else if (Date.now() - lastLine > 5000 || e.done === e.total) {
+      lastLine = Date.now();
+      stream.write(
+        `${e.task}: ${formatValue(e, e.done)}/${formatValue(e, e.total)} ${e.unit === 'bytes' ? '' : e.unit}\n`,
+      );
+    }
+  }) as ProgressCallback & { stop(): void };
+  report.stop = () => {
+    bar?.stop();
+    bar = undefined;
+    task = '';
+  };
+  return report;
+}

@@ -1,0 +1,49 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, KENSA_OFFLINE: '1' },
+  });
+
+describe('kensa command line (built dist/)', () => {
+  it('--help lists the commands', () => {
+    const r = run('--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Usage: kensa');
+    expect(r.stdout).toContain('backbones');
+    expect(r.stdout).toContain('fetch-weights');
+  });
+
+  it('--version prints the package version', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    expect(execFileSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' }).trim()).toBe(pkg.version);
+  });
+
+  it('backbones --json lists the five architectures', () => {
+    const r = run('backbones', '--json');
+    const names = JSON.parse(r.stdout).backbones.map((b: { name: string }) => b.name);
+    expect(names).toEqual([
+      'efficientnet_lite0',
+      'efficientnet_lite1',
+      'efficientnet_lite2',
+      'resnet18',
+      'wide_resnet50_2',
+    ]);
+  });
+
+  it('an unknown backbone is an error that lists the choices, with exit code 2', () => {
+    const r = run('fetch-weights', 'vgg16');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(
+      "kensa: unknown backbone 'vgg16'; choose one of: efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, resnet18, wide_resnet50_2",
+    );
+  });
+
+  it('an unknown command exits with 2', () => {
+    expect(run('frobnicate').status).toBe(2);
+  });
+});
