@@ -10,9 +10,7 @@ import { getBackbone, type BackboneSpec } from './registry.js';
 import { OnnxSession, type RunOutput } from './runtime.js';
 import { resolveWeights, type ResolveOptions, type ResolvedWeights } from './weights.js';
 
-/** ImageNet normalisation, the preprocessing every supported backbone was trained with. */
-export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
-export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+export { IMAGENET_MEAN, IMAGENET_STD } from '../image/preprocess.js';
 
 export interface FeatureMap {
   data: Float32Array;

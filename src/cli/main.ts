@@ -4,7 +4,11 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { KensaError } from '../util/errors.js';
 import * as backbones from './backbones.js';
+import * as demo from './demo.js';
 import * as fetchWeights from './fetch-weights.js';
+import * as predict from './predict.js';
+import * as test from './test.js';
+import * as train from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -20,8 +24,7 @@ export function buildProgram(): Command {
     .version(pkg.version, '-v, --version')
     .showHelpAfterError('(run kensa --help for the commands)')
     .exitOverride();
-  backbones.register(program);
-  fetchWeights.register(program);
+  for (const verb of [demo, train, test, predict, backbones, fetchWeights]) verb.register(program);
   return program;
 }
 

@@ -1,0 +1,52 @@
+/** kensa predict: inspect new images with a trained model. */
+import type { Command } from 'commander';
+import { predict } from '../pipeline/predict.js';
+import { integer, threshold } from './options.js';
+import { progressReporter } from './progress.js';
+
+export function register(program: Command): void {
+  program
+    .command('predict')
+    .description(
+      'inspect images (files, folders or glob patterns): OK/NG, scores, defect boxes, NG list and heat-map overlays',
+    )
+    .argument('<images...>', 'image files, folders or glob patterns (quote patterns)')
+    .requiredOption('--model <file>', 'model file from kensa train')
+    .requiredOption('--out <dir>', 'results folder')
+    .option(
+      '--threshold <t>',
+      'fpr0 (default: no false alarm on known-good images), f1, quantile, or a number',
+      threshold,
+      'fpr0',
+    )
+    .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
+    .option('--batch <n>', 'images per backbone batch', integer('--batch'), 16)
+    .option('--no-overlays', 'skip the heat-map overlays')
+    .option('--figures', 'also write the five-panel figure of each image')
+    .action(async (images: string[], o) => {
+      const progress = progressReporter();
+      try {
+        const { predictions, threshold: t } = await predict({
+          model: o.model,
+          inputs: images,
+          out: o.out,
+          threshold: o.threshold,
+          weights: o.weights,
+          batch: o.batch,
+          overlays: o.overlays,
+          figures: o.figures,
+          onProgress: progress,
+        });
+        progress.stop();
+        const ng = predictions.filter((p) => p.verdict === 'NG').length;
+        console.log(
+          `results: ${o.out} (predictions.csv, predictions.json, ng_list.txt${o.overlays ? ', overlays/' : ''})`,
+        );
+        console.log(
+          `  ${predictions.length} images: ${ng} NG, ${predictions.length - ng} OK (threshold ${t.toFixed(3)})`,
+        );
+      } finally {
+        progress.stop();
+      }
+    });
+}

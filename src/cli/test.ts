@@ -1,0 +1,57 @@
+/** kensa test: evaluate a model on a labelled test set. */
+import type { Command } from 'commander';
+import { test } from '../pipeline/evaluate.js';
+import { integer } from './options.js';
+import { progressReporter } from './progress.js';
+
+const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
+
+export function register(program: Command): void {
+  program
+    .command('test')
+    .description(
+      'score test/good and test/<defect> of an MVTec-layout folder: metrics, curves, predictions and figures',
+    )
+    .requiredOption('--model <file>', 'model file from kensa train')
+    .requiredOption('--data <dir>', 'data folder with test/ (and optionally ground_truth/)')
+    .requiredOption('--out <dir>', 'results folder')
+    .option(
+      '--save-model <file>',
+      'write a copy of the model with the best-F1 threshold stored (for --threshold f1)',
+    )
+    .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
+    .option('--batch <n>', 'images per backbone batch', integer('--batch'), 16)
+    .option('--no-figures', 'skip the per-image figures')
+    .action(async (o) => {
+      const progress = progressReporter();
+      try {
+        const { metrics } = await test({
+          model: o.model,
+          data: o.data,
+          out: o.out,
+          saveModel: o.saveModel,
+          weights: o.weights,
+          batch: o.batch,
+          figures: o.figures,
+          onProgress: progress,
+        });
+        progress.stop();
+        const c = metrics.confusion.fpr0;
+        console.log(
+          `results: ${o.out} (metrics.json, predictions.csv, roc.png, pr.png${o.figures ? ', figures/' : ''})`,
+        );
+        console.log(
+          `  image AUROC ${fmt(metrics.image_auroc)}  pixel AUROC ${fmt(metrics.pixel_auroc)}  AUPRO ${fmt(metrics.aupro)}  AP ${fmt(metrics.image_ap)}  F1-max ${fmt(metrics.image_f1_max)}`,
+        );
+        console.log(
+          `  at fpr0 (${metrics.thresholds.fpr0.toFixed(3)}): ${c.tp} NG found, ${c.fn} missed, ${c.fp} false alarms, ${c.tn} OK`,
+        );
+        for (const [name, reason] of Object.entries(metrics.undefined_reasons))
+          console.log(`  ${name}: n/a (${reason})`);
+        if (o.saveModel && metrics.thresholds.f1 !== null)
+          console.log(`  model with f1 threshold ${metrics.thresholds.f1.toFixed(3)}: ${o.saveModel}`);
+      } finally {
+        progress.stop();
+      }
+    });
+}

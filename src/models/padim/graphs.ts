@@ -1,0 +1,229 @@
+/**
+ * PaDiM's per-batch work as ONNX graphs on onnxruntime, built once per model:
+ *
+ *   embed:  layer1..3 → [P, B, d] patch embeddings minus a shift (for fitting), and their sum over B
+ *   score:  layer1..3 → embeddings → Mahalanobis distances → A·D·Aᵀ (upsampling + Gaussian smoothing)
+ *           → anomaly maps [B, S, S] and image scores (their maxima) [B]
+ *
+ * The embedding (coarser maps repeated over the stride-4 grid, a fixed channel subset) is a nearest
+ * Resize, a Concat and a Gather, so no feature map is re-arranged in JavaScript.
+ */
+import onnxProto from 'onnx-proto';
+import type { FeatureMap } from '../../backbone/backbone.js';
+import { OnnxSession, type RunOutput } from '../../backbone/runtime.js';
+import { upsampleSmoothMatrix } from '../../postprocess/smoothing-matrix.js';
+import type { EmbeddingLayout } from './embedding.js';
+
+const { onnx } = onnxProto;
+const T = onnx.TensorProto.DataType;
+type Node = {
+  op: string;
+  inputs: string[];
+  output: string;
+  attrs?: Record<string, number | number[] | string>;
+};
+
+function vi(name: string, dims: (number | string)[]) {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: T.FLOAT,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+const f32 = (name: string, dims: number[], data: Float32Array) =>
+  onnx.TensorProto.create({
+    name,
+    dims,
+    dataType: T.FLOAT,
+    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  });
+const i64 = (name: string, values: number[]) =>
+  onnx.TensorProto.create({ name, dims: [values.length], dataType: T.INT64, int64Data: values });
+
+function encode(
+  nodes: Node[],
+  inputs: ReturnType<typeof vi>[],
+  outputs: ReturnType<typeof vi>[],
+  initializer: InstanceType<typeof onnx.TensorProto>[],
+) {
+  const A = onnx.AttributeProto.AttributeType;
+  return onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'kensa',
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'padim',
+        node: nodes.map((n) =>
+          onnx.NodeProto.create({
+            opType: n.op,
+            input: n.inputs,
+            output: [n.output],
+            attribute: Object.entries(n.attrs ?? {}).map(([name, v]) =>
+              typeof v === 'string'
+                ? { name, type: A.STRING, s: new TextEncoder().encode(v) }
+                : Array.isArray(v)
+                  ? { name, type: A.INTS, ints: v }
+                  : { name, type: A.INT, i: v },
+            ),
+          }),
+        ),
+        input: inputs,
+        output: outputs,
+        initializer,
+      },
+    }),
+  ).finish();
+}
+
+/** Nodes from the three feature maps to embeddings x: [P, B, d]. */
+function embeddingNodes(): Node[] {
+  const nearest = { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' };
+  return [
+    { op: 'Resize', inputs: ['layer2', '', 'scale2'], output: 'up2', attrs: nearest },
+    { op: 'Resize', inputs: ['layer3', '', 'scale4'], output: 'up3', attrs: nearest },
+    { op: 'Concat', inputs: ['layer1', 'up2', 'up3'], output: 'cat', attrs: { axis: 1 } },
+    { op: 'Gather', inputs: ['cat', 'channel_index'], output: 'sel', attrs: { axis: 1 } },
+    { op: 'Reshape', inputs: ['sel', 'shape_bdp'], output: 'bdp' },
+    { op: 'Transpose', inputs: ['bdp'], output: 'x', attrs: { perm: [2, 0, 1] } },
+  ];
+}
+
+function embeddingInitializers(layout: EmbeddingLayout) {
+  return [
+    f32('scale2', [4], new Float32Array([1, 1, 2, 2])),
+    f32('scale4', [4], new Float32Array([1, 1, 4, 4])),
+    i64('channel_index', Array.from(layout.index)),
+    i64('shape_bdp', [0, 0, -1]),
+  ];
+}
+
+function featureInputs(layout: EmbeddingLayout) {
+  const [c1, c2, c3] = layout.channels;
+  const { height: h, width: w } = layout;
+  return [
+    vi('layer1', ['b', c1, h, w]),
+    vi('layer2', ['b', c2, h / 2, w / 2]),
+    vi('layer3', ['b', c3, h / 4, w / 4]),
+  ];
+}
+
+const feeds = (maps: readonly [FeatureMap, FeatureMap, FeatureMap]) => ({
+  layer1: maps[0],
+  layer2: maps[1],
+  layer3: maps[2],
+});
+
+/** Embeddings for fitting: x − shift, [P, B, d], and Σ_B (x − shift), [P, d]. */
+export class EmbedGraph {
+  private constructor(
+    private readonly session: OnnxSession,
+    private readonly P: number,
+    private readonly d: number,
+  ) {}
+
+  static async create(layout: EmbeddingLayout): Promise<EmbedGraph> {
+    const P = layout.height * layout.width;
+    const d = layout.index.length;
+    const nodes: Node[] = [
+      ...embeddingNodes(),
+      { op: 'Sub', inputs: ['x', 'shift'], output: 'centred' },
+      { op: 'ReduceSum', inputs: ['centred', 'axis1'], output: 'sum', attrs: { keepdims: 0 } },
+    ];
+    const model = encode(
+      nodes,
+      [...featureInputs(layout), vi('shift', [P, 1, d])],
+      [vi('centred', [P, 'b', d]), vi('sum', [P, d])],
+      [...embeddingInitializers(layout), i64('axis1', [1])],
+    );
+    return new EmbedGraph(await OnnxSession.create(model), P, d);
+  }
+
+  async run(
+    maps: readonly [FeatureMap, FeatureMap, FeatureMap],
+    shift: Float32Array,
+  ): Promise<{ x: Float32Array; sum: Float32Array }> {
+    const out = await this.session.run({ ...feeds(maps), shift: { data: shift, dims: [this.P, 1, this.d] } });
+    return { x: out.centred.data, sum: out.sum.data };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** From feature maps to anomaly maps [B, S, S] and image scores [B], with the model's statistics inside. */
+export class ScoreGraph {
+  private constructor(
+    private readonly session: OnnxSession,
+    readonly size: number,
+    private readonly stats: Record<'mean' | 'precision', RunOutput>,
+  ) {}
+
+  static async create(
+    layout: EmbeddingLayout,
+    mean: Float32Array,
+    precision: Float32Array,
+    size: number,
+    sigma: number,
+  ): Promise<ScoreGraph> {
+    const P = layout.height * layout.width;
+    const d = layout.index.length;
+    const h = layout.height;
+    const A = upsampleSmoothMatrix(h, size, sigma);
+    const At = new Float32Array(h * size);
+    for (let i = 0; i < size; i++) for (let j = 0; j < h; j++) At[j * size + i] = A[i * h + j];
+    const nodes: Node[] = [
+      ...embeddingNodes(),
+      { op: 'Sub', inputs: ['x', 'mean'], output: 'diff' },
+      { op: 'MatMul', inputs: ['diff', 'precision'], output: 'y' },
+      { op: 'Mul', inputs: ['y', 'diff'], output: 'prod' },
+      { op: 'ReduceSum', inputs: ['prod', 'axis2'], output: 'm2', attrs: { keepdims: 0 } },
+      { op: 'Relu', inputs: ['m2'], output: 'm2pos' },
+      { op: 'Sqrt', inputs: ['m2pos'], output: 'dist' },
+      { op: 'Transpose', inputs: ['dist'], output: 'dist_bp', attrs: { perm: [1, 0] } },
+      { op: 'Reshape', inputs: ['dist_bp', 'shape_grid'], output: 'grid' },
+      { op: 'MatMul', inputs: ['A', 'grid'], output: 'rows' },
+      { op: 'MatMul', inputs: ['rows', 'At'], output: 'map' },
+      { op: 'ReduceMax', inputs: ['map'], output: 'score', attrs: { axes: [1, 2], keepdims: 0 } },
+    ];
+    // mean and precision are inputs, not initializers: no copy of hundreds of megabytes into the graph
+    const model = encode(
+      nodes,
+      [...featureInputs(layout), vi('mean', [P, 1, d]), vi('precision', [P, d, d])],
+      [vi('map', ['b', size, size]), vi('score', ['b'])],
+      [
+        ...embeddingInitializers(layout),
+        f32('A', [size, h], A),
+        f32('At', [h, size], At),
+        i64('axis2', [2]),
+        i64('shape_grid', [-1, layout.height, layout.width]),
+      ],
+    );
+    return new ScoreGraph(await OnnxSession.create(model), size, {
+      mean: { data: mean, dims: [P, 1, d] },
+      precision: { data: precision, dims: [P, d, d] },
+    });
+  }
+
+  /** One anomaly map (S·S values) and score per image of the batch. */
+  async run(
+    maps: readonly [FeatureMap, FeatureMap, FeatureMap],
+  ): Promise<{ maps: Float32Array[]; scores: number[] }> {
+    const out = await this.session.run({ ...feeds(maps), ...this.stats });
+    const S2 = this.size * this.size;
+    const B = maps[0].dims[0];
+    return {
+      maps: Array.from({ length: B }, (_, b) => out.map.data.slice(b * S2, (b + 1) * S2)),
+      scores: Array.from(out.score.data),
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

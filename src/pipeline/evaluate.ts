@@ -1,0 +1,248 @@
+/**
+ * kensa test: scores a labelled test set (test/good, test/<defect>) and writes metrics.json (image and
+ * pixel AUROC, AUPRO, AP, F1-max, thresholds with their confusion counts, counts, timings), ROC and PR
+ * curves, predictions.csv and the five-panel figure of every image.
+ */
+import { join } from 'node:path';
+import { openDataset, type ImageItem } from '../data/dataset.js';
+import { aupro, type ProInput } from '../metrics/aupro.js';
+import {
+  auroc,
+  averagePrecision,
+  bestF1,
+  confusion,
+  prCurve,
+  rocCurve,
+  type Metric,
+} from '../metrics/classification.js';
+import { writeCsv, writeJson } from '../io/results.js';
+import { curvePng, writePng } from '../report/figures.js';
+import { KensaError } from '../util/errors.js';
+import type { ProgressCallback } from '../util/progress.js';
+import { Inspector } from './inspector.js';
+import { loadModel, saveModel, type KensaModel } from './model-file.js';
+import { figurePath, judge, outputName, writeFigure } from './outputs.js';
+
+export interface TestOptions {
+  model: string | KensaModel;
+  /** A data folder in the MVTec AD layout (its test/ part is used), or labelled items. */
+  data: string | ImageItem[];
+  out: string;
+  /** Write a copy of the model with the F1 threshold stored. */
+  saveModel?: string;
+  weights?: string;
+  cacheDir?: string;
+  batch?: number;
+  figures?: boolean;
+  onProgress?: ProgressCallback;
+}
+
+export interface TestImageResult {
+  file: string;
+  category: string;
+  label: 0 | 1;
+  score: number;
+  verdict_fpr0: 'OK' | 'NG';
+  regions: number;
+}
+
+export interface TestMetrics {
+  image_auroc: number | null;
+  pixel_auroc: number | null;
+  aupro: number | null;
+  image_ap: number | null;
+  image_f1_max: number | null;
+  /** Why a metric is null, by name. */
+  undefined_reasons: Record<string, string>;
+  thresholds: { fpr0: number; quantile: number; f1: number | null };
+  confusion: Record<string, ReturnType<typeof confusion>>;
+  counts: {
+    images: number;
+    good: number;
+    defective: number;
+    with_mask: number;
+    by_category: Record<string, number>;
+  };
+  timings_s: Record<string, number>;
+}
+
+export async function test(
+  options: TestOptions,
+): Promise<{ metrics: TestMetrics; images: TestImageResult[]; model: KensaModel }> {
+  const t0 = performance.now();
+  const timings: Record<string, number> = {};
+  const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
+  const items = typeof options.data === 'string' ? openDataset(options.data).test : options.data;
+  const root = typeof options.data === 'string' ? join(options.data, 'test') : undefined;
+  if (!items.length) {
+    throw new KensaError(
+      'E_NOT_FOUND',
+      'no test images found (expected test/good/* and test/<defect type>/*)',
+      {
+        file: typeof options.data === 'string' ? options.data : undefined,
+      },
+    );
+  }
+  const unlabelled = items.filter((i) => i.label === undefined);
+  if (unlabelled.length) {
+    throw new KensaError(
+      'E_ARGUMENT',
+      `kensa test needs labelled images (test/good, test/<defect>); ${unlabelled[0].path} has no label. Use kensa predict for unlabelled images`,
+    );
+  }
+  let s = performance.now();
+  const inspector = await Inspector.open(model, { weights: options.weights, cacheDir: options.cacheDir });
+  timings.load_backbone = (performance.now() - s) / 1000;
+  const size = inspector.size;
+  const threshold = model.meta.thresholds.fpr0;
+  const scores: number[] = [];
+  const labels: number[] = [];
+  const images: TestImageResult[] = [];
+  const pro: ProInput[] = [];
+  const pixelScores: Float32Array[] = [];
+  const pixelLabels: Uint8Array[] = [];
+  const withMasks = items.some((i) => i.mask);
+  s = performance.now();
+  let tFigures = 0;
+  try {
+    for await (const r of inspector.score(items, {
+      batch: options.batch,
+      onProgress: options.onProgress,
+      task: 'test: score',
+      loadMasks: true,
+    })) {
+      const label = r.item.label!;
+      scores.push(r.score);
+      labels.push(label);
+      const v = judge(r, threshold, size);
+      images.push({
+        file: r.item.path,
+        category: r.item.category ?? '',
+        label,
+        score: r.score,
+        verdict_fpr0: v.verdict,
+        regions: v.regions.length,
+      });
+      if (withMasks) {
+        // a defective image without a mask cannot be scored per pixel; good images are all-good pixels
+        const mask = r.mask ?? (label === 0 ? new Uint8Array(size * size) : undefined);
+        if (mask) {
+          pro.push({ map: r.map, mask, width: size, height: size });
+          pixelScores.push(r.map);
+          pixelLabels.push(mask);
+        }
+      }
+      if (options.figures ?? true) {
+        const f = performance.now();
+        const name = outputName(r.item.path, root, '.png');
+        await writeFigure(figurePath(options.out, name), r, v, model, threshold, size, name);
+        tFigures += performance.now() - f;
+      }
+    }
+  } finally {
+    await inspector.dispose();
+  }
+  timings.score = (performance.now() - s) / 1000 - tFigures / 1000;
+  timings.figures = tFigures / 1000;
+
+  s = performance.now();
+  const reasons: Record<string, string> = {};
+  const take = (name: string, m: Metric) => {
+    if (m.value === null && m.reason) reasons[name] = m.reason;
+    return m.value;
+  };
+  const image_auroc = take('image_auroc', auroc(scores, labels));
+  const image_ap = take('image_ap', averagePrecision(scores, labels));
+  const f1 = bestF1(scores, labels);
+  const image_f1_max = take('image_f1_max', f1.f1);
+  let pixel_auroc: number | null = null;
+  let aupro_value: number | null = null;
+  if (pixelScores.length) {
+    const n = pixelScores.reduce((a, m) => a + m.length, 0);
+    const allScores = new Float32Array(n);
+    const allLabels = new Uint8Array(n);
+    let at = 0;
+    pixelScores.forEach((m, i) => {
+      allScores.set(m, at);
+      allLabels.set(pixelLabels[i], at);
+      at += m.length;
+    });
+    pixel_auroc = take('pixel_auroc', auroc(allScores, allLabels));
+    aupro_value = take('aupro', aupro(pro));
+  } else {
+    reasons.pixel_auroc = reasons.aupro = 'no ground-truth masks';
+  }
+  timings.metrics = (performance.now() - s) / 1000;
+
+  const thresholds = { fpr0: threshold, quantile: model.meta.thresholds.quantile, f1: f1.threshold };
+  const conf: Record<string, ReturnType<typeof confusion>> = {
+    fpr0: confusion(scores, labels, thresholds.fpr0),
+    quantile: confusion(scores, labels, thresholds.quantile),
+  };
+  if (thresholds.f1 !== null) conf.f1 = confusion(scores, labels, thresholds.f1);
+  const byCategory: Record<string, number> = {};
+  for (const it of items) byCategory[it.category ?? ''] = (byCategory[it.category ?? ''] ?? 0) + 1;
+
+  s = performance.now();
+  const roc = rocCurve(scores, labels);
+  const pr = prCurve(scores, labels);
+  if (image_auroc !== null) {
+    await writePng(
+      join(options.out, 'roc.png'),
+      await curvePng(
+        'ROC curve (image level)',
+        'False positive rate',
+        'True positive rate',
+        [{ label: `AUROC ${image_auroc.toFixed(4)}`, x: roc.fpr, y: roc.tpr }],
+        true,
+      ),
+    );
+    await writePng(
+      join(options.out, 'pr.png'),
+      await curvePng('Precision-recall curve (image level)', 'Recall', 'Precision', [
+        { label: `AP ${image_ap!.toFixed(4)}`, x: [0, ...pr.recall], y: [1, ...pr.precision] },
+      ]),
+    );
+  }
+  await writeCsv(
+    join(options.out, 'predictions.csv'),
+    ['file', 'category', 'label', 'score', 'normalized_score', 'verdict', 'regions'],
+    images.map((r) => [
+      r.file,
+      r.category,
+      r.label ? 'NG' : 'OK',
+      r.score,
+      Number.isFinite(threshold) ? r.score / threshold : 0,
+      r.verdict_fpr0,
+      r.regions,
+    ]),
+  );
+  if (options.saveModel && thresholds.f1 !== null) {
+    await saveModel(options.saveModel, {
+      ...model,
+      meta: { ...model.meta, thresholds: { ...model.meta.thresholds, f1: thresholds.f1 } },
+    });
+  }
+  timings.write = (performance.now() - s) / 1000;
+  timings.total = (performance.now() - t0) / 1000;
+  const metrics: TestMetrics = {
+    image_auroc,
+    pixel_auroc,
+    aupro: aupro_value,
+    image_ap,
+    image_f1_max,
+    undefined_reasons: reasons,
+    thresholds,
+    confusion: conf,
+    counts: {
+      images: items.length,
+      good: labels.filter((l) => l === 0).length,
+      defective: labels.filter((l) => l === 1).length,
+      with_mask: items.filter((i) => i.mask).length,
+      by_category: byCategory,
+    },
+    timings_s: timings,
+  };
+  await writeJson(join(options.out, 'metrics.json'), metrics);
+  return { metrics, images, model };
+}

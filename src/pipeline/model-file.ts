@@ -1,0 +1,171 @@
+/**
+ * The model file: safetensors (readable by Python's `safetensors`) with the tensors a scorer needs and
+ * one JSON metadata block: format version, backbone and the sha256 of its weights, preprocessing,
+ * channel indices, calibration and thresholds. Never pickle, never eval. Same model → same bytes.
+ *
+ * Tensors: padim.mean [P, d] f32, padim.precision [P, d, d] f32, padim.channel_index [d] i32,
+ *          calibration.validation_scores [n] f32.
+ */
+import { readFile } from 'node:fs/promises';
+import type { GaussianStats } from '../models/padim/model.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
+import { KensaError } from '../util/errors.js';
+import type { Tensor } from '../util/tensor.js';
+import type { Preprocess } from '../image/preprocess.js';
+
+export const MODEL_FORMAT = 'kensa-model';
+export const MODEL_FORMAT_VERSION = 1;
+
+export interface Thresholds {
+  /** The highest validation score: no false positive on the known-good validation images. */
+  fpr0: number;
+  /** The `quantile` of the validation scores. */
+  quantile: number;
+  /** Best F1 on a labelled test set, stored by `kensa test --save-model`. */
+  f1?: number;
+}
+
+export interface ModelMetadata {
+  format: typeof MODEL_FORMAT;
+  format_version: number;
+  method: 'padim';
+  kensa_version: string;
+  backbone: {
+    name: string;
+    weights_sha256: string;
+    weights_official: boolean;
+    channels: [number, number, number];
+  };
+  preprocess: Preprocess;
+  padim: { d: number; seed: number; epsilon: number; sigma: number; grid: [number, number] };
+  training: { train_images: number; validation_images: number; validation_fraction: number; seed: number };
+  calibration: {
+    quantile: number;
+    validation: { count: number; min: number; median: number; mean: number; max: number };
+    /** Display range of heat maps: a typical good-pixel level and 1.5× the fpr0 threshold. */
+    display: [number, number];
+  };
+  thresholds: Thresholds;
+}
+
+export interface KensaModel {
+  meta: ModelMetadata;
+  stats: GaussianStats;
+  validationScores: Float32Array;
+}
+
+export function serializeModel(model: KensaModel): Uint8Array {
+  const { meta, stats } = model;
+  const P = stats.layout.height * stats.layout.width;
+  const d = stats.layout.index.length;
+  const tensors: [string, Tensor][] = [
+    ['padim.mean', { dtype: 'float32', shape: [P, d], data: stats.mean }],
+    ['padim.precision', { dtype: 'float32', shape: [P, d, d], data: stats.precision }],
+    ['padim.channel_index', { dtype: 'int32', shape: [d], data: stats.layout.index }],
+    [
+      'calibration.validation_scores',
+      { dtype: 'float32', shape: [model.validationScores.length], data: model.validationScores },
+    ],
+  ];
+  return serializeSafetensors(tensors, {
+    format: MODEL_FORMAT,
+    format_version: String(MODEL_FORMAT_VERSION),
+    kensa: JSON.stringify(meta),
+  });
+}
+
+export async function saveModel(path: string, model: KensaModel): Promise<void> {
+  await writeFileAtomic(path, serializeModel(model));
+}
+
+function invalid(file: string, message: string): never {
+  throw new KensaError('E_FORMAT', `not a usable kensa model: ${message}. Train it again with kensa train`, {
+    file,
+  });
+}
+
+function allFinite(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
+  return true;
+}
+
+export function parseModel(bytes: Uint8Array, file: string): KensaModel {
+  const { tensors, metadata } = parseSafetensors(bytes, file);
+  if (metadata.format !== MODEL_FORMAT)
+    invalid(
+      file,
+      `the file is a safetensors file but not a kensa model (format ${JSON.stringify(metadata.format)})`,
+    );
+  if (metadata.format_version !== String(MODEL_FORMAT_VERSION)) {
+    throw new KensaError(
+      'E_FORMAT',
+      `model format version ${metadata.format_version} is not supported by this kensa (it reads version ${MODEL_FORMAT_VERSION}). ` +
+        'Use the kensa version that wrote it, or train the model again',
+      { file },
+    );
+  }
+  let meta: ModelMetadata;
+  try {
+    meta = JSON.parse(metadata.kensa ?? '') as ModelMetadata;
+  } catch {
+    invalid(file, 'its metadata is not JSON');
+  }
+  const [gh, gw] = meta.padim?.grid ?? [];
+  const d = meta.padim?.d;
+  if (!Number.isInteger(gh) || !Number.isInteger(gw) || !Number.isInteger(d))
+    invalid(file, 'its metadata lacks the grid size or d');
+  const P = gh * gw;
+  const get = (name: string, shape: number[], dtype: string) => {
+    const t = tensors.get(name);
+    if (!t) invalid(file, `tensor ${name} is missing`);
+    if (t.dtype !== dtype || t.shape.join() !== shape.join()) {
+      invalid(
+        file,
+        `tensor ${name} is ${t.dtype} [${t.shape.join(', ')}], expected ${dtype} [${shape.join(', ')}]`,
+      );
+    }
+    return t.data;
+  };
+  const mean = get('padim.mean', [P, d], 'float32') as Float32Array;
+  const precision = get('padim.precision', [P, d, d], 'float32') as Float32Array;
+  const index = get('padim.channel_index', [d], 'int32') as Int32Array;
+  const scores = tensors.get('calibration.validation_scores');
+  if (!scores || scores.dtype !== 'float32') invalid(file, 'tensor calibration.validation_scores is missing');
+  if (!allFinite(mean) || !allFinite(precision))
+    invalid(file, 'it holds non-finite numbers (NaN or infinity)');
+  const channels = meta.backbone.channels;
+  const total = channels[0] + channels[1] + channels[2];
+  if (index.some((c, i) => c < 0 || c >= total || (i > 0 && c <= index[i - 1])))
+    invalid(file, 'its channel indices are out of range');
+  for (const [name, v] of Object.entries(meta.thresholds)) {
+    if (v !== undefined && !Number.isFinite(v)) invalid(file, `threshold ${name} is not a finite number`);
+  }
+  return {
+    meta,
+    stats: {
+      layout: { channels, index, height: gh, width: gw },
+      mean,
+      precision,
+      count: meta.training.train_images,
+    },
+    validationScores: scores.data as Float32Array,
+  };
+}
+
+export async function loadModel(path: string): Promise<KensaModel> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    throw new KensaError(
+      'E_NOT_FOUND',
+      `cannot read the model file (${(error as NodeJS.ErrnoException).code ?? error}). Check the path given to --model`,
+      {
+        file: path,
+        cause: error,
+      },
+    );
+  }
+  return parseModel(bytes, path);
+}

@@ -1,0 +1,153 @@
+/**
+ * kensa predict: inspects new images with a trained model and writes predictions.csv and
+ * predictions.json (score, normalised score, OK/NG verdict, defect regions as boxes in original
+ * pixels), ng_list.txt, and a heat-map overlay per image. No labels needed, no re-training.
+ */
+import { join } from 'node:path';
+import { collectImages, type ImageItem } from '../data/dataset.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { writeCsv, writeJson } from '../io/results.js';
+import { overlayPng, writePng } from '../report/figures.js';
+import { KensaError } from '../util/errors.js';
+import type { ProgressCallback } from '../util/progress.js';
+import { Inspector } from './inspector.js';
+import { loadModel, type KensaModel } from './model-file.js';
+import { commonRoot, figurePath, judge, outputName, writeFigure, type DefectRegion } from './outputs.js';
+
+export type ThresholdChoice = 'fpr0' | 'f1' | 'quantile' | number;
+
+export interface PredictOptions {
+  model: string | KensaModel;
+  /** Files, folders or glob patterns, or items. */
+  inputs: string[] | ImageItem[];
+  out: string;
+  threshold?: ThresholdChoice;
+  weights?: string;
+  cacheDir?: string;
+  batch?: number;
+  /** Heat-map overlays (default true) and five-panel figures (default false). */
+  overlays?: boolean;
+  figures?: boolean;
+  onProgress?: ProgressCallback;
+}
+
+export interface Prediction {
+  file: string;
+  score: number;
+  normalized_score: number;
+  verdict: 'OK' | 'NG';
+  width: number;
+  height: number;
+  regions: DefectRegion[];
+}
+
+/** The threshold a choice stands for in this model, with a clear error when the model lacks it. */
+export function resolveThreshold(model: KensaModel, choice: ThresholdChoice = 'fpr0'): number {
+  if (typeof choice === 'number') {
+    if (!Number.isFinite(choice))
+      throw new KensaError('E_ARGUMENT', `Expected a finite number for threshold but received ${choice}`);
+    return choice;
+  }
+  const t = model.meta.thresholds;
+  if (choice === 'f1') {
+    if (t.f1 === undefined) {
+      throw new KensaError(
+        'E_ARGUMENT',
+        'the model has no f1 threshold; run kensa test --save-model on labelled images first, or choose fpr0, quantile or a number',
+      );
+    }
+    return t.f1;
+  }
+  if (choice === 'fpr0' || choice === 'quantile') return t[choice];
+  throw new KensaError(
+    'E_ARGUMENT',
+    `unknown threshold '${String(choice)}'; choose one of: fpr0, f1, quantile, or a number`,
+  );
+}
+
+export async function predict(
+  options: PredictOptions,
+): Promise<{ predictions: Prediction[]; threshold: number }> {
+  const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
+  const threshold = resolveThreshold(model, options.threshold);
+  const items: ImageItem[] =
+    options.inputs.length && typeof options.inputs[0] === 'string'
+      ? collectImages(options.inputs as string[])
+      : (options.inputs as ImageItem[]);
+  if (!items.length) throw new KensaError('E_NOT_FOUND', 'no images to inspect were given');
+  const root = commonRoot(items.map((i) => i.path));
+  const inspector = await Inspector.open(model, { weights: options.weights, cacheDir: options.cacheDir });
+  const size = inspector.size;
+  const predictions: Prediction[] = [];
+  try {
+    for await (const r of inspector.score(items, {
+      batch: options.batch,
+      onProgress: options.onProgress,
+      task: 'predict',
+    })) {
+      const v = judge(r, threshold, size);
+      predictions.push({
+        file: r.item.path,
+        score: r.score,
+        normalized_score: v.normalized_score,
+        verdict: v.verdict,
+        width: r.image.width,
+        height: r.image.height,
+        regions: v.regions,
+      });
+      if (options.overlays ?? true) {
+        await writePng(
+          join(options.out, 'overlays', outputName(r.item.path, root, '.png')),
+          await overlayPng(r.item.path, r.map, size, model.meta.calibration.display),
+        );
+      }
+      if (options.figures) {
+        const name = outputName(r.item.path, root, '.png');
+        await writeFigure(figurePath(options.out, name), r, v, model, threshold, size, name);
+      }
+    }
+  } finally {
+    await inspector.dispose();
+  }
+  await writeCsv(
+    join(options.out, 'predictions.csv'),
+    [
+      'file',
+      'score',
+      'normalized_score',
+      'verdict',
+      'regions',
+      'largest_region_x',
+      'largest_region_y',
+      'largest_region_width',
+      'largest_region_height',
+    ],
+    predictions.map((p) => {
+      const top = p.regions[0];
+      return [
+        p.file,
+        p.score,
+        p.normalized_score,
+        p.verdict,
+        p.regions.length,
+        top?.x,
+        top?.y,
+        top?.width,
+        top?.height,
+      ];
+    }),
+  );
+  await writeJson(join(options.out, 'predictions.json'), {
+    model: { backbone: model.meta.backbone.name, thresholds: model.meta.thresholds },
+    threshold,
+    predictions,
+  });
+  await writeFileAtomic(
+    join(options.out, 'ng_list.txt'),
+    predictions
+      .filter((p) => p.verdict === 'NG')
+      .map((p) => `${p.file}\n`)
+      .join(''),
+  );
+  return { predictions, threshold };
+}
