@@ -1,10 +1,39 @@
 /**
  * kensa's public API. Everything the command line does is available here.
  *
- *   import { Backbone } from 'kensa';
- *   const backbone = await Backbone.load('efficientnet_lite0');
- *   const [s4, s8, s16] = await backbone.extract(input, batch, 224, 224);
+ *   import { train, test, predict, loadModel } from 'kensa';
+ *   await train({ data: 'my-part', out: 'part.kensa' });
+ *   const { predictions } = await predict({ model: 'part.kensa', inputs: ['today/'], out: 'results' });
  */
+// the workflow
+export { train, splitValidation, KENSA_VERSION } from './pipeline/train.js';
+export type { TrainOptions, TrainResult } from './pipeline/train.js';
+export { test, test as evaluate } from './pipeline/evaluate.js';
+export type { TestOptions, TestMetrics, TestImageResult } from './pipeline/evaluate.js';
+export { predict, resolveThreshold } from './pipeline/predict.js';
+export type { PredictOptions, Prediction, ThresholdChoice } from './pipeline/predict.js';
+export { Inspector } from './pipeline/inspector.js';
+export type { ScoredImage } from './pipeline/inspector.js';
+export {
+  loadModel,
+  parseModel,
+  saveModel,
+  serializeModel,
+  MODEL_FORMAT,
+  MODEL_FORMAT_VERSION,
+} from './pipeline/model-file.js';
+export type { KensaModel, ModelMetadata, Thresholds } from './pipeline/model-file.js';
+export type { DefectRegion } from './pipeline/outputs.js';
+// data and images
+export { openDataset, collectImages, IMAGE_EXTENSIONS } from './data/dataset.js';
+export type { Dataset, ImageItem } from './data/dataset.js';
+export { makeSyntheticDataset } from './data/synthetic.js';
+export { loadImage, loadMask } from './image/load.js';
+export type { Preprocess } from './image/preprocess.js';
+// metrics
+export { auroc, averagePrecision, bestF1, confusion, rocCurve, prCurve } from './metrics/classification.js';
+export { aupro } from './metrics/aupro.js';
+// backbones and weights
 export { Backbone, IMAGENET_MEAN, IMAGENET_STD } from './backbone/backbone.js';
 export type { BackboneOptions, FeatureMap } from './backbone/backbone.js';
 export { readCheckpoint, parseCheckpoint } from './backbone/checkpoint.js';
@@ -14,6 +43,7 @@ export { BACKBONES, DEFAULT_BACKBONE, backboneNames, getBackbone } from './backb
 export type { BackboneSpec, WeightSource } from './backbone/registry.js';
 export { defaultCacheDir, resolveWeights } from './backbone/weights.js';
 export type { ResolveOptions, ResolvedWeights } from './backbone/weights.js';
+// files
 export { parseSafetensors, readSafetensors, serializeSafetensors } from './io/safetensors.js';
 export { writeFileAtomic } from './io/atomic.js';
 export { KensaError } from './util/errors.js';

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import type { KensaModel } from '../src/pipeline/model-file.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 export const fixture = (...parts: string[]) => join(FIXTURES, ...parts);
@@ -14,4 +15,40 @@ export function relativeMaxError(a: ArrayLike<number>, b: ArrayLike<number>): nu
     scale = Math.max(scale, Math.abs(b[i]));
   }
   return err / scale;
+}
+
+/** A valid, tiny model (16 positions, d = 2) for file-format tests. */
+export function tinyModel(): KensaModel {
+  const P = 16;
+  const d = 2;
+  return {
+    meta: {
+      format: 'kensa-model',
+      format_version: 1,
+      method: 'padim',
+      kensa_version: '0.0.0',
+      backbone: {
+        name: 'efficientnet_lite0',
+        weights_sha256: 'ab',
+        weights_official: true,
+        channels: [1, 1, 1],
+      },
+      preprocess: { mode: 'resize', size: 16 },
+      padim: { d, seed: 0, epsilon: 0.01, sigma: 4, grid: [4, 4] },
+      training: { train_images: 5, validation_images: 1, validation_fraction: 0.1, seed: 0 },
+      calibration: {
+        quantile: 0.99,
+        validation: { count: 1, min: 1, median: 1, mean: 1, max: 1 },
+        display: [0, 1.5],
+      },
+      thresholds: { fpr0: 1, quantile: 1 },
+    },
+    stats: {
+      layout: { channels: [1, 1, 1], index: Int32Array.from([0, 2]), height: 4, width: 4 },
+      mean: new Float32Array(P * d).fill(0.5),
+      precision: new Float32Array(P * d * d).fill(1),
+      count: 5,
+    },
+    validationScores: Float32Array.from([1]),
+  };
 }

@@ -47,6 +47,7 @@ export class OnnxSession {
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
       enableCpuMemArena: options.arena ?? true,
+      logSeverityLevel: 3, // errors only: kensa reports its own warnings
       ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
     });
     return new OnnxSession(ort, session);

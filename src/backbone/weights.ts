@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { KensaError } from '../util/errors.js';
 import { sha256File } from '../util/hash.js';
 import type { ProgressCallback } from '../util/progress.js';
-import { temporaryPathFor } from '../io/atomic.js';
+import { releaseTemporaryPath, temporaryPathFor } from '../io/atomic.js';
 import type { BackboneSpec, WeightSource } from './registry.js';
 
 export interface ResolvedWeights {
@@ -100,6 +100,7 @@ async function download(
     return sha256;
   } finally {
     await rm(tmp, { force: true });
+    releaseTemporaryPath(tmp);
   }
 }
 

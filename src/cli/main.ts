@@ -2,6 +2,7 @@
 /** The kensa command line: one module per verb, each thin (parse, call the library, print). */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { removePendingTemporaryFiles } from '../io/atomic.js';
 import { KensaError } from '../util/errors.js';
 import * as backbones from './backbones.js';
 import * as demo from './demo.js';
@@ -31,7 +32,7 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   try {
     await buildProgram().parseAsync(argv, { from: 'user' });
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     if (error instanceof KensaError) {
@@ -41,6 +42,18 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`kensa: unexpected error: ${(error as Error).stack ?? error}\n`);
     return 1;
   }
+}
+
+// An interrupt leaves no half-written file: every output is written to a temporary file and renamed, and
+// the temporary files of writes still in progress are removed here. Files already finished stay.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    removePendingTemporaryFiles();
+    process.stderr.write(
+      `\nkensa: interrupted (${signal}); finished files are kept, run the command again to complete the job\n`,
+    );
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  });
 }
 
 process.exitCode = await main(process.argv.slice(2));

@@ -23,10 +23,20 @@ export function register(program: Command): void {
     .option('--batch <n>', 'images per backbone batch', integer('--batch'), 16)
     .option('--no-overlays', 'skip the heat-map overlays')
     .option('--figures', 'also write the five-panel figure of each image')
+    .option('--fail-fast', 'stop at the first unreadable image (default: list it in errors.csv and go on)')
+    .option(
+      '--pixel-limit <n>',
+      'refuse images with more pixels than this (decompression bombs)',
+      integer('--pixel-limit'),
+    )
     .action(async (images: string[], o) => {
       const progress = progressReporter();
       try {
-        const { predictions, threshold: t } = await predict({
+        const {
+          predictions,
+          errors,
+          threshold: t,
+        } = await predict({
           model: o.model,
           inputs: images,
           out: o.out,
@@ -35,6 +45,8 @@ export function register(program: Command): void {
           batch: o.batch,
           overlays: o.overlays,
           figures: o.figures,
+          failFast: o.failFast,
+          pixelLimit: o.pixelLimit,
           onProgress: progress,
         });
         progress.stop();
@@ -45,6 +57,13 @@ export function register(program: Command): void {
         console.log(
           `  ${predictions.length} images: ${ng} NG, ${predictions.length - ng} OK (threshold ${t.toFixed(3)})`,
         );
+        if (errors.length) {
+          process.stderr.write(
+            `kensa: ${errors.length} image(s) could not be read; see ${o.out}/errors.csv\n`,
+          );
+          for (const e of errors.slice(0, 5)) process.stderr.write(`  ${e.error}\n`);
+          process.exitCode = 3;
+        }
       } finally {
         progress.stop();
       }

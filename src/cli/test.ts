@@ -21,6 +21,11 @@ export function register(program: Command): void {
     )
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
     .option('--batch <n>', 'images per backbone batch', integer('--batch'), 16)
+    .option(
+      '--pixel-limit <n>',
+      'refuse images with more pixels than this (decompression bombs)',
+      integer('--pixel-limit'),
+    )
     .option('--no-figures', 'skip the per-image figures')
     .action(async (o) => {
       const progress = progressReporter();
@@ -32,6 +37,7 @@ export function register(program: Command): void {
           saveModel: o.saveModel,
           weights: o.weights,
           batch: o.batch,
+          pixelLimit: o.pixelLimit,
           figures: o.figures,
           onProgress: progress,
         });
@@ -48,6 +54,9 @@ export function register(program: Command): void {
         );
         for (const [name, reason] of Object.entries(metrics.undefined_reasons))
           console.log(`  ${name}: n/a (${reason})`);
+        for (const w of metrics.warnings) process.stderr.write(`warning: ${w}\n`);
+        for (const skip of metrics.skipped)
+          process.stderr.write(`warning: left out, unreadable: ${skip.error}\n`);
         if (o.saveModel && metrics.thresholds.f1 !== null)
           console.log(`  model with f1 threshold ${metrics.thresholds.f1.toFixed(3)}: ${o.saveModel}`);
       } finally {

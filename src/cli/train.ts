@@ -45,6 +45,11 @@ export function register(program: Command): void {
       0.99,
     )
     .option('--batch <n>', 'images per backbone batch', integer('--batch'), 16)
+    .option(
+      '--pixel-limit <n>',
+      'refuse images with more pixels than this (decompression bombs)',
+      integer('--pixel-limit'),
+    )
     .action(async (o) => {
       const progress = progressReporter();
       try {
@@ -59,6 +64,7 @@ export function register(program: Command): void {
           valFraction: o.valFraction,
           quantile: o.quantile,
           batch: o.batch,
+          pixelLimit: o.pixelLimit,
           onProgress: progress,
           onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
         });

@@ -113,25 +113,53 @@ export async function loadImage(
   }
 }
 
-/** A mask resized (nearest neighbour) with the same geometry as its image: 1 where the value is > 127. */
+export interface LoadedMask {
+  /** S×S, 1 where the mask value is > 127. */
+  mask: Uint8Array;
+  /** What was odd about the file (size differs from its image, values not binary), for a warning. */
+  warnings: string[];
+}
+
+/**
+ * A mask resized (nearest neighbour) with the same geometry as its image: 1 where the value is > 127.
+ * A mask of another size than its image is resized to it, and a mask with values other than 0 and 255
+ * (or 0 and 1) is thresholded at 127; both are reported as warnings.
+ */
 export async function loadMask(
   file: string,
   p: Preprocess,
   imageWidth: number,
   imageHeight: number,
   options: LoadOptions = {},
-): Promise<Uint8Array> {
+): Promise<LoadedMask> {
   const pixelLimit = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
   try {
+    const warnings: string[] = [];
+    const { width, height } = await orientedSize(file, pixelLimit);
+    if (width !== imageWidth || height !== imageHeight) {
+      warnings.push(
+        `${file}: the mask is ${width}×${height} but its image is ${imageWidth}×${imageHeight}; it was resized (nearest neighbour)`,
+      );
+    }
     const { img } = pipeline(file, p, imageWidth, imageHeight, true, pixelLimit);
     const { data, info } = await img
       .removeAlpha()
       .toColourspace('b-w')
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
-    const out = new Uint8Array(info.width * info.height);
-    for (let i = 0; i < out.length; i++) out[i] = data[i * info.channels] > 127 ? 1 : 0;
-    return out;
+    const mask = new Uint8Array(info.width * info.height);
+    let odd = 0;
+    const ones = data.some((v, i) => i % info.channels === 0 && v > 1);
+    for (let i = 0; i < mask.length; i++) {
+      const v = data[i * info.channels];
+      if (v !== 0 && v !== 255 && !(v === 1 && !ones)) odd++;
+      mask[i] = v > 127 || (v === 1 && !ones) ? 1 : 0;
+    }
+    if (odd > 0)
+      warnings.push(
+        `${file}: the mask is not binary (${odd} pixels neither 0 nor 255); values above 127 count as defect`,
+      );
+    return { mask, warnings };
   } catch (error) {
     throw error instanceof KensaError ? error : decodeError(file, error);
   }

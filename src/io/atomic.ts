@@ -3,9 +3,28 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
+/** Temporary files being written now, removed by removePendingTemporaryFiles() on an interrupt. */
+const pending = new Set<string>();
+
 /** A temporary name beside the target, so the final rename stays on one file system. */
 export function temporaryPathFor(target: string): string {
-  return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = join(
+    dirname(target),
+    `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
+  pending.add(tmp);
+  return tmp;
+}
+
+/** Done with a temporary path (renamed or removed). */
+export function releaseTemporaryPath(tmp: string): void {
+  pending.delete(tmp);
+}
+
+/** Removes the temporary files of writes still in progress (called when the process is interrupted). */
+export function removePendingTemporaryFiles(): void {
+  for (const tmp of pending) rmSync(tmp, { force: true });
+  pending.clear();
 }
 
 /**
@@ -27,6 +46,8 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string)
   } catch (error) {
     await rm(tmp, { force: true });
     throw error;
+  } finally {
+    releaseTemporaryPath(tmp);
   }
 }
 
@@ -40,5 +61,7 @@ export function writeFileAtomicSync(target: string, data: Uint8Array | string): 
   } catch (error) {
     rmSync(tmp, { force: true });
     throw error;
+  } finally {
+    releaseTemporaryPath(tmp);
   }
 }

@@ -33,6 +33,7 @@ export interface TestOptions {
   weights?: string;
   cacheDir?: string;
   batch?: number;
+  pixelLimit?: number;
   figures?: boolean;
   onProgress?: ProgressCallback;
 }
@@ -63,6 +64,10 @@ export interface TestMetrics {
     with_mask: number;
     by_category: Record<string, number>;
   };
+  /** Images that could not be read and were left out of every metric. */
+  skipped: { file: string; error: string }[];
+  /** Odd but usable inputs, e.g. masks resized to their image. */
+  warnings: string[];
   timings_s: Record<string, number>;
 }
 
@@ -104,12 +109,20 @@ export async function test(
   const withMasks = items.some((i) => i.mask);
   s = performance.now();
   let tFigures = 0;
+  const split = { backbone: 0, padim: 0 };
+  const skipped: { file: string; error: string }[] = [];
+  const onError = (item: ImageItem, error: Error) => skipped.push({ file: item.path, error: error.message });
+  const warnings: string[] = [];
   try {
     for await (const r of inspector.score(items, {
       batch: options.batch,
       onProgress: options.onProgress,
       task: 'test: score',
       loadMasks: true,
+      timing: split,
+      onError,
+      onWarning: (w) => warnings.push(w),
+      pixelLimit: options.pixelLimit,
     })) {
       const label = r.item.label!;
       scores.push(r.score);
@@ -144,6 +157,8 @@ export async function test(
   }
   timings.score = (performance.now() - s) / 1000 - tFigures / 1000;
   timings.figures = tFigures / 1000;
+  timings.score_backbone = split.backbone;
+  timings.score_padim = split.padim;
 
   s = performance.now();
   const reasons: Record<string, string> = {};
@@ -241,6 +256,8 @@ export async function test(
       with_mask: items.filter((i) => i.mask).length,
       by_category: byCategory,
     },
+    skipped,
+    warnings,
     timings_s: timings,
   };
   await writeJson(join(options.out, 'metrics.json'), metrics);

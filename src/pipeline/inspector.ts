@@ -26,40 +26,60 @@ export interface ScoredImage {
   mask?: Uint8Array;
 }
 
-export interface ScoreOptions {
+export interface ScoreOptions extends LoadOptions {
   batch?: number;
   onProgress?: ProgressCallback;
   task?: string;
-  loadMasks?: boolean;
-  pixelLimit?: number;
+  /** Seconds spent, added up: in the backbone and in the PaDiM graph (distances and maps). */
+  timing?: { backbone: number; padim: number };
 }
 
-/** Loads batches of images with the next batch decoding while the current one is scored. */
+export interface LoadedItem {
+  item: ImageItem;
+  image: LoadedImage;
+  mask?: Uint8Array;
+}
+
+export interface LoadOptions {
+  loadMasks?: boolean;
+  pixelLimit?: number;
+  /** Called for an image that cannot be read; without it the first such error is thrown. */
+  onError?: (item: ImageItem, error: Error) => void;
+  /** Called with what was odd but usable (e.g. a mask of another size than its image). */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * Loads batches of images with the next batch decoding while the current one is scored. Unreadable
+ * images go to `onError` (and are left out of the batch), or stop the run when there is no `onError`.
+ */
 export async function* loadBatches(
   items: ImageItem[],
   preprocess: Preprocess,
   batch: number,
-  options: { loadMasks?: boolean; pixelLimit?: number } = {},
-): AsyncGenerator<{ item: ImageItem; image: LoadedImage; mask?: Uint8Array }[]> {
-  const load = (slice: ImageItem[]) =>
-    Promise.all(
-      slice.map(async (item) => {
-        const image = await loadImage(item.path, preprocess, { pixelLimit: options.pixelLimit });
-        const mask =
-          options.loadMasks && item.mask
-            ? await loadMask(item.mask, preprocess, image.width, image.height, {
-                pixelLimit: options.pixelLimit,
-              })
-            : undefined;
-        return { item, image, mask };
-      }),
-    );
+  options: LoadOptions = {},
+): AsyncGenerator<LoadedItem[]> {
+  const loadOne = async (item: ImageItem): Promise<LoadedItem> => {
+    const image = await loadImage(item.path, preprocess, { pixelLimit: options.pixelLimit });
+    if (!options.loadMasks || !item.mask) return { item, image };
+    const { mask, warnings } = await loadMask(item.mask, preprocess, image.width, image.height, {
+      pixelLimit: options.pixelLimit,
+    });
+    warnings.forEach((w) => options.onWarning?.(w));
+    return { item, image, mask };
+  };
+  const load = (slice: ImageItem[]) => Promise.allSettled(slice.map(loadOne));
   let next = items.length ? load(items.slice(0, batch)) : undefined;
   for (let i = 0; i < items.length; i += batch) {
-    const current = await next!;
+    const settled = await next!;
     next = i + batch < items.length ? load(items.slice(i + batch, i + 2 * batch)) : undefined;
-    next?.catch(() => undefined); // surfaced when awaited
-    yield current;
+    const ok: LoadedItem[] = [];
+    settled.forEach((r, k) => {
+      if (r.status === 'fulfilled') ok.push(r.value);
+      else if (options.onError) options.onError(items[i + k], r.reason as Error);
+      else throw r.reason;
+    });
+    if (ok.length) yield ok;
   }
 }
 

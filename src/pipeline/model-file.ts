@@ -85,6 +85,54 @@ function invalid(file: string, message: string): never {
   });
 }
 
+const isInt = (v: unknown, min = 0) => Number.isSafeInteger(v) && (v as number) >= min;
+const isNum = (v: unknown) => typeof v === 'number';
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** What is wrong with parsed metadata (every field a scorer relies on), or undefined. */
+function metadataProblem(m: unknown): string | undefined {
+  if (!isObj(m)) return 'is not an object';
+  const b = m.backbone;
+  if (!isObj(b) || typeof b.name !== 'string' || typeof b.weights_sha256 !== 'string')
+    return 'lacks the backbone';
+  if (!Array.isArray(b.channels) || b.channels.length !== 3 || !b.channels.every((c) => isInt(c, 1)))
+    return 'lacks the backbone channels';
+  const p = m.preprocess;
+  if (
+    !isObj(p) ||
+    !(
+      (p.mode === 'resize' && isInt(p.size, 16)) ||
+      (p.mode === 'crop' && isInt(p.resize, 16) && isInt(p.crop, 16))
+    )
+  ) {
+    return 'has no valid preprocessing';
+  }
+  const size = p.mode === 'resize' ? (p.size as number) : (p.crop as number);
+  const pd = m.padim;
+  if (
+    !isObj(pd) ||
+    !isInt(pd.d, 1) ||
+    !Array.isArray(pd.grid) ||
+    pd.grid.length !== 2 ||
+    !pd.grid.every((g) => isInt(g, 1))
+  ) {
+    return 'lacks the PaDiM grid or d';
+  }
+  if (pd.grid[0] * 4 !== size || pd.grid[1] * 4 !== size)
+    return `has a grid ${pd.grid.join('×')} that does not fit the input size ${size}`;
+  if (pd.grid[0] * pd.grid[1] * (pd.d as number) ** 2 > 2 ** 31)
+    return 'declares statistics too large to hold';
+  const t = m.thresholds;
+  if (!isObj(t) || !isNum(t.fpr0) || !isNum(t.quantile) || (t.f1 !== undefined && !isNum(t.f1)))
+    return 'lacks the thresholds';
+  const c = m.calibration;
+  if (!isObj(c) || !Array.isArray(c.display) || c.display.length !== 2 || !c.display.every(Number.isFinite))
+    return 'lacks the calibration';
+  if (!isObj(m.training) || !isInt(m.training.train_images)) return 'lacks the training summary';
+  return undefined;
+}
+
 function allFinite(a: Float32Array): boolean {
   for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
   return true;
@@ -111,10 +159,10 @@ export function parseModel(bytes: Uint8Array, file: string): KensaModel {
   } catch {
     invalid(file, 'its metadata is not JSON');
   }
-  const [gh, gw] = meta.padim?.grid ?? [];
-  const d = meta.padim?.d;
-  if (!Number.isInteger(gh) || !Number.isInteger(gw) || !Number.isInteger(d))
-    invalid(file, 'its metadata lacks the grid size or d');
+  const problem = metadataProblem(meta);
+  if (problem) invalid(file, `its metadata ${problem}`);
+  const [gh, gw] = meta.padim.grid;
+  const d = meta.padim.d;
   const P = gh * gw;
   const get = (name: string, shape: number[], dtype: string) => {
     const t = tensors.get(name);

@@ -28,7 +28,15 @@ export interface PredictOptions {
   /** Heat-map overlays (default true) and five-panel figures (default false). */
   overlays?: boolean;
   figures?: boolean;
+  /** Stop at the first unreadable image instead of listing it in errors.csv and going on. */
+  failFast?: boolean;
+  pixelLimit?: number;
   onProgress?: ProgressCallback;
+}
+
+export interface PredictError {
+  file: string;
+  error: string;
 }
 
 export interface Prediction {
@@ -67,7 +75,7 @@ export function resolveThreshold(model: KensaModel, choice: ThresholdChoice = 'f
 
 export async function predict(
   options: PredictOptions,
-): Promise<{ predictions: Prediction[]; threshold: number }> {
+): Promise<{ predictions: Prediction[]; errors: PredictError[]; threshold: number }> {
   const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
   const threshold = resolveThreshold(model, options.threshold);
   const items: ImageItem[] =
@@ -79,11 +87,17 @@ export async function predict(
   const inspector = await Inspector.open(model, { weights: options.weights, cacheDir: options.cacheDir });
   const size = inspector.size;
   const predictions: Prediction[] = [];
+  const errors: PredictError[] = [];
+  const onError = options.failFast
+    ? undefined
+    : (item: ImageItem, error: Error) => errors.push({ file: item.path, error: error.message });
   try {
     for await (const r of inspector.score(items, {
       batch: options.batch,
       onProgress: options.onProgress,
       task: 'predict',
+      onError,
+      pixelLimit: options.pixelLimit,
     })) {
       const v = judge(r, threshold, size);
       predictions.push({
@@ -141,6 +155,7 @@ export async function predict(
     model: { backbone: model.meta.backbone.name, thresholds: model.meta.thresholds },
     threshold,
     predictions,
+    errors,
   });
   await writeFileAtomic(
     join(options.out, 'ng_list.txt'),
@@ -149,5 +164,10 @@ export async function predict(
       .map((p) => `${p.file}\n`)
       .join(''),
   );
-  return { predictions, threshold };
+  await writeCsv(
+    join(options.out, 'errors.csv'),
+    ['file', 'error'],
+    errors.map((e) => [e.file, e.error]),
+  );
+  return { predictions, errors, threshold };
 }

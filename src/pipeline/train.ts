@@ -36,6 +36,7 @@ export interface TrainOptions {
   /** Quantile of the validation scores for the 'quantile' threshold (default 0.99). */
   quantile?: number;
   batch?: number;
+  pixelLimit?: number;
   /** Where to write the model file (atomically); nothing is written without it. */
   out?: string;
   onProgress?: ProgressCallback;
@@ -47,6 +48,8 @@ export interface TrainResult {
   model: KensaModel;
   train: ImageItem[];
   validation: ImageItem[];
+  /** Unreadable images that were left out (each also reported through onWarning). */
+  skipped: string[];
   timings_s: Record<string, number>;
 }
 
@@ -64,7 +67,7 @@ export function splitValidation(
     const j = Math.floor(rand() * (i + 1));
     [order[i], order[j]] = [order[j], order[i]];
   }
-  const nVal = fraction > 0 ? Math.max(1, Math.round(items.length * fraction)) : 0;
+  const nVal = Math.max(1, Math.round(items.length * fraction));
   const val = new Set(order.slice(0, nVal));
   return [items.filter((_, i) => !val.has(i)), items.filter((_, i) => val.has(i))];
 }
@@ -123,9 +126,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
     s = performance.now();
     const fitter = new GaussianFitter(layout);
-    let done = 0;
+    const skipped: string[] = [];
+    const onError = (item: ImageItem, error: Error) => {
+      skipped.push(item.path);
+      options.onWarning?.(`skipping an unreadable image: ${error.message}`);
+    };
+    let done: number;
+    let used = 0;
     let tFeatures = 0;
-    for await (const loaded of loadBatches(trainItems, preprocess, batch)) {
+    let tStats = 0;
+    for await (const loaded of loadBatches(trainItems, preprocess, batch, {
+      onError,
+      pixelLimit: options.pixelLimit,
+    })) {
       const f0 = performance.now();
       const maps = await backbone.extract(
         stackTensors(loaded.map((l) => l.image)),
@@ -133,9 +146,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         size,
         size,
       );
-      tFeatures += performance.now() - f0;
+      const f1 = performance.now();
+      tFeatures += f1 - f0;
       await fitter.add(maps);
-      done += loaded.length;
+      tStats += performance.now() - f1;
+      used += loaded.length;
+      done = used + skipped.length;
       options.onProgress?.({
         task: 'train: features + statistics',
         done,
@@ -143,21 +159,33 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         unit: 'images',
       });
     }
-    const f1 = performance.now();
+    if (used < 2) {
+      throw new KensaError(
+        'E_ARGUMENT',
+        `training needs at least 2 readable images; ${used} could be read (${skipped.length} skipped)`,
+        { file: where },
+      );
+    }
+    const f2 = performance.now();
     const stats = await fitter.finish();
-    timings.fit_finish = (performance.now() - f1) / 1000;
+    timings.fit_finish = (performance.now() - f2) / 1000;
     lap('fit_total', s);
     timings.fit_backbone = tFeatures / 1000;
+    timings.fit_statistics = tStats / 1000 + timings.fit_finish;
 
     s = performance.now();
     const scores: number[] = [];
     const minima: number[] = [];
+    const split = { backbone: 0, padim: 0 };
     const graph = await scoreGraphFor(stats, preprocess);
     try {
       for await (const r of scoreWith(backbone, graph, preprocess, validation, {
         batch,
         onProgress: options.onProgress,
         task: 'train: validation',
+        timing: split,
+        onError,
+        pixelLimit: options.pixelLimit,
       })) {
         scores.push(r.score);
         let m = Infinity;
@@ -168,9 +196,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       await graph.release();
     }
     lap('validation', s);
-    if (validation.length === 0) {
-      options.onWarning?.(
-        'no validation images (--val-fraction 0): the thresholds cannot be calibrated and are set to infinity',
+    timings.validation_backbone = split.backbone;
+    timings.validation_padim = split.padim;
+    if (scores.length === 0) {
+      throw new KensaError(
+        'E_ARGUMENT',
+        'no validation image could be read, so the thresholds cannot be calibrated; add readable good images',
+        {
+          file: where,
+        },
       );
     }
     const fpr0 = scores.length ? Math.max(...scores) : Infinity;
@@ -190,8 +224,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         preprocess,
         padim: { d, seed, epsilon: EPSILON, sigma: SIGMA, grid: [layout.height, layout.width] },
         training: {
-          train_images: trainItems.length,
-          validation_images: validation.length,
+          train_images: used,
+          validation_images: scores.length,
           validation_fraction: valFraction,
           seed,
         },
@@ -219,7 +253,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       lap('write_model', s);
     }
     lap('total', t0);
-    return { model, train: trainItems, validation, timings_s: timings };
+    return { model, train: trainItems, validation, skipped, timings_s: timings };
   } finally {
     await backbone.dispose();
   }

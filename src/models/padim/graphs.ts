@@ -80,25 +80,45 @@ function encode(
   ).finish();
 }
 
-/** Nodes from the three feature maps to embeddings x: [P, B, d]. */
-function embeddingNodes(): Node[] {
-  const nearest = { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' };
+/**
+ * Nodes from the three feature maps to embeddings x: [P, B, d]. Channels-last first (each map to NHWC),
+ * so that the repeat, the concatenation and the final move to position-major all copy whole channel rows.
+ */
+function embeddingNodes(layout: EmbeddingLayout): Node[] {
+  const all = usesAllChannels(layout);
   return [
-    { op: 'Resize', inputs: ['layer2', '', 'scale2'], output: 'up2', attrs: nearest },
-    { op: 'Resize', inputs: ['layer3', '', 'scale4'], output: 'up3', attrs: nearest },
-    { op: 'Concat', inputs: ['layer1', 'up2', 'up3'], output: 'cat', attrs: { axis: 1 } },
-    { op: 'Gather', inputs: ['cat', 'channel_index'], output: 'sel', attrs: { axis: 1 } },
-    { op: 'Reshape', inputs: ['sel', 'shape_bdp'], output: 'bdp' },
-    { op: 'Transpose', inputs: ['bdp'], output: 'x', attrs: { perm: [2, 0, 1] } },
+    { op: 'Transpose', inputs: ['layer1'], output: 'n1', attrs: { perm: [0, 2, 3, 1] } },
+    { op: 'Transpose', inputs: ['layer2'], output: 'n2', attrs: { perm: [0, 2, 3, 1] } },
+    { op: 'Transpose', inputs: ['layer3'], output: 'n3', attrs: { perm: [0, 2, 3, 1] } },
+    // nearest repeat ×2 / ×4 as a broadcast: [B, h, 1, w, 1, C] → [B, h, s, w, s, C] → [B, sh, sw, C]
+    { op: 'Reshape', inputs: ['n2', 'shape_u2'], output: 'u2' },
+    { op: 'Expand', inputs: ['u2', 'shape_e2'], output: 'e2' },
+    { op: 'Reshape', inputs: ['e2', 'shape_r2'], output: 'up2' },
+    { op: 'Reshape', inputs: ['n3', 'shape_u4'], output: 'u3' },
+    { op: 'Expand', inputs: ['u3', 'shape_e4'], output: 'e3' },
+    { op: 'Reshape', inputs: ['e3', 'shape_r4'], output: 'up3' },
+    { op: 'Concat', inputs: ['n1', 'up2', 'up3'], output: all ? 'sel' : 'cat', attrs: { axis: 3 } },
+    ...(all ? [] : [{ op: 'Gather', inputs: ['cat', 'channel_index'], output: 'sel', attrs: { axis: 3 } }]),
+    { op: 'Reshape', inputs: ['sel', 'shape_bpd'], output: 'bpd' },
+    { op: 'Transpose', inputs: ['bpd'], output: 'x', attrs: { perm: [1, 0, 2] } },
   ];
 }
 
+const usesAllChannels = (layout: EmbeddingLayout) =>
+  layout.index.length === layout.channels[0] + layout.channels[1] + layout.channels[2];
+
 function embeddingInitializers(layout: EmbeddingLayout) {
   return [
-    f32('scale2', [4], new Float32Array([1, 1, 2, 2])),
-    f32('scale4', [4], new Float32Array([1, 1, 4, 4])),
-    i64('channel_index', Array.from(layout.index)),
-    i64('shape_bdp', [0, 0, -1]),
+    ...[2, 4].flatMap((k, i) => {
+      const [h, w, c] = [layout.height / k, layout.width / k, layout.channels[i + 1]];
+      return [
+        i64(`shape_u${k}`, [-1, h, 1, w, 1, c]),
+        i64(`shape_e${k}`, [1, 1, k, 1, k, 1]),
+        i64(`shape_r${k}`, [-1, layout.height, layout.width, c]),
+      ];
+    }),
+    ...(usesAllChannels(layout) ? [] : [i64('channel_index', Array.from(layout.index))]),
+    i64('shape_bpd', [0, -1, layout.index.length]),
   ];
 }
 
@@ -130,7 +150,7 @@ export class EmbedGraph {
     const P = layout.height * layout.width;
     const d = layout.index.length;
     const nodes: Node[] = [
-      ...embeddingNodes(),
+      ...embeddingNodes(layout),
       { op: 'Sub', inputs: ['x', 'shift'], output: 'centred' },
       { op: 'ReduceSum', inputs: ['centred', 'axis1'], output: 'sum', attrs: { keepdims: 0 } },
     ];
@@ -178,7 +198,7 @@ export class ScoreGraph {
     const At = new Float32Array(h * size);
     for (let i = 0; i < size; i++) for (let j = 0; j < h; j++) At[j * size + i] = A[i * h + j];
     const nodes: Node[] = [
-      ...embeddingNodes(),
+      ...embeddingNodes(layout),
       { op: 'Sub', inputs: ['x', 'mean'], output: 'diff' },
       { op: 'MatMul', inputs: ['diff', 'precision'], output: 'y' },
       { op: 'Mul', inputs: ['y', 'diff'], output: 'prod' },
