@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Backbone } from '../backbone/backbone.js';
 import { DEFAULT_BACKBONE, getBackbone } from '../backbone/registry.js';
-import { openDataset, type ImageItem } from '../data/dataset.js';
+import { trainingImages, type ImageItem } from '../data/dataset.js';
 import { DEFAULT_SIZE, inputSize, validatePreprocess, type Preprocess } from '../image/preprocess.js';
 import { chooseChannels, mulberry32 } from '../models/padim/embedding.js';
 import { EPSILON, GaussianFitter } from '../models/padim/model.js';
@@ -82,7 +82,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const valFraction = options.valFraction ?? 0.1;
   const q = options.quantile ?? 0.99;
   const batch = options.batch ?? DEFAULT_BATCH;
-  const items = typeof options.data === 'string' ? openDataset(options.data).train : options.data;
+  const items = typeof options.data === 'string' ? trainingImages(options.data) : options.data;
   const where = typeof options.data === 'string' ? options.data : 'the given list';
   if (items.length === 0) {
     throw new KensaError(
