@@ -57,39 +57,38 @@ function kensaRun() {
   return JSON.parse(out.trim().split('\n').at(-1)!);
 }
 
-function referenceRun(mode: string) {
+interface ReferenceResult {
+  n_train: number;
+  image_auroc: number | null;
+  pixel_auroc?: number;
+  timings_s: Record<string, number>;
+  peak_rss_mb: number;
+  wall_s: number;
+}
+type ReferenceOutcome = ReferenceResult | { error: string };
+
+/** One run of the reference; a failure is recorded (with the last lines it printed), not fatal. */
+function referenceRun(mode: string): ReferenceOutcome {
   const out = join(work, `reference-${mode}.json`);
   const start = performance.now();
-  execFileSync(
-    values.python!,
-    [
-      values.reference!,
-      '--data',
-      values.data!,
-      '--backbone',
-      spec.name,
-      '--weights',
-      pth,
-      '--mode',
-      mode,
-      '--resize',
-      '224',
-      '--crop',
-      '0',
-      '--out',
-      out,
-    ],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
-  const r = JSON.parse(readFileSync(out, 'utf8'));
-  return { ...r, wall_s: (performance.now() - start) / 1000 };
+  const args = [values.reference!, '--data', values.data!, '--backbone', spec.name, '--weights', pth];
+  try {
+    execFileSync(values.python!, [...args, '--mode', mode, '--resize', '224', '--crop', '0', '--out', out], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      maxBuffer: 1 << 28,
+    });
+  } catch (error) {
+    const lines = String((error as { stderr?: Buffer }).stderr ?? '')
+      .split('\n')
+      .filter((l) => l.trim() && !l.includes('DLASWP'));
+    return { error: lines.slice(-1).join(' ').slice(0, 300) };
+  }
+  return { ...JSON.parse(readFileSync(out, 'utf8')), wall_s: (performance.now() - start) / 1000 };
 }
 
 console.error('kensa ...');
 const kensa = kensaRun();
-const refs: Record<string, ReturnType<typeof referenceRun>> = {};
+const refs: Record<string, ReferenceOutcome> = {};
 for (const mode of values.modes!.split(',')) {
   console.error(`reference --mode ${mode} ...`);
   refs[mode] = referenceRun(mode);
@@ -117,6 +116,10 @@ console.log(
   `| kensa (train ${kensa.n_train} + validation ${kensa.n_validation}, test) | ${f(kensa.total_s, 1)} | ${f(kensa.metrics.image_auroc)} | ${f(kensa.metrics.pixel_auroc)} | ${f(kensa.metrics.aupro)} | ${f(kensa.peak_rss_mb, 0)} | |`,
 );
 for (const [mode, r] of Object.entries(refs)) {
+  if ('error' in r) {
+    console.log(`| reference --mode ${mode} | failed: ${r.error} | | | | | |`);
+    continue;
+  }
   console.log(
     `| reference --mode ${mode} (train ${r.n_train}, test) | ${f(r.timings_s.total, 1)} | ${f(r.image_auroc)} | ${f(r.pixel_auroc)} | | ${f(r.peak_rss_mb, 0)} | ${(r.timings_s.total / kensa.total_s).toFixed(1)}× |`,
   );
@@ -125,5 +128,6 @@ console.log(
   `\nkensa: backbone ${f(backbone, 1)} s; PaDiM fit + scoring ${f(padim, 1)} s = ${((100 * padim) / backbone).toFixed(0)} % of the backbone's time.`,
 );
 console.log(`kensa phases (s): train ${JSON.stringify(t)}; test ${JSON.stringify(s)}`);
-for (const [mode, r] of Object.entries(refs))
-  console.log(`reference ${mode} phases (s): ${JSON.stringify(r.timings_s)}`);
+for (const [mode, r] of Object.entries(refs)) {
+  if (!('error' in r)) console.log(`reference ${mode} phases (s): ${JSON.stringify(r.timings_s)}`);
+}

@@ -6,7 +6,7 @@
  * The pickle part goes through the restricted unpickler (pickle.ts) with a whitelist of the globals a
  * state_dict needs; everything else is refused.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileOrExplain } from '../io/read.js';
 import { KensaError } from '../util/errors.js';
 import {
   DTYPE_BYTES,
@@ -362,18 +362,6 @@ export function parseCheckpoint(bytes: Uint8Array, file: string): StateDict {
 }
 
 export async function readCheckpoint(path: string): Promise<StateDict> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    throw new KensaError(
-      'E_NOT_FOUND',
-      `cannot read the weights file (${(error as NodeJS.ErrnoException).code ?? error}). Check the path`,
-      {
-        file: path,
-        cause: error,
-      },
-    );
-  }
+  const bytes = await readFileOrExplain(path, 'weights file', 'Check the path');
   return parseCheckpoint(bytes, path);
 }

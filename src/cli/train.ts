@@ -11,7 +11,10 @@ export function register(program: Command): void {
     .description(
       'train on good images only (train/good of an MVTec-layout folder, or a folder of good images) and write a model file',
     )
-    .requiredOption('--data <dir>', "data folder (train/good, or a folder of good images) or a quoted glob such as 'good/*.png'")
+    .requiredOption(
+      '--data <dir>',
+      "data folder (train/good, or a folder of good images) or a quoted glob such as 'good/*.png'",
+    )
     .requiredOption('--out <model>', 'model file to write (e.g. model.kensa)')
     .option('--backbone <name>', `feature extractor: ${backboneNames().join(', ')}`, DEFAULT_BACKBONE)
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)')

@@ -142,6 +142,7 @@ export function collectImages(inputs: string[]): ImageItem[] {
 
 /** Training images from a data folder (train/good of an MVTec layout, or a plain folder) or a glob pattern. */
 export function trainingImages(spec: string): ImageItem[] {
-  if (!existsSync(spec) && isDynamicPattern(spec)) return collectImages([spec]).map((i) => ({ ...i, category: 'good', label: 0 }));
+  if (!existsSync(spec) && isDynamicPattern(spec))
+    return collectImages([spec]).map((i) => ({ ...i, category: 'good', label: 0 }));
   return openDataset(spec).train;
 }

@@ -7,7 +7,7 @@
  * against the file before anything is allocated, so a header that lies cannot cause a large allocation
  * or a read outside the file.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileOrExplain } from './read.js';
 import { KensaError } from '../util/errors.js';
 import { DTYPE_BYTES, numel, typedArrayFromBytes, type DType, type Tensor } from '../util/tensor.js';
 
@@ -114,19 +114,7 @@ export function parseSafetensors(bytes: Uint8Array, file?: string): SafetensorsF
 }
 
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    throw new KensaError(
-      'E_NOT_FOUND',
-      `cannot read the file (${(error as NodeJS.ErrnoException).code ?? error}). Check the path`,
-      {
-        file: path,
-        cause: error,
-      },
-    );
-  }
+  const bytes = await readFileOrExplain(path, 'file', 'Check the path');
   return parseSafetensors(bytes, path);
 }
 

@@ -6,7 +6,7 @@
  * Tensors: padim.mean [P, d] f32, padim.precision [P, d, d] f32, padim.channel_index [d] i32,
  *          calibration.validation_scores [n] f32.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileOrExplain } from '../io/read.js';
 import type { GaussianStats } from '../models/padim/model.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
@@ -202,18 +202,6 @@ export function parseModel(bytes: Uint8Array, file: string): KensaModel {
 }
 
 export async function loadModel(path: string): Promise<KensaModel> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    throw new KensaError(
-      'E_NOT_FOUND',
-      `cannot read the model file (${(error as NodeJS.ErrnoException).code ?? error}). Check the path given to --model`,
-      {
-        file: path,
-        cause: error,
-      },
-    );
-  }
+  const bytes = await readFileOrExplain(path, 'model file', 'Check the path given to --model');
   return parseModel(bytes, path);
 }

@@ -52,7 +52,7 @@ export function gaussianKernel(sigma: number, truncate = 4): Float64Array {
 }
 
 /** scipy 'reflect' (half-sample symmetric) index for any i. */
-function reflect(i: number, n: number): number {
+export function reflect(i: number, n: number): number {
   const period = 2 * n;
   let j = ((i % period) + period) % period;
   if (j >= n) j = period - 1 - j;

@@ -4,14 +4,7 @@
  * square h×h distance grid D. That lets the whole step run as two matrix products inside the scoring
  * graph. `anomaly-map.ts` keeps the step-by-step version it is tested against.
  */
-import { gaussianKernel } from './anomaly-map.js';
-
-function reflect(i: number, n: number): number {
-  const period = 2 * n;
-  let j = ((i % period) + period) % period;
-  if (j >= n) j = period - 1 - j;
-  return j;
-}
+import { gaussianKernel, reflect } from './anomaly-map.js';
 
 /** A (S×h, row-major, float32) such that A·D·Aᵀ = smooth(upsample(D)). */
 export function upsampleSmoothMatrix(h: number, S: number, sigma: number): Float32Array {
