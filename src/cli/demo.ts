@@ -29,6 +29,7 @@ export function register(program: Command): void {
           data,
           out: join(out, 'test'),
           saveModel: join(out, 'model-f1.kensa'),
+          report: true,
           onProgress: progress,
         });
         progress.stop();
@@ -47,6 +48,7 @@ export function register(program: Command): void {
         );
         console.log(`model:        ${model}`);
         console.log(`test results: ${join(out, 'test')}  (metrics.json, roc.png, pr.png, figures/)`);
+        console.log(`report:       ${join(out, 'test', 'report.html')}  (open it in a browser)`);
         console.log(`predictions:  ${join(out, 'predict')}  (predictions.csv, ng_list.txt, overlays/)`);
       } finally {
         progress.stop();

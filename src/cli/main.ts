@@ -8,7 +8,9 @@ import * as backbones from './backbones.js';
 import * as demo from './demo.js';
 import * as fetchWeights from './fetch-weights.js';
 import * as predict from './predict.js';
+import * as report from './report.js';
 import * as test from './test.js';
+import * as threshold from './threshold.js';
 import * as train from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -25,7 +27,8 @@ export function buildProgram(): Command {
     .version(pkg.version, '-v, --version')
     .showHelpAfterError('(run kensa --help for the commands)')
     .exitOverride();
-  for (const verb of [demo, train, test, predict, backbones, fetchWeights]) verb.register(program);
+  for (const verb of [demo, train, test, predict, report, threshold, backbones, fetchWeights])
+    verb.register(program);
   return program;
 }
 

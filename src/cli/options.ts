@@ -25,11 +25,11 @@ export const probability = (name: string) => (value: string) => {
 };
 
 export function threshold(value: string): ThresholdChoice {
-  if (value === 'fpr0' || value === 'f1' || value === 'quantile') return value;
+  if (value === 'fpr0' || value === 'f1' || value === 'quantile' || value === 'custom') return value;
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n)) {
     throw new InvalidArgumentError(
-      `Expected fpr0, f1, quantile or a number for --threshold but received '${value}'`,
+      `Expected fpr0, f1, quantile, custom or a number for --threshold but received '${value}'`,
     );
   }
   return n;

@@ -15,14 +15,15 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'results folder')
     .option(
       '--threshold <t>',
-      'fpr0 (default: no false alarm on known-good images), f1, quantile, or a number',
+      'fpr0 (no false alarm on known-good images), f1, quantile, custom (set by kensa threshold), or a number; ' +
+        'default: custom when the model has one, else fpr0',
       threshold,
-      'fpr0',
     )
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
     .option('--batch <n>', 'images per backbone batch', integer('--batch'), 16)
     .option('--no-overlays', 'skip the heat-map overlays')
     .option('--figures', 'also write the five-panel figure of each image')
+    .option('--report', 'also write report.html (open it in a browser; implies --figures)')
     .option('--fail-fast', 'stop at the first unreadable image (default: list it in errors.csv and go on)')
     .option(
       '--pixel-limit <n>',
@@ -45,6 +46,7 @@ export function register(program: Command): void {
           batch: o.batch,
           overlays: o.overlays,
           figures: o.figures,
+          report: o.report,
           failFast: o.failFast,
           pixelLimit: o.pixelLimit,
           onProgress: progress,

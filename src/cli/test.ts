@@ -27,6 +27,7 @@ export function register(program: Command): void {
       integer('--pixel-limit'),
     )
     .option('--no-figures', 'skip the per-image figures')
+    .option('--report', 'also write report.html (open it in a browser)')
     .action(async (o) => {
       const progress = progressReporter();
       try {
@@ -39,12 +40,13 @@ export function register(program: Command): void {
           batch: o.batch,
           pixelLimit: o.pixelLimit,
           figures: o.figures,
+          report: o.report,
           onProgress: progress,
         });
         progress.stop();
         const c = metrics.confusion.fpr0;
         console.log(
-          `results: ${o.out} (metrics.json, predictions.csv, roc.png, pr.png${o.figures ? ', figures/' : ''})`,
+          `results: ${o.out} (metrics.json, predictions.csv, roc.png, pr.png${o.figures ? ', figures/' : ''}${o.report ? ', report.html' : ''})`,
         );
         console.log(
           `  image AUROC ${fmt(metrics.image_auroc)}  pixel AUROC ${fmt(metrics.pixel_auroc)}  AUPRO ${fmt(metrics.aupro)}  AP ${fmt(metrics.image_ap)}  F1-max ${fmt(metrics.image_f1_max)}`,

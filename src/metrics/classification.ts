@@ -34,7 +34,16 @@ export function auroc(scores: ArrayLike<number>, labels: ArrayLike<number>): Met
   }
   pos.sort();
   neg.sort();
-  // for each positive: negatives strictly below + ½ · negatives equal
+  return { value: mannWhitney(pos, neg) };
+}
+
+/**
+ * P(positive > negative) + ½ P(equal) from ascending-sorted positive and negative scores: the ROC AUC,
+ * exact, in one merge pass.
+ */
+export function mannWhitney(pos: ArrayLike<number>, neg: ArrayLike<number>): number {
+  const nPos = pos.length;
+  const nNeg = neg.length;
   let below = 0;
   let u = 0;
   for (let i = 0; i < nPos;) {
@@ -47,7 +56,7 @@ export function auroc(scores: ArrayLike<number>, labels: ArrayLike<number>): Met
     u += (j - i) * (below + equal / 2);
     i = j;
   }
-  return { value: u / (nPos * nNeg) };
+  return u / (nPos * nNeg);
 }
 
 export interface CurvePoint {

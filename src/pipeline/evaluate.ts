@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { openDataset, type ImageItem } from '../data/dataset.js';
-import { aupro, type ProInput } from '../metrics/aupro.js';
+import { pixelMetrics, type ProInput } from '../metrics/aupro.js';
 import {
   auroc,
   averagePrecision,
@@ -21,7 +21,9 @@ import { KensaError } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
 import { Inspector } from './inspector.js';
 import { loadModel, saveModel, type KensaModel } from './model-file.js';
-import { figurePath, judge, outputName, writeFigure } from './outputs.js';
+import { judge, outputName, writeFigure, writeThumb } from './outputs.js';
+import { writeResultsFile, type ResultImage } from '../report/results-file.js';
+import { writeReport } from '../report/html.js';
 
 export interface TestOptions {
   model: string | KensaModel;
@@ -35,6 +37,8 @@ export interface TestOptions {
   batch?: number;
   pixelLimit?: number;
   figures?: boolean;
+  /** Also write the HTML report (report.html). */
+  report?: boolean;
   onProgress?: ProgressCallback;
 }
 
@@ -104,12 +108,11 @@ export async function test(
   const labels: number[] = [];
   const images: TestImageResult[] = [];
   const pro: ProInput[] = [];
-  const pixelScores: Float32Array[] = [];
-  const pixelLabels: Uint8Array[] = [];
   const withMasks = items.some((i) => i.mask);
   s = performance.now();
   let tFigures = 0;
   const split = { backbone: 0, padim: 0 };
+  const resultImages: ResultImage[] = [];
   const skipped: { file: string; error: string }[] = [];
   const onError = (item: ImageItem, error: Error) => skipped.push({ file: item.path, error: error.message });
   const warnings: string[] = [];
@@ -141,16 +144,25 @@ export async function test(
         const mask = r.mask ?? (label === 0 ? new Uint8Array(size * size) : undefined);
         if (mask) {
           pro.push({ map: r.map, mask, width: size, height: size });
-          pixelScores.push(r.map);
-          pixelLabels.push(mask);
         }
       }
+      const f = performance.now();
+      const name = outputName(r.item.path, root, '');
+      const entry: ResultImage = {
+        file: r.item.path,
+        name,
+        category: r.item.category,
+        label,
+        score: r.score,
+        regions: v.regions.length,
+      };
+      entry.thumb = await writeThumb(options.out, name, r, model, size);
       if (options.figures ?? true) {
-        const f = performance.now();
-        const name = outputName(r.item.path, root, '.png');
-        await writeFigure(figurePath(options.out, name), r, v, model, threshold, size, name);
-        tFigures += performance.now() - f;
+        entry.figure = `figures/${name}.png`;
+        await writeFigure(join(options.out, entry.figure), r, v, model, threshold, size, name);
       }
+      resultImages.push(entry);
+      tFigures += performance.now() - f;
     }
   } finally {
     await inspector.dispose();
@@ -172,18 +184,10 @@ export async function test(
   const image_f1_max = take('image_f1_max', f1.f1);
   let pixel_auroc: number | null = null;
   let aupro_value: number | null = null;
-  if (pixelScores.length) {
-    const n = pixelScores.reduce((a, m) => a + m.length, 0);
-    const allScores = new Float32Array(n);
-    const allLabels = new Uint8Array(n);
-    let at = 0;
-    pixelScores.forEach((m, i) => {
-      allScores.set(m, at);
-      allLabels.set(pixelLabels[i], at);
-      at += m.length;
-    });
-    pixel_auroc = take('pixel_auroc', auroc(allScores, allLabels));
-    aupro_value = take('aupro', aupro(pro));
+  if (pro.length) {
+    const pixel = pixelMetrics(pro);
+    pixel_auroc = take('pixel_auroc', pixel.pixel_auroc);
+    aupro_value = take('aupro', pixel.aupro);
   } else {
     reasons.pixel_auroc = reasons.aupro = 'no ground-truth masks';
   }
@@ -261,5 +265,17 @@ export async function test(
     timings_s: timings,
   };
   await writeJson(join(options.out, 'metrics.json'), metrics);
+  await writeResultsFile(options.out, {
+    kind: 'test',
+    model: {
+      path: typeof options.model === 'string' ? options.model : undefined,
+      backbone: model.meta.backbone.name,
+      thresholds: { ...thresholds },
+    },
+    threshold,
+    metrics: { ...metrics },
+    images: resultImages,
+  });
+  if (options.report) await writeReport(options.out);
   return { metrics, images, model };
 }

@@ -146,14 +146,19 @@ export async function* scoreWith(
   const size = inputSize(preprocess);
   const batch = options.batch ?? DEFAULT_BATCH;
   let done = 0;
-  for await (const loaded of loadBatches(items, preprocess, batch, options)) {
-    const features = await backbone.extract(
-      stackTensors(loaded.map((l) => l.image)),
-      loaded.length,
-      size,
-      size,
-    );
+  // unreadable images count as done for the progress report
+  const onError =
+    options.onError && ((item: ImageItem, error: Error) => (done++, options.onError!(item, error)));
+  for await (const loaded of loadBatches(items, preprocess, batch, { ...options, onError })) {
+    const t0 = performance.now();
+    const x = stackTensors(loaded.map((l) => l.image));
+    const features = await backbone.extract(x, loaded.length, size, size);
+    const t1 = performance.now();
     const { maps, scores } = await graph.run(features);
+    if (options.timing) {
+      options.timing.backbone += (t1 - t0) / 1000;
+      options.timing.padim += (performance.now() - t1) / 1000;
+    }
     for (let b = 0; b < loaded.length; b++) yield { ...loaded[b], map: maps[b], score: scores[b] };
     done += loaded.length;
     options.onProgress?.({ task: options.task ?? 'score', done, total: items.length, unit: 'images' });

@@ -24,6 +24,8 @@ export interface Thresholds {
   quantile: number;
   /** Best F1 on a labelled test set, stored by `kensa test --save-model`. */
   f1?: number;
+  /** Chosen by the user (`kensa threshold --set`, e.g. from the report's slider); predict's default when set. */
+  custom?: number;
 }
 
 export interface ModelMetadata {
@@ -124,8 +126,10 @@ function metadataProblem(m: unknown): string | undefined {
   if (pd.grid[0] * pd.grid[1] * (pd.d as number) ** 2 > 2 ** 31)
     return 'declares statistics too large to hold';
   const t = m.thresholds;
-  if (!isObj(t) || !isNum(t.fpr0) || !isNum(t.quantile) || (t.f1 !== undefined && !isNum(t.f1)))
+  const optional = (v: unknown) => v === undefined || isNum(v);
+  if (!isObj(t) || !isNum(t.fpr0) || !isNum(t.quantile) || !optional(t.f1) || !optional(t.custom)) {
     return 'lacks the thresholds';
+  }
   const c = m.calibration;
   if (!isObj(c) || !Array.isArray(c.display) || c.display.length !== 2 || !c.display.every(Number.isFinite))
     return 'lacks the calibration';
@@ -204,4 +208,17 @@ export function parseModel(bytes: Uint8Array, file: string): KensaModel {
 export async function loadModel(path: string): Promise<KensaModel> {
   const bytes = await readFileOrExplain(path, 'model file', 'Check the path given to --model');
   return parseModel(bytes, path);
+}
+
+/** Stores a user-chosen threshold ("custom") in the model file, atomically; returns the updated model. */
+export async function setCustomThreshold(path: string, value: number): Promise<KensaModel> {
+  if (!Number.isFinite(value))
+    throw new KensaError('E_ARGUMENT', `Expected a finite number for --set but received ${value}`);
+  const model = await loadModel(path);
+  const updated = {
+    ...model,
+    meta: { ...model.meta, thresholds: { ...model.meta.thresholds, custom: value } },
+  };
+  await saveModel(path, updated);
+  return updated;
 }

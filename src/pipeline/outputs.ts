@@ -2,7 +2,8 @@
 import { basename, dirname, extname, join, relative } from 'node:path';
 import { toOriginal } from '../image/preprocess.js';
 import { findRegions } from '../postprocess/regions.js';
-import { fivePanelFigure, writePng } from '../report/figures.js';
+import { fivePanelFigure, thumbnailJpeg, writePng } from '../report/figures.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import type { ScoredImage } from './inspector.js';
 import type { KensaModel } from './model-file.js';
 
@@ -91,4 +92,18 @@ export async function writeFigure(
   await writePng(path, png);
 }
 
-export const figurePath = (out: string, name: string) => join(out, 'figures', name);
+/** Writes the report thumbnail of an image; returns its path relative to the results folder. */
+export async function writeThumb(
+  out: string,
+  name: string,
+  r: ScoredImage,
+  model: KensaModel,
+  size: number,
+): Promise<string> {
+  const rel = `thumbs/${name}.jpg`;
+  await writeFileAtomic(
+    join(out, rel),
+    await thumbnailJpeg(r.image.rgb, r.map, size, model.meta.calibration.display),
+  );
+  return rel;
+}

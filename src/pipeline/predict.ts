@@ -12,9 +12,11 @@ import { KensaError } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
 import { Inspector } from './inspector.js';
 import { loadModel, type KensaModel } from './model-file.js';
-import { commonRoot, figurePath, judge, outputName, writeFigure, type DefectRegion } from './outputs.js';
+import { commonRoot, judge, outputName, writeFigure, writeThumb, type DefectRegion } from './outputs.js';
+import { writeResultsFile, type ResultImage } from '../report/results-file.js';
+import { writeReport } from '../report/html.js';
 
-export type ThresholdChoice = 'fpr0' | 'f1' | 'quantile' | number;
+export type ThresholdChoice = 'fpr0' | 'f1' | 'quantile' | 'custom' | number;
 
 export interface PredictOptions {
   model: string | KensaModel;
@@ -25,9 +27,11 @@ export interface PredictOptions {
   weights?: string;
   cacheDir?: string;
   batch?: number;
-  /** Heat-map overlays (default true) and five-panel figures (default false). */
+  /** Heat-map overlays (default true) and five-panel figures (default false; on with report). */
   overlays?: boolean;
   figures?: boolean;
+  /** Also write the HTML report (report.html). */
+  report?: boolean;
   /** Stop at the first unreadable image instead of listing it in errors.csv and going on. */
   failFast?: boolean;
   pixelLimit?: number;
@@ -50,7 +54,8 @@ export interface Prediction {
 }
 
 /** The threshold a choice stands for in this model, with a clear error when the model lacks it. */
-export function resolveThreshold(model: KensaModel, choice: ThresholdChoice = 'fpr0'): number {
+export function resolveThreshold(model: KensaModel, choice?: ThresholdChoice): number {
+  choice ??= model.meta.thresholds.custom !== undefined ? 'custom' : 'fpr0';
   if (typeof choice === 'number') {
     if (!Number.isFinite(choice))
       throw new KensaError('E_ARGUMENT', `Expected a finite number for threshold but received ${choice}`);
@@ -66,10 +71,19 @@ export function resolveThreshold(model: KensaModel, choice: ThresholdChoice = 'f
     }
     return t.f1;
   }
+  if (choice === 'custom') {
+    if (t.custom === undefined) {
+      throw new KensaError(
+        'E_ARGUMENT',
+        'the model has no custom threshold; set one with kensa threshold --model MODEL --set VALUE',
+      );
+    }
+    return t.custom;
+  }
   if (choice === 'fpr0' || choice === 'quantile') return t[choice];
   throw new KensaError(
     'E_ARGUMENT',
-    `unknown threshold '${String(choice)}'; choose one of: fpr0, f1, quantile, or a number`,
+    `unknown threshold '${String(choice)}'; choose one of: fpr0, f1, quantile, custom, or a number`,
   );
 }
 
@@ -88,6 +102,7 @@ export async function predict(
   const size = inspector.size;
   const predictions: Prediction[] = [];
   const errors: PredictError[] = [];
+  const resultImages: ResultImage[] = [];
   const onError = options.failFast
     ? undefined
     : (item: ImageItem, error: Error) => errors.push({ file: item.path, error: error.message });
@@ -109,16 +124,23 @@ export async function predict(
         height: r.image.height,
         regions: v.regions,
       });
+      const name = outputName(r.item.path, root, '');
+      const entry: ResultImage = { file: r.item.path, name, score: r.score, regions: v.regions.length };
+      if (r.item.label !== undefined)
+        Object.assign(entry, { label: r.item.label, category: r.item.category });
+      entry.thumb = await writeThumb(options.out, name, r, model, size);
       if (options.overlays ?? true) {
+        entry.overlay = `overlays/${name}.png`;
         await writePng(
-          join(options.out, 'overlays', outputName(r.item.path, root, '.png')),
+          join(options.out, entry.overlay),
           await overlayPng(r.item.path, r.map, size, model.meta.calibration.display),
         );
       }
-      if (options.figures) {
-        const name = outputName(r.item.path, root, '.png');
-        await writeFigure(figurePath(options.out, name), r, v, model, threshold, size, name);
+      if (options.figures || options.report) {
+        entry.figure = `figures/${name}.png`;
+        await writeFigure(join(options.out, entry.figure), r, v, model, threshold, size, name);
       }
+      resultImages.push(entry);
     }
   } finally {
     await inspector.dispose();
@@ -169,5 +191,16 @@ export async function predict(
     ['file', 'error'],
     errors.map((e) => [e.file, e.error]),
   );
+  await writeResultsFile(options.out, {
+    kind: 'predict',
+    model: {
+      path: typeof options.model === 'string' ? options.model : undefined,
+      backbone: model.meta.backbone.name,
+      thresholds: { ...model.meta.thresholds },
+    },
+    threshold,
+    images: resultImages,
+  });
+  if (options.report) await writeReport(options.out);
   return { predictions, errors, threshold };
 }

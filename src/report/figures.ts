@@ -225,3 +225,18 @@ export async function curvePng(
 export async function writePng(path: string, png: Uint8Array): Promise<void> {
   await writeFileAtomic(path, png);
 }
+
+/** A small JPEG thumbnail of the image with its heat map, for the report's grid. */
+export async function thumbnailJpeg(
+  rgb: Uint8Array,
+  map: Float32Array,
+  size: number,
+  range: [number, number],
+  side = 160,
+): Promise<Uint8Array> {
+  const px = heatOverlay(rgb, map, range, 0.45);
+  return await sharp(Buffer.from(px), { raw: { width: size, height: size, channels: 3 } })
+    .resize(side, side, { fit: 'fill' })
+    .jpeg({ quality: 80 })
+    .toBuffer();
+}

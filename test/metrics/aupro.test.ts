@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { aupro } from '../../src/metrics/aupro.js';
+import { aupro, pixelMetrics } from '../../src/metrics/aupro.js';
+import { auroc } from '../../src/metrics/classification.js';
 import { fixture } from '../helpers.js';
 
 const f = JSON.parse(readFileSync(fixture('metrics', 'aupro.json'), 'utf8')) as {
@@ -19,6 +20,12 @@ const items = f.maps.map((m, i) => ({
 describe('AUPRO', () => {
   it('matches the brute-force reference in tools/make_metric_fixtures.py', () => {
     expect(Math.abs(aupro(items).value! - f.aupro)).toBeLessThan(1e-6);
+  });
+
+  it('its pixel AUROC, from the same sorted pixels, equals the plain AUROC of all pixels', () => {
+    const scores = items.flatMap((it) => Array.from(it.map));
+    const labels = items.flatMap((it) => Array.from(it.mask));
+    expect(pixelMetrics(items).pixel_auroc.value).toBeCloseTo(auroc(scores, labels).value!, 12);
   });
 
   it('is 1 for a perfect map and null without defect regions', () => {

@@ -1,0 +1,216 @@
+/**
+ * The report page's own script and styles, inlined into report.html (no network, works from file://).
+ * Plain ES2018; it reads the data block, draws the score histogram, and keeps the counts, confusion
+ * matrix, NG list and grid badges in step with the threshold slider. English and Japanese.
+ */
+
+export const STYLES = `
+:root { --ng: #c62828; --ok: #2e7d32; --muted: #666; --line: #ddd; font-family: system-ui, -apple-system, "Segoe UI", "Hiragino Sans", "Noto Sans JP", sans-serif; }
+body { margin: 0; background: #fafafa; color: #222; }
+header { display: flex; align-items: center; justify-content: space-between; padding: 12px 20px; background: #263238; color: #fff; }
+header h1 { font-size: 18px; margin: 0; }
+main { padding: 16px 20px; max-width: 1400px; margin: 0 auto; }
+section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 14px 16px; margin-bottom: 16px; }
+h2 { font-size: 16px; margin: 0 0 10px; }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; min-width: 110px; }
+.card b { display: block; font-size: 20px; }
+.card span { color: var(--muted); font-size: 12px; }
+.curves img { height: 260px; margin-right: 10px; border: 1px solid var(--line); }
+#hist { width: 100%; height: 160px; display: block; }
+#slider { width: 100%; }
+.readout { display: flex; flex-wrap: wrap; gap: 18px; margin: 8px 0; font-size: 14px; }
+.readout b { font-variant-numeric: tabular-nums; }
+table.conf { border-collapse: collapse; font-size: 13px; }
+table.conf td, table.conf th { border: 1px solid var(--line); padding: 4px 10px; text-align: right; }
+.cmd { width: 100%; font-family: ui-monospace, monospace; font-size: 12px; padding: 4px; box-sizing: border-box; }
+.row { display: flex; gap: 8px; align-items: center; margin-top: 6px; }
+#nglist { max-height: 220px; overflow: auto; font-family: ui-monospace, monospace; font-size: 12px; margin: 0; padding-left: 20px; }
+#nglist li { cursor: pointer; } #nglist li:hover { text-decoration: underline; }
+#grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; }
+.tile { position: relative; border: 2px solid transparent; border-radius: 6px; background: #fff; cursor: pointer; overflow: hidden; }
+.tile img { width: 100%; aspect-ratio: 1; display: block; background: #eee; }
+.tile .cap { font-size: 11px; padding: 3px 5px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.tile .badge { position: absolute; top: 4px; left: 4px; color: #fff; font-size: 11px; font-weight: bold; padding: 1px 6px; border-radius: 3px; }
+.tile.ng { border-color: var(--ng); } .tile.ng .badge { background: var(--ng); }
+.tile.ok .badge { background: var(--ok); }
+#modal { position: fixed; inset: 0; background: rgba(0,0,0,.75); display: none; align-items: center; justify-content: center; flex-direction: column; z-index: 10; }
+#modal.open { display: flex; }
+#modal img { max-width: 96vw; max-height: 80vh; background: #fff; }
+#modal p { color: #fff; font-family: ui-monospace, monospace; font-size: 13px; }
+.legend span { display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 12px; }
+`;
+
+export const SCRIPT = String.raw`
+(function () {
+  var data = JSON.parse(document.getElementById('kensa-data').textContent);
+  var T = {
+    en: {
+      title: 'kensa inspection report', summary: 'Summary', images: 'images', ng: 'NG', ok: 'OK', threshold: 'Threshold',
+      fpr: 'False-positive rate', recall: 'Recall (defects found)', good: 'good', defective: 'defective', unlabelled: 'unlabelled',
+      confusion: 'Confusion matrix', actual: 'actual', predicted: 'predicted', nglist: 'NG images', grid: 'All images (highest score first)',
+      copy: 'Copy', copied: 'Copied', use_predict: 'Use this threshold when predicting:', store_model: 'Or store it in the model:',
+      reset: 'Back to fpr0', fpr0: 'fpr0: no false alarm on known-good images', f1: 'f1: best F1 on this test set',
+      quantile: 'quantile', custom: 'stored', none: 'No NG image at this threshold.', close: 'Close (Esc)',
+      image_auroc: 'Image AUROC', pixel_auroc: 'Pixel AUROC', aupro: 'AUPRO', image_ap: 'Average precision', image_f1_max: 'F1 max',
+      kind_test: 'kensa test results', kind_predict: 'kensa predict results', language: 'Language', score: 'score'
+    },
+    ja: {
+      title: 'kensa 検査レポート', summary: '概要', images: '枚', ng: 'NG', ok: 'OK', threshold: 'しきい値',
+      fpr: '誤検出率', recall: '検出率（欠陥を見つけた割合）', good: '良品', defective: '不良品', unlabelled: 'ラベルなし',
+      confusion: '混同行列', actual: '実際', predicted: '判定', nglist: 'NG 画像', grid: 'すべての画像（スコアの高い順）',
+      copy: 'コピー', copied: 'コピーしました', use_predict: '推論でこのしきい値を使う:', store_model: 'またはモデルに保存する:',
+      reset: 'fpr0 に戻す', fpr0: 'fpr0: 既知の良品で誤検出ゼロ', f1: 'f1: このテストセットで F1 最大',
+      quantile: '分位点', custom: '保存済み', none: 'このしきい値では NG 画像はありません。', close: '閉じる（Esc）',
+      image_auroc: '画像 AUROC', pixel_auroc: '画素 AUROC', aupro: 'AUPRO', image_ap: '平均適合率', image_f1_max: 'F1 最大値',
+      kind_test: 'kensa test の結果', kind_predict: 'kensa predict の結果', language: '言語', score: 'スコア'
+    }
+  };
+  var lang = (navigator.language || 'en').toLowerCase().indexOf('ja') === 0 ? 'ja' : 'en';
+  var $ = function (id) { return document.getElementById(id); };
+  var images = data.images.slice().sort(function (a, b) { return b.score - a.score; });
+  var labelled = images.some(function (im) { return im.label === 0 || im.label === 1; });
+  var scores = images.map(function (im) { return im.score; });
+  var lo = Math.min.apply(null, scores), hi = Math.max.apply(null, scores);
+  var marks = data.model.thresholds || {};
+  Object.keys(marks).forEach(function (k) { if (typeof marks[k] === 'number') { lo = Math.min(lo, marks[k]); hi = Math.max(hi, marks[k]); } });
+  var pad = (hi - lo) * 0.05 || 1; lo -= pad; hi += pad;
+  var slider = $('slider');
+  slider.min = lo; slider.max = hi; slider.step = (hi - lo) / 2000; slider.value = data.threshold;
+  var threshold = data.threshold;
+  var fmt = function (v, d) { return v === null || v === undefined ? 'n/a' : Number(v).toFixed(d === undefined ? 3 : d); };
+
+  function t(key) { return (T[lang] && T[lang][key]) || T.en[key] || key; }
+  function translate() {
+    document.documentElement.lang = lang;
+    document.querySelectorAll('[data-i18n]').forEach(function (el) { el.textContent = t(el.getAttribute('data-i18n')); });
+    $('lang').value = lang;
+    $('kind').textContent = t('kind_' + data.kind);
+    drawHistogram();
+    update();
+  }
+
+  // summary metrics (test only)
+  var m = data.metrics || {};
+  var mk = ['image_auroc', 'pixel_auroc', 'aupro', 'image_ap', 'image_f1_max'].filter(function (k) { return k in m; });
+  $('metrics').innerHTML = mk.map(function (k) {
+    return '<div class="card"><b>' + fmt(m[k], 4) + '</b><span data-i18n="' + k + '"></span></div>';
+  }).join('');
+
+  // grid, built once; badges follow the threshold
+  var grid = $('grid');
+  var tiles = images.map(function (im, i) {
+    var d = document.createElement('div');
+    d.className = 'tile';
+    d.setAttribute('data-index', i);
+    d.innerHTML = '<span class="badge"></span><img loading="lazy" decoding="async" alt="" src="' + (im.thumb || im.overlay || '') + '">' +
+      '<div class="cap" title="' + im.file.replace(/"/g, '&quot;') + '">' + im.score.toFixed(2) + ' · ' + im.name + '</div>';
+    d.onclick = function () { openImage(i); };
+    grid.appendChild(d);
+    return d;
+  });
+
+  function openImage(i) {
+    var im = images[i];
+    $('modal-img').src = im.figure || im.overlay || im.thumb || '';
+    $('modal-caption').textContent = im.file + ' — ' + t('score') + ' ' + im.score.toFixed(3);
+    $('modal').classList.add('open');
+  }
+  $('modal').onclick = function () { $('modal').classList.remove('open'); };
+  document.addEventListener('keydown', function (e) { if (e.key === 'Escape') $('modal').classList.remove('open'); });
+
+  function counts(th) {
+    var c = { ng: 0, ok: 0, tp: 0, fp: 0, tn: 0, fn: 0 };
+    images.forEach(function (im) {
+      var ng = im.score > th;
+      if (ng) c.ng++; else c.ok++;
+      if (im.label === 1) { if (ng) c.tp++; else c.fn++; }
+      else if (im.label === 0) { if (ng) c.fp++; else c.tn++; }
+    });
+    c.fpr = c.fp + c.tn ? c.fp / (c.fp + c.tn) : null;
+    c.recall = c.tp + c.fn ? c.tp / (c.tp + c.fn) : null;
+    return c;
+  }
+
+  var W = 1000, H = 160;
+  var xOf = function (v) { return ((v - lo) / (hi - lo)) * W; };
+  function drawHistogram() {
+    var bins = 50, width = (hi - lo) / bins, series = { good: [], defective: [], unlabelled: [] };
+    Object.keys(series).forEach(function (k) { for (var i = 0; i < bins; i++) series[k].push(0); });
+    images.forEach(function (im) {
+      var b = Math.min(bins - 1, Math.max(0, Math.floor((im.score - lo) / width)));
+      series[im.label === 1 ? 'defective' : im.label === 0 ? 'good' : 'unlabelled'][b]++;
+    });
+    var top = 1;
+    Object.keys(series).forEach(function (k) { series[k].forEach(function (v) { top = Math.max(top, v); }); });
+    var colours = { good: 'rgba(46,125,50,.55)', defective: 'rgba(198,40,40,.55)', unlabelled: 'rgba(96,125,139,.6)' };
+    var svg = '';
+    Object.keys(series).forEach(function (k) {
+      series[k].forEach(function (v, i) {
+        if (!v) return;
+        var h = (v / top) * (H - 30);
+        svg += '<rect x="' + (i * W / bins + 1) + '" y="' + (H - 14 - h) + '" width="' + (W / bins - 2) + '" height="' + h + '" fill="' + colours[k] + '"/>';
+      });
+    });
+    var row = 0;
+    ['fpr0', 'f1', 'quantile', 'custom'].forEach(function (k) {
+      if (typeof marks[k] !== 'number') return;
+      var x = xOf(marks[k]);
+      svg += '<line x1="' + x + '" x2="' + x + '" y1="0" y2="' + (H - 14) + '" stroke="#555" stroke-dasharray="4 3"/>' +
+        '<text x="' + (x + 3) + '" y="' + (10 + 12 * row++) + '" font-size="11" fill="#333">' + k + '</text>';
+    });
+    svg += '<line id="tline" x1="0" x2="0" y1="0" y2="' + (H - 14) + '" stroke="#1565c0" stroke-width="3"/>';
+    svg += '<text x="0" y="' + (H - 2) + '" font-size="11" fill="#666">' + lo.toFixed(2) + '</text><text x="' + W + '" y="' + (H - 2) + '" font-size="11" fill="#666" text-anchor="end">' + hi.toFixed(2) + '</text>';
+    $('hist').innerHTML = svg;
+    $('legend').innerHTML = (labelled ? ['good', 'defective'] : ['unlabelled']).map(function (k) {
+      return '<span style="background:' + colours[k] + '"></span>' + t(k);
+    }).join('') + ' &nbsp; ' + ['fpr0', 'f1'].filter(function (k) { return typeof marks[k] === 'number'; }).map(function (k) { return t(k); }).join(' · ');
+  }
+
+  var pending = false;
+  function update() {
+    pending = false;
+    var c = counts(threshold);
+    $('t-value').textContent = fmt(threshold);
+    $('n-images').textContent = images.length;
+    $('n-ng').textContent = c.ng;
+    $('n-ok').textContent = c.ok;
+    $('fpr').textContent = c.fpr === null ? 'n/a' : (100 * c.fpr).toFixed(1) + ' %';
+    $('recall').textContent = c.recall === null ? 'n/a' : (100 * c.recall).toFixed(1) + ' %';
+    $('conf-tp').textContent = c.tp; $('conf-fn').textContent = c.fn; $('conf-fp').textContent = c.fp; $('conf-tn').textContent = c.tn;
+    var line = document.getElementById('tline');
+    if (line) { line.setAttribute('x1', xOf(threshold)); line.setAttribute('x2', xOf(threshold)); }
+    tiles.forEach(function (d, i) {
+      var ng = images[i].score > threshold;
+      d.className = 'tile ' + (ng ? 'ng' : 'ok');
+      d.firstChild.textContent = ng ? 'NG' : 'OK';
+    });
+    var list = images.map(function (im, i) { return [im, i]; }).filter(function (p) { return p[0].score > threshold; });
+    $('nglist').innerHTML = list.length ? list.map(function (p) {
+      return '<li data-index="' + p[1] + '">' + p[0].score.toFixed(3) + '  ' + p[0].file.replace(/</g, '&lt;') + '</li>';
+    }).join('') : '<p>' + t('none') + '</p>';
+    var model = data.model.path || 'MODEL';
+    $('cmd-predict').value = 'kensa predict --model ' + model + ' --threshold ' + threshold.toFixed(4) + ' --out RESULTS IMAGES...';
+    $('cmd-store').value = 'kensa threshold --model ' + model + ' --set ' + threshold.toFixed(4);
+  }
+  $('nglist').onclick = function (e) { var li = e.target.closest('li'); if (li) openImage(Number(li.getAttribute('data-index'))); };
+  slider.addEventListener('input', function () {
+    threshold = Number(slider.value);
+    if (!pending) { pending = true; requestAnimationFrame(update); }
+  });
+  $('reset').onclick = function () { threshold = marks.fpr0; slider.value = threshold; update(); };
+  document.querySelectorAll('button[data-copy]').forEach(function (b) {
+    b.onclick = function () {
+      var input = $(b.getAttribute('data-copy'));
+      input.select();
+      var done = function () { b.textContent = t('copied'); setTimeout(function () { b.textContent = t('copy'); }, 1200); };
+      if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand('copy'); done(); });
+      else { document.execCommand('copy'); done(); }
+    };
+  });
+  $('lang').onchange = function () { lang = $('lang').value; translate(); };
+  if (!labelled) $('confusion').style.display = 'none';
+  window.kensaReport = { counts: counts, setThreshold: function (v) { threshold = v; slider.value = v; update(); } };
+  translate();
+})();
+`;

@@ -1,0 +1,65 @@
+/**
+ * results.json: everything the HTML report needs from a `kensa test` or `kensa predict` run — the
+ * thresholds, the metrics, and per image its score, verdict, label (when known) and the pictures written
+ * for it (relative paths inside the results folder).
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeJson } from '../io/results.js';
+import { KensaError } from '../util/errors.js';
+
+export const RESULTS_FILE = 'results.json';
+
+export interface ResultImage {
+  file: string;
+  /** Output name (unique in this run), e.g. "crack_007". */
+  name: string;
+  category?: string;
+  /** 0 good, 1 defective, when known. */
+  label?: 0 | 1;
+  score: number;
+  regions: number;
+  /** Relative paths, when written. */
+  thumb?: string;
+  figure?: string;
+  overlay?: string;
+}
+
+export interface ResultsFile {
+  kind: 'test' | 'predict';
+  model: { path?: string; backbone: string; thresholds: Record<string, number | null | undefined> };
+  /** The threshold the verdicts were made with. */
+  threshold: number;
+  metrics?: Record<string, unknown>;
+  images: ResultImage[];
+}
+
+export async function writeResultsFile(dir: string, results: ResultsFile): Promise<void> {
+  await writeJson(join(dir, RESULTS_FILE), results);
+}
+
+export async function readResultsFile(dir: string): Promise<ResultsFile> {
+  const path = join(dir, RESULTS_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new KensaError(
+      'E_NOT_FOUND',
+      `no ${RESULTS_FILE} here; give the folder written by kensa test or kensa predict (--out)`,
+      { file: dir },
+    );
+  }
+  try {
+    const r = JSON.parse(text) as ResultsFile;
+    if (!Array.isArray(r.images) || typeof r.threshold !== 'number')
+      throw new Error('missing images or threshold');
+    return r;
+  } catch (error) {
+    throw new KensaError(
+      'E_FORMAT',
+      `not a kensa results file (${(error as Error).message}); run kensa test or kensa predict again`,
+      { file: path },
+    );
+  }
+}

@@ -1,0 +1,223 @@
+/// <reference lib="dom" />
+/**
+ * The HTML report in a real browser: Playwright (playwright-core) driving Debian's Chromium headless.
+ * Opens a report written by `kensa test --report` from file://, moves the threshold slider and checks
+ * the counts against the data, switches to Japanese, and keeps a screenshot (test-artifacts/report.png).
+ * Skipped, with a message, where /usr/bin/chromium is absent (.ci/run installs it).
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeSyntheticDataset } from '../../src/data/synthetic.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const present = existsSync(CHROMIUM);
+if (!present)
+  console.warn(
+    `skipping the browser test of the report: ${CHROMIUM} is absent (apt-get install -y chromium)`,
+  );
+
+const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'kensa-report-'));
+let browser: Browser;
+let page: Page;
+let results: {
+  threshold: number;
+  model: { thresholds: Record<string, number> };
+  images: { score: number; label?: number; thumb: string }[];
+};
+
+const kensa = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`kensa ${args.join(' ')}: ${r.stderr}`);
+  return r;
+};
+const text = (id: string) => page.locator(`#${id}`).innerText();
+const expected = (t: number) => {
+  const c = { ng: 0, ok: 0, tp: 0, fp: 0, tn: 0, fn: 0 };
+  for (const im of results.images) {
+    const ng = im.score > t;
+    c[ng ? 'ng' : 'ok']++;
+    if (im.label === 1) c[ng ? 'tp' : 'fn']++;
+    else c[ng ? 'fp' : 'tn']++;
+  }
+  return c;
+};
+
+describe.skipIf(!present)('HTML report in Chromium', () => {
+  beforeAll(async () => {
+    const data = join(dir, 'data');
+    await makeSyntheticDataset(data, { size: 96, train: 16, testGood: 6, testPerDefect: 5, seed: 9 });
+    kensa('train', '--data', data, '--out', join(dir, 'm.kensa'), '--size', '96', '--d', '16');
+    kensa(
+      'test',
+      '--model',
+      join(dir, 'm.kensa'),
+      '--data',
+      data,
+      '--out',
+      join(dir, 'results'),
+      '--report',
+      '--save-model',
+      join(dir, 'f1.kensa'),
+    );
+    results = JSON.parse(readFileSync(join(dir, 'results', 'results.json'), 'utf8'));
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    page = await browser.newPage({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
+    await page.goto(pathToFileURL(join(dir, 'results', 'report.html')).href);
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('opens from file:// with the counts at the fpr0 threshold and every thumbnail', async () => {
+    const c = expected(results.threshold);
+    expect(await text('n-images')).toBe(String(results.images.length));
+    expect(await text('n-ng')).toBe(String(c.ng));
+    expect(await text('conf-tp')).toBe(String(c.tp));
+    expect(await text('conf-fp')).toBe(String(c.fp));
+    expect(await page.locator('#grid .tile').count()).toBe(results.images.length);
+    const broken = await page.evaluate(() =>
+      Promise.all(
+        [...document.querySelectorAll<HTMLImageElement>('#grid img')].map(async (img) => {
+          img.loading = 'eager';
+          await img.decode().catch(() => undefined);
+          return img.naturalWidth === 0 ? img.src : null;
+        }),
+      ),
+    );
+    expect(broken.filter(Boolean)).toEqual([]);
+  });
+
+  it('moving the slider updates NG/OK, the confusion matrix, FPR and recall', async () => {
+    const scores = results.images.map((i) => i.score).sort((a, b) => a - b);
+    for (const t of [
+      scores[2] + 1e-6,
+      scores[Math.floor(scores.length / 2)] + 1e-6,
+      scores[scores.length - 1] + 1,
+    ]) {
+      await page.locator('#slider').evaluate((el: HTMLInputElement, v) => {
+        el.value = String(v);
+        el.dispatchEvent(new Event('input', { bubbles: true }));
+      }, t);
+      await page.waitForFunction(
+        () =>
+          document.getElementById('t-value')!.textContent ===
+          Number((document.getElementById('slider') as HTMLInputElement).value).toFixed(3),
+      );
+      const value = Number(await page.locator('#slider').evaluate((el: HTMLInputElement) => el.value));
+      const c = expected(value);
+      expect(await text('n-ng')).toBe(String(c.ng));
+      expect(await text('n-ok')).toBe(String(c.ok));
+      expect(await text('conf-tp')).toBe(String(c.tp));
+      expect(await text('conf-fn')).toBe(String(c.fn));
+      expect(await text('conf-fp')).toBe(String(c.fp));
+      expect(await text('conf-tn')).toBe(String(c.tn));
+      expect(await text('fpr')).toBe(`${((100 * c.fp) / (c.fp + c.tn)).toFixed(1)} %`);
+      expect(await text('recall')).toBe(`${((100 * c.tp) / (c.tp + c.fn)).toFixed(1)} %`);
+      expect(await page.locator('#grid .tile.ng').count()).toBe(c.ng);
+      expect(await page.locator('#cmd-store').inputValue()).toBe(
+        `kensa threshold --model ${join(dir, 'm.kensa')} --set ${value.toFixed(4)}`,
+      );
+    }
+  });
+
+  it('switches to Japanese, and back', async () => {
+    await page.selectOption('#lang', 'ja');
+    expect(await page.locator('header h1').innerText()).toContain('kensa 検査レポート');
+    expect(await page.locator('html').getAttribute('lang')).toBe('ja');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.locator('#slider').evaluate((el: HTMLInputElement, v) => {
+      el.value = String(v);
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+    }, results.model.thresholds.fpr0);
+    await page.waitForTimeout(100);
+    await page.screenshot({ path: join(ARTIFACTS, 'report.png'), fullPage: false });
+    expect(existsSync(join(ARTIFACTS, 'report.png'))).toBe(true);
+    await page.selectOption('#lang', 'en');
+    expect(await page.locator('header h1').innerText()).toContain('kensa inspection report');
+  });
+
+  it('opens an image’s five-panel figure on click', async () => {
+    await page.locator('#grid .tile').first().click();
+    await expect.poll(() => page.locator('#modal').getAttribute('class')).toBe('open');
+    const src = await page.locator('#modal-img').getAttribute('src');
+    expect(src).toMatch(/^figures\/.+\.png$/);
+    expect(
+      await page
+        .locator('#modal-img')
+        .evaluate((img: HTMLImageElement) => img.decode().then(() => img.naturalWidth)),
+    ).toBeGreaterThan(0);
+    await page.keyboard.press('Escape');
+  });
+
+  it('stays usable with 2,000 images: all tiles, lazy thumbnails, the slider still exact', async () => {
+    const big = join(dir, 'big');
+    mkdirSync(big, { recursive: true });
+    const one = results.images[0];
+    copyFileSync(join(dir, 'results', one.thumb), join(big, 'thumb.jpg'));
+    const images = Array.from({ length: 2000 }, (_, i) => ({
+      file: `/line/${i}.png`,
+      name: `img${i}`,
+      label: i % 4 === 0 ? 1 : 0,
+      score: ((i * 7919) % 1000) / 10,
+      regions: 0,
+      thumb: 'thumb.jpg',
+    }));
+    writeFileSync(
+      join(big, 'results.json'),
+      JSON.stringify({
+        kind: 'test',
+        model: { backbone: 'x', thresholds: { fpr0: 50 } },
+        threshold: 50,
+        images,
+      }),
+    );
+    kensa('report', big);
+    const p2 = await browser.newPage({ locale: 'ja-JP' });
+    await p2.goto(pathToFileURL(join(big, 'report.html')).href);
+    expect(await p2.locator('header h1').innerText()).toContain('検査レポート'); // the browser's language
+    expect(await p2.locator('#grid .tile').count()).toBe(2000);
+    expect(await p2.locator('#grid img[loading="lazy"]').count()).toBe(2000);
+    await p2.locator('#slider').evaluate((el: HTMLInputElement) => {
+      el.value = '80';
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+    });
+    const chosen = Number(await p2.locator('#slider').evaluate((el: HTMLInputElement) => el.value)); // snapped to a step
+    await p2.waitForFunction((v) => document.getElementById('t-value')!.textContent === v.toFixed(3), chosen);
+    expect(await p2.locator('#n-ng').innerText()).toBe(
+      String(images.filter((im) => im.score > chosen).length),
+    );
+    await p2.close();
+  });
+
+  it('kensa threshold --set stores the chosen value and predict then uses it', () => {
+    kensa('threshold', '--model', join(dir, 'f1.kensa'), '--set', '12.5');
+    const r = kensa(
+      'predict',
+      '--model',
+      join(dir, 'f1.kensa'),
+      '--out',
+      join(dir, 'pred'),
+      '--no-overlays',
+      join(dir, 'data', 'test'),
+    );
+    expect(r.stdout).toContain('(threshold 12.500)');
+    expect(kensa('threshold', '--model', join(dir, 'f1.kensa')).stdout).toMatch(/custom\s+12\.5/);
+  });
+});
