@@ -20,7 +20,7 @@ export function register(program: Command): void {
       threshold,
     )
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
-    .option('--batch <n>', 'images per backbone batch', integer('--batch'), 16)
+    .option('--batch <n>', 'images per backbone batch', integer('--batch'), 32)
     .option('--no-overlays', 'skip the heat-map overlays')
     .option('--figures', 'also write the five-panel figure of each image')
     .option('--report', 'also write report.html (open it in a browser; implies --figures)')

@@ -20,7 +20,7 @@ export function register(program: Command): void {
       'write a copy of the model with the best-F1 threshold stored (for --threshold f1)',
     )
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
-    .option('--batch <n>', 'images per backbone batch', integer('--batch'), 16)
+    .option('--batch <n>', 'images per backbone batch', integer('--batch'), 32)
     .option(
       '--pixel-limit <n>',
       'refuse images with more pixels than this (decompression bombs)',

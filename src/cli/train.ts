@@ -47,7 +47,7 @@ export function register(program: Command): void {
       probability('--quantile'),
       0.99,
     )
-    .option('--batch <n>', 'images per backbone batch', integer('--batch'), 16)
+    .option('--batch <n>', 'images per backbone batch', integer('--batch'), 32)
     .option(
       '--pixel-limit <n>',
       'refuse images with more pixels than this (decompression bombs)',

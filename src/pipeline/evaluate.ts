@@ -156,8 +156,9 @@ export async function test(
         score: r.score,
         regions: v.regions.length,
       };
-      entry.thumb = await writeThumb(options.out, name, r, model, size);
-      if (options.figures ?? true) {
+      // pictures only when asked for (figures are on by default; the report needs them and the thumbnails)
+      if ((options.figures ?? true) || options.report) {
+        entry.thumb = await writeThumb(options.out, name, r, model, size);
         entry.figure = `figures/${name}.png`;
         await writeFigure(join(options.out, entry.figure), r, v, model, threshold, size, name);
       }

@@ -128,7 +128,9 @@ export async function predict(
       const entry: ResultImage = { file: r.item.path, name, score: r.score, regions: v.regions.length };
       if (r.item.label !== undefined)
         Object.assign(entry, { label: r.item.label, category: r.item.category });
-      entry.thumb = await writeThumb(options.out, name, r, model, size);
+      if ((options.overlays ?? true) || options.figures || options.report) {
+        entry.thumb = await writeThumb(options.out, name, r, model, size);
+      }
       if (options.overlays ?? true) {
         entry.overlay = `overlays/${name}.png`;
         await writePng(

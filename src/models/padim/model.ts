@@ -4,7 +4,8 @@
  *
  * Fitting is streaming: embeddings of a few dozen images at a time are centred on a fixed shift and their
  * outer products added into one d×d accumulator per position, so memory does not grow with the number of
- * training images. Scoring is the Mahalanobis distance of each test patch.
+ * training images. The statistics are then used by the score graph (graphs.ts): the Mahalanobis distance
+ * of each test patch.
  */
 import type { FeatureMap } from '../../backbone/backbone.js';
 import { KensaError } from '../../util/errors.js';
@@ -14,7 +15,7 @@ import { accumulateOuter, invertBatch } from './linalg.js';
 
 /** Regularisation added to every covariance, as in the PaDiM paper and its public code. */
 export const EPSILON = 0.01;
-/** Largest embedding buffer (bytes) held while fitting or scoring. */
+/** Largest embedding chunk (bytes) held while fitting: more images per chunk, fewer accumulator passes. */
 const BUFFER_BYTES = 192 * 1024 * 1024;
 
 export interface GaussianStats {
@@ -47,6 +48,7 @@ export class GaussianFitter {
   private readonly sum: Float64Array;
   private acc: Float32Array;
   private spare: Float32Array;
+  private embed?: EmbedGraph;
 
   constructor(readonly layout: EmbeddingLayout) {
     this.P = layout.height * layout.width;
@@ -57,8 +59,6 @@ export class GaussianFitter {
     this.acc = new Float32Array(this.P * this.d * this.d);
     this.spare = new Float32Array(this.P * this.d * this.d);
   }
-
-  private embed?: EmbedGraph;
 
   /** Adds every image of a backbone batch. */
   async add(maps: readonly [FeatureMap, FeatureMap, FeatureMap]): Promise<void> {
