@@ -47,7 +47,11 @@ export function register(program: Command): void {
       probability('--quantile'),
       0.99,
     )
-    .option('--batch <n>', 'images per backbone batch', integer('--batch'), 32)
+    .option(
+      '--batch <n>',
+      'images per backbone batch (default 16 while fitting, 32 for validation)',
+      integer('--batch'),
+    )
     .option(
       '--pixel-limit <n>',
       'refuse images with more pixels than this (decompression bombs)',

@@ -16,6 +16,9 @@ import { mean, quantile } from '../util/stats.js';
 import { DEFAULT_BATCH, loadBatches, scoreGraphFor, scoreWith, SIGMA, stackTensors } from './inspector.js';
 import { MODEL_FORMAT, MODEL_FORMAT_VERSION, saveModel, type KensaModel } from './model-file.js';
 
+/** Images per backbone batch while fitting (validation scoring uses the inspector's default). */
+export const DEFAULT_FIT_BATCH = 16;
+
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
 };
@@ -81,7 +84,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const seed = options.seed ?? 0;
   const valFraction = options.valFraction ?? 0.1;
   const q = options.quantile ?? 0.99;
-  const batch = options.batch ?? DEFAULT_BATCH;
+  // Fitting gathers its own chunks of images, so small backbone batches cost nothing and save memory.
+  const batch = options.batch ?? DEFAULT_FIT_BATCH;
   const items = typeof options.data === 'string' ? trainingImages(options.data) : options.data;
   const where = typeof options.data === 'string' ? options.data : 'the given list';
   if (items.length === 0) {
@@ -180,7 +184,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const graph = await scoreGraphFor(stats, preprocess);
     try {
       for await (const r of scoreWith(backbone, graph, preprocess, validation, {
-        batch,
+        batch: options.batch ?? DEFAULT_BATCH,
         onProgress: options.onProgress,
         task: 'train: validation',
         timing: split,
