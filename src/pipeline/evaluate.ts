@@ -186,7 +186,9 @@ export async function test(
   let pixel_auroc: number | null = null;
   let aupro_value: number | null = null;
   if (pro.length) {
+    options.onProgress?.({ task: 'test: pixel metrics', done: 0, total: 1, unit: 'steps' });
     const pixel = pixelMetrics(pro);
+    options.onProgress?.({ task: 'test: pixel metrics', done: 1, total: 1, unit: 'steps' });
     pixel_auroc = take('pixel_auroc', pixel.pixel_auroc);
     aupro_value = take('aupro', pixel.aupro);
   } else {

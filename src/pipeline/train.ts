@@ -171,7 +171,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       );
     }
     const f2 = performance.now();
-    const stats = await fitter.finish();
+    const stats = await fitter.finish((done, total) =>
+      options.onProgress?.({ task: 'train: inverting covariances', done, total, unit: 'positions' }),
+    );
     timings.fit_finish = (performance.now() - f2) / 1000;
     lap('fit_total', s);
     timings.fit_backbone = tFeatures / 1000;

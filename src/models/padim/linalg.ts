@@ -132,7 +132,12 @@ export async function accumulateOuter(
 const INVERSE_CHUNK = 256;
 
 /** Inverses of P symmetric positive-definite d×d matrices, computed in float64, symmetrised; in place. */
-export async function invertBatch(a: Float32Array, P: number, d: number): Promise<Float32Array> {
+export async function invertBatch(
+  a: Float32Array,
+  P: number,
+  d: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Float32Array> {
   const s = (await getSessions()).inverse;
   for (let start = 0; start < P; start += INVERSE_CHUNK) {
     const n = Math.min(INVERSE_CHUNK, P - start);
@@ -149,6 +154,7 @@ export async function invertBatch(a: Float32Array, P: number, d: number): Promis
         }
       }
     }
+    onProgress?.(start + n, P);
   }
   return a;
 }

@@ -92,7 +92,8 @@ export class GaussianFitter {
     this.filled = 0;
   }
 
-  async finish(): Promise<GaussianStats> {
+  /** The statistics; `onProgress` follows the inversion (positions done of all). */
+  async finish(onProgress?: (done: number, total: number) => void): Promise<GaussianStats> {
     await this.flushPartial();
     const { P, d } = this;
     const n = this.count;
@@ -114,7 +115,7 @@ export class GaussianFitter {
     }
     this.spare = new Float32Array(0);
     await this.embed?.release();
-    const precision = await invertBatch(cov, P, d);
+    const precision = await invertBatch(cov, P, d, onProgress);
     return { layout: this.layout, mean, precision, count: n };
   }
 
