@@ -78,6 +78,7 @@ export const SCRIPT = String.raw`
   var slider = $('slider');
   slider.min = lo; slider.max = hi; slider.step = (hi - lo) / 2000; slider.value = data.threshold;
   var threshold = data.threshold;
+  var esc = function (v) { return String(v).replace(/[&<>"']/g, function (c) { return '&#' + c.charCodeAt(0) + ';'; }); };
   var fmt = function (v, d) { return v === null || v === undefined ? 'n/a' : Number(v).toFixed(d === undefined ? 3 : d); };
 
   function t(key) { return (T[lang] && T[lang][key]) || T.en[key] || key; }
@@ -103,8 +104,8 @@ export const SCRIPT = String.raw`
     var d = document.createElement('div');
     d.className = 'tile';
     d.setAttribute('data-index', i);
-    d.innerHTML = '<span class="badge"></span><img loading="lazy" decoding="async" alt="" src="' + (im.thumb || im.overlay || '') + '">' +
-      '<div class="cap" title="' + im.file.replace(/"/g, '&quot;') + '">' + im.score.toFixed(2) + ' · ' + im.name + '</div>';
+    d.innerHTML = '<span class="badge"></span><img loading="lazy" decoding="async" alt="" src="' + esc(im.thumb || im.overlay || '') + '">' +
+      '<div class="cap" title="' + esc(im.file) + '">' + im.score.toFixed(2) + ' · ' + esc(im.name) + '</div>';
     d.onclick = function () { openImage(i); };
     grid.appendChild(d);
     return d;
@@ -187,7 +188,7 @@ export const SCRIPT = String.raw`
     });
     var list = images.map(function (im, i) { return [im, i]; }).filter(function (p) { return p[0].score > threshold; });
     $('nglist').innerHTML = list.length ? list.map(function (p) {
-      return '<li data-index="' + p[1] + '">' + p[0].score.toFixed(3) + '  ' + p[0].file.replace(/</g, '&lt;') + '</li>';
+      return '<li data-index="' + p[1] + '">' + p[0].score.toFixed(3) + '  ' + esc(p[0].file) + '</li>';
     }).join('') : '<p>' + t('none') + '</p>';
     var model = data.model.path || 'MODEL';
     $('cmd-predict').value = 'kensa predict --model ' + model + ' --threshold ' + threshold.toFixed(4) + ' --out RESULTS IMAGES...';
