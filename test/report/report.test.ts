@@ -179,6 +179,7 @@ describe.skipIf(!present)('HTML report in Chromium', () => {
       regions: 0,
       thumb: 'thumb.jpg',
     }));
+    images[0].name = '<i>odd</i> & "name"'; // shown as text, never as markup
     writeFileSync(
       join(big, 'results.json'),
       JSON.stringify({
@@ -193,6 +194,8 @@ describe.skipIf(!present)('HTML report in Chromium', () => {
     await p2.goto(pathToFileURL(join(big, 'report.html')).href);
     expect(await p2.locator('header h1').innerText()).toContain('検査レポート'); // the browser's language
     expect(await p2.locator('#grid .tile').count()).toBe(2000);
+    expect(await p2.locator('#grid i').count()).toBe(0);
+    expect(await p2.getByText('<i>odd</i> & "name"').count()).toBe(1);
     expect(await p2.locator('#grid img[loading="lazy"]').count()).toBe(2000);
     await p2.locator('#slider').evaluate((el: HTMLInputElement) => {
       el.value = '80';
