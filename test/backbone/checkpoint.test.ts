@@ -52,6 +52,19 @@ describe('PyTorch checkpoints', () => {
     );
   });
 
+  it('refuses a zip entry that declares an implausible size, before inflating it', () => {
+    const zip = zipSync({ 'w.pth': new Uint8Array(64) }, { level: 0 });
+    const view = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
+    // central directory header (PK 01 02): uncompressed size at offset 24
+    let at = zip.length - 22;
+    at = view.getUint32(at + 16, true);
+    expect(view.getUint32(at, true)).toBe(0x02014b50);
+    view.setUint32(at + 24, 0xfffffff0, true);
+    expect(() => parseCheckpoint(zip, 'bomb.zip')).toThrow(
+      /bomb\.zip: refusing to read the archive: entry 'w\.pth' declares 4294967280 bytes/,
+    );
+  });
+
   it('says which files an archive holds when it holds no single checkpoint', () => {
     const zip = zipSync({ 'a.pth': new Uint8Array([1]), 'b.pth': new Uint8Array([2]) });
     expect(() => parseCheckpoint(zip, 'two.zip')).toThrow('several checkpoints (a.pth, b.pth)');

@@ -89,6 +89,22 @@ describe('bad input from the command line', () => {
     expect(m.confusion.fpr0.fp + m.confusion.fpr0.tn).toBe(3);
   });
 
+  it('SIGKILL during predict leaves each results file absent or complete; the same command then completes', async () => {
+    const out = join(dir, 'killed');
+    const args = [BIN, 'predict', '--model', model, '--out', out, '--figures', join(data, 'test')];
+    const child = spawn(process.execPath, args);
+    const exited = new Promise((r) => child.on('exit', r));
+    await new Promise((r) => setTimeout(r, 1200));
+    child.kill('SIGKILL');
+    await exited;
+    for (const f of ['predictions.csv', 'predictions.json', 'ng_list.txt', 'results.json']) {
+      if (existsSync(join(out, f)) && f.endsWith('.json'))
+        expect(() => JSON.parse(readFileSync(join(out, f), 'utf8'))).not.toThrow();
+    }
+    expect(run(...args.slice(1)).status).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'predictions.json'), 'utf8')).predictions).toHaveLength(9);
+  });
+
   it('an interrupted train leaves no model file; running it again completes it', async () => {
     const out = join(dir, 'interrupted.kensa');
     const child = spawn(process.execPath, [
@@ -103,10 +119,10 @@ describe('bad input from the command line', () => {
       '--d',
       '8',
     ]);
+    const code = new Promise((r) => child.on('exit', (c, s) => r(c ?? s)));
     await new Promise((r) => setTimeout(r, 700));
     child.kill('SIGINT');
-    const code = await new Promise((r) => child.on('exit', (c, s) => r(c ?? s)));
-    if (code !== 0) {
+    if ((await code) !== 0) {
       expect(existsSync(out)).toBe(false);
       expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     }
