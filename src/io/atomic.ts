@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -45,21 +45,6 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string)
     await rename(tmp, target);
   } catch (error) {
     await rm(tmp, { force: true });
-    throw error;
-  } finally {
-    releaseTemporaryPath(tmp);
-  }
-}
-
-/** The synchronous twin, for small files written where no await is possible. */
-export function writeFileAtomicSync(target: string, data: Uint8Array | string): void {
-  mkdirSync(dirname(target), { recursive: true });
-  const tmp = temporaryPathFor(target);
-  try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, target);
-  } catch (error) {
-    rmSync(tmp, { force: true });
     throw error;
   } finally {
     releaseTemporaryPath(tmp);

@@ -87,7 +87,7 @@ export function gaussianSmooth(map: Float32Array, H: number, W: number, sigma: n
   return map;
 }
 
-export function maxOf(a: Float32Array): number {
+function maxOf(a: Float32Array): number {
   let m = -Infinity;
   for (let i = 0; i < a.length; i++) if (a[i] > m) m = a[i];
   return m;

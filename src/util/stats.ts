@@ -1,6 +1,6 @@
 /** Small order statistics used for calibration. */
 
-export function sortedCopy(values: ArrayLike<number>): Float64Array {
+function sortedCopy(values: ArrayLike<number>): Float64Array {
   return Float64Array.from(values).sort();
 }
 

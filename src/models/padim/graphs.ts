@@ -5,80 +5,21 @@
  *   score:  layer1..3 → embeddings → Mahalanobis distances → A·D·Aᵀ (upsampling + Gaussian smoothing)
  *           → anomaly maps [B, S, S] and image scores (their maxima) [B]
  *
- * The embedding (coarser maps repeated over the stride-4 grid, a fixed channel subset) is a nearest
- * Resize, a Concat and a Gather, so no feature map is re-arranged in JavaScript.
+ * The embedding (coarser maps repeated over the stride-4 grid, a fixed channel subset) is a channels-last
+ * Transpose, a broadcast Expand, a Concat and (for a subset) a Gather, so no feature map is re-arranged
+ * in JavaScript.
  */
-import onnxProto from 'onnx-proto';
 import type { FeatureMap } from '../../backbone/backbone.js';
+import {
+  encodeGraph,
+  float32Tensor as f32,
+  int64Tensor as i64,
+  valueInfo as vi,
+  type NodeSpec as Node,
+} from '../../backbone/onnx-graph.js';
 import { OnnxSession, type RunOutput } from '../../backbone/runtime.js';
 import { upsampleSmoothMatrix } from '../../postprocess/smoothing-matrix.js';
 import type { EmbeddingLayout } from './embedding.js';
-
-const { onnx } = onnxProto;
-const T = onnx.TensorProto.DataType;
-type Node = {
-  op: string;
-  inputs: string[];
-  output: string;
-  attrs?: Record<string, number | number[] | string>;
-};
-
-function vi(name: string, dims: (number | string)[]) {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType: T.FLOAT,
-        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-      },
-    },
-  };
-}
-const f32 = (name: string, dims: number[], data: Float32Array) =>
-  onnx.TensorProto.create({
-    name,
-    dims,
-    dataType: T.FLOAT,
-    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-  });
-const i64 = (name: string, values: number[]) =>
-  onnx.TensorProto.create({ name, dims: [values.length], dataType: T.INT64, int64Data: values });
-
-function encode(
-  nodes: Node[],
-  inputs: ReturnType<typeof vi>[],
-  outputs: ReturnType<typeof vi>[],
-  initializer: InstanceType<typeof onnx.TensorProto>[],
-) {
-  const A = onnx.AttributeProto.AttributeType;
-  return onnx.ModelProto.encode(
-    onnx.ModelProto.create({
-      irVersion: 8,
-      producerName: 'kensa',
-      opsetImport: [{ domain: '', version: 17 }],
-      graph: {
-        name: 'padim',
-        node: nodes.map((n) =>
-          onnx.NodeProto.create({
-            opType: n.op,
-            input: n.inputs,
-            output: [n.output],
-            attribute: Object.entries(n.attrs ?? {}).map(([name, v]) =>
-              typeof v === 'string'
-                ? { name, type: A.STRING, s: new TextEncoder().encode(v) }
-                : Array.isArray(v)
-                  ? { name, type: A.INTS, ints: v }
-                  : { name, type: A.INT, i: v },
-            ),
-          }),
-        ),
-        input: inputs,
-        output: outputs,
-        initializer,
-      },
-    }),
-  ).finish();
-}
 
 /**
  * Nodes from the three feature maps to embeddings x: [P, B, d]. Channels-last first (each map to NHWC),
@@ -154,7 +95,8 @@ export class EmbedGraph {
       { op: 'Sub', inputs: ['x', 'shift'], output: 'centred' },
       { op: 'ReduceSum', inputs: ['centred', 'axis1'], output: 'sum', attrs: { keepdims: 0 } },
     ];
-    const model = encode(
+    const model = encodeGraph(
+      'padim',
       nodes,
       [...featureInputs(layout), vi('shift', [P, 1, d])],
       [vi('centred', [P, 'b', d]), vi('sum', [P, d])],
@@ -212,7 +154,8 @@ export class ScoreGraph {
       { op: 'ReduceMax', inputs: ['map'], output: 'score', attrs: { axes: [1, 2], keepdims: 0 } },
     ];
     // mean and precision are inputs, not initializers: no copy of hundreds of megabytes into the graph
-    const model = encode(
+    const model = encodeGraph(
+      'padim',
       nodes,
       [...featureInputs(layout), vi('mean', [P, 1, d]), vi('precision', [P, d, d])],
       [vi('map', ['b', size, size]), vi('score', ['b'])],

@@ -4,67 +4,8 @@
  *   inverse:     Σ[p]⁻¹ in float64 (com.microsoft Inverse)
  * Each graph is built once per process and reused.
  */
-import onnxProto from 'onnx-proto';
+import { DataType, encodeGraph, valueInfo } from '../../backbone/onnx-graph.js';
 import { OnnxSession } from '../../backbone/runtime.js';
-
-const { onnx } = onnxProto;
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
-const DOUBLE = onnx.TensorProto.DataType.DOUBLE;
-
-type Dim = number | string;
-function valueInfo(name: string, dims: Dim[], elemType = FLOAT) {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType,
-        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-      },
-    },
-  };
-}
-
-function model(
-  nodes: {
-    op: string;
-    inputs: string[];
-    output: string;
-    domain?: string;
-    attrs?: Record<string, number[] | number>;
-  }[],
-  inputs: ReturnType<typeof valueInfo>[],
-  outputs: ReturnType<typeof valueInfo>[],
-  initializer: InstanceType<typeof onnx.TensorProto>[] = [],
-): Uint8Array {
-  const A = onnx.AttributeProto.AttributeType;
-  return onnx.ModelProto.encode(
-    onnx.ModelProto.create({
-      irVersion: 8,
-      producerName: 'kensa',
-      opsetImport: [
-        { domain: '', version: 17 },
-        { domain: 'com.microsoft', version: 1 },
-      ],
-      graph: {
-        name: 'padim',
-        node: nodes.map((n) =>
-          onnx.NodeProto.create({
-            opType: n.op,
-            domain: n.domain ?? '',
-            input: n.inputs,
-            output: [n.output],
-            attribute: Object.entries(n.attrs ?? {}).map(([name, v]) =>
-              Array.isArray(v) ? { name, type: A.INTS, ints: v } : { name, type: A.INT, i: v },
-            ),
-          }),
-        ),
-        input: inputs,
-        output: outputs,
-        initializer,
-      },
-    }),
-  ).finish();
-}
 
 /** These graphs handle hundreds of megabytes per call: no arena, so memory goes back after each call. */
 const NO_ARENA = { arena: false };
@@ -74,7 +15,8 @@ let sessions: Promise<{ accumulate: OnnxSession; inverse: OnnxSession }> | undef
 function getSessions() {
   sessions ??= (async () => ({
     accumulate: await OnnxSession.create(
-      model(
+      encodeGraph(
+        'accumulate',
         [
           { op: 'Transpose', inputs: ['x'], output: 'xt', attrs: { perm: [0, 2, 1] } },
           { op: 'MatMul', inputs: ['xt', 'x'], output: 'xtx' },
@@ -86,11 +28,12 @@ function getSessions() {
       NO_ARENA,
     ),
     inverse: await OnnxSession.create(
-      model(
+      encodeGraph(
+        'inverse',
         [
-          { op: 'Cast', inputs: ['a'], output: 'a64', attrs: { to: DOUBLE } },
+          { op: 'Cast', inputs: ['a'], output: 'a64', attrs: { to: DataType.DOUBLE } },
           { op: 'Inverse', domain: 'com.microsoft', inputs: ['a64'], output: 'inv64' },
-          { op: 'Cast', inputs: ['inv64'], output: 'inv', attrs: { to: FLOAT } },
+          { op: 'Cast', inputs: ['inv64'], output: 'inv', attrs: { to: DataType.FLOAT } },
         ],
         [valueInfo('a', ['p', 'd', 'd'])],
         [valueInfo('inv', ['p', 'd', 'd'])],
