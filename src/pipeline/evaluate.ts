@@ -21,7 +21,7 @@ import { KensaError } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
 import { Inspector } from './inspector.js';
 import { loadModel, saveModel, type KensaModel } from './model-file.js';
-import { judge, outputName, writeFigure, writeThumb } from './outputs.js';
+import { judge, outputNames, writeFigure, writeThumb } from './outputs.js';
 import { writeResultsFile, type ResultImage } from '../report/results-file.js';
 import { writeReport } from '../report/html.js';
 
@@ -104,6 +104,10 @@ export async function test(
   timings.load_backbone = (performance.now() - s) / 1000;
   const size = inspector.size;
   const threshold = model.meta.thresholds.fpr0;
+  const names = outputNames(
+    items.map((i) => i.path),
+    root,
+  );
   const scores: number[] = [];
   const labels: number[] = [];
   const images: TestImageResult[] = [];
@@ -147,7 +151,7 @@ export async function test(
         }
       }
       const f = performance.now();
-      const name = outputName(r.item.path, root, '');
+      const name = names.get(r.item.path)!;
       const entry: ResultImage = {
         file: r.item.path,
         name,

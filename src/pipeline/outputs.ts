@@ -50,14 +50,31 @@ export function judge(r: ScoredImage, threshold: number, size: number): Verdict 
   };
 }
 
-/** A unique, readable output name for an image: its path relative to `root`, folders joined by '_'. */
-export function outputName(path: string, root: string | undefined, suffix: string): string {
+/** A readable output name for an image: its path relative to `root`, folders joined by '_'. */
+export function outputName(path: string, root: string | undefined): string {
   const rel = root ? relative(root, path) : basename(path);
   const stem = rel.slice(0, rel.length - extname(rel).length);
-  return `${stem
+  return stem
     .split(/[\\/]/)
     .filter((p) => p && p !== '..')
-    .join('_')}${suffix}`;
+    .join('_');
+}
+
+/**
+ * Output names for all images of a run, unique: where two paths give the same name (a_b/c.png and
+ * a/b_c.png; x.png and x.jpg), the later ones get -2, -3, ...
+ */
+export function outputNames(paths: string[], root: string | undefined): Map<string, string> {
+  const names = new Map<string, string>();
+  const used = new Set<string>();
+  for (const path of paths) {
+    const base = outputName(path, root);
+    let name = base;
+    for (let k = 2; used.has(name); k++) name = `${base}-${k}`;
+    used.add(name);
+    names.set(path, name);
+  }
+  return names;
 }
 
 /** Longest common folder of the paths (for short output names). */

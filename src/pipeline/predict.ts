@@ -12,7 +12,7 @@ import { KensaError } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
 import { Inspector } from './inspector.js';
 import { loadModel, type KensaModel } from './model-file.js';
-import { commonRoot, judge, outputName, writeFigure, writeThumb, type DefectRegion } from './outputs.js';
+import { commonRoot, judge, outputNames, writeFigure, writeThumb, type DefectRegion } from './outputs.js';
 import { writeResultsFile, type ResultImage } from '../report/results-file.js';
 import { writeReport } from '../report/html.js';
 
@@ -97,7 +97,10 @@ export async function predict(
       ? collectImages(options.inputs as string[])
       : (options.inputs as ImageItem[]);
   if (!items.length) throw new KensaError('E_NOT_FOUND', 'no images to inspect were given');
-  const root = commonRoot(items.map((i) => i.path));
+  const names = outputNames(
+    items.map((i) => i.path),
+    commonRoot(items.map((i) => i.path)),
+  );
   const inspector = await Inspector.open(model, { weights: options.weights, cacheDir: options.cacheDir });
   const size = inspector.size;
   const predictions: Prediction[] = [];
@@ -124,7 +127,7 @@ export async function predict(
         height: r.image.height,
         regions: v.regions,
       });
-      const name = outputName(r.item.path, root, '');
+      const name = names.get(r.item.path)!;
       const entry: ResultImage = { file: r.item.path, name, score: r.score, regions: v.regions.length };
       if (r.item.label !== undefined)
         Object.assign(entry, { label: r.item.label, category: r.item.category });
