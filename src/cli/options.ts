@@ -1,7 +1,7 @@
 /** Option parsing shared by the verbs: numbers, preprocessing, thresholds — each with one error wording. */
 import { InvalidArgumentError } from 'commander';
 import { DEFAULT_SIZE, type Preprocess } from '../image/preprocess.js';
-import type { ThresholdChoice } from '../pipeline/predict.js';
+import { THRESHOLD_CHOICES, type ThresholdChoice } from '../pipeline/predict.js';
 
 export const integer = (name: string) => (value: string) => {
   const n = Number(value);
@@ -25,7 +25,8 @@ export const probability = (name: string) => (value: string) => {
 };
 
 export function threshold(value: string): ThresholdChoice {
-  if (value === 'fpr0' || value === 'f1' || value === 'quantile' || value === 'custom') return value;
+  const named = THRESHOLD_CHOICES.find((c) => c === value);
+  if (named) return named;
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n)) {
     throw new InvalidArgumentError(

@@ -8,7 +8,7 @@ import { collectImages, type ImageItem } from '../data/dataset.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeCsv, writeJson } from '../io/results.js';
 import { overlayPng, writePng } from '../report/figures.js';
-import { KensaError } from '../util/errors.js';
+import { KensaError, unknownChoice } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
 import { Inspector } from './inspector.js';
 import { loadModel, type KensaModel } from './model-file.js';
@@ -16,7 +16,13 @@ import { commonRoot, judge, outputNames, writeFigure, writeThumb, type DefectReg
 import { writeResultsFile, type ResultImage } from '../report/results-file.js';
 import { writeReport } from '../report/html.js';
 
-export type ThresholdChoice = 'fpr0' | 'f1' | 'quantile' | 'custom' | number;
+export const THRESHOLD_CHOICES = ['fpr0', 'f1', 'quantile', 'custom'] as const;
+export type ThresholdChoice = (typeof THRESHOLD_CHOICES)[number] | number;
+/** How a model gets the thresholds that training does not store. */
+const HOW_TO_GET: Record<string, string> = {
+  f1: 'run kensa test --save-model on labelled images first, or choose fpr0, quantile or a number',
+  custom: 'set one with kensa threshold --model MODEL --set VALUE',
+};
 
 export interface PredictOptions {
   model: string | KensaModel;
@@ -62,29 +68,12 @@ export function resolveThreshold(model: KensaModel, choice?: ThresholdChoice): n
     return choice;
   }
   const t = model.meta.thresholds;
-  if (choice === 'f1') {
-    if (t.f1 === undefined) {
-      throw new KensaError(
-        'E_ARGUMENT',
-        'the model has no f1 threshold; run kensa test --save-model on labelled images first, or choose fpr0, quantile or a number',
-      );
-    }
-    return t.f1;
-  }
-  if (choice === 'custom') {
-    if (t.custom === undefined) {
-      throw new KensaError(
-        'E_ARGUMENT',
-        'the model has no custom threshold; set one with kensa threshold --model MODEL --set VALUE',
-      );
-    }
-    return t.custom;
-  }
-  if (choice === 'fpr0' || choice === 'quantile') return t[choice];
-  throw new KensaError(
-    'E_ARGUMENT',
-    `unknown threshold '${String(choice)}'; choose one of: fpr0, f1, quantile, custom, or a number`,
-  );
+  if (!THRESHOLD_CHOICES.includes(choice))
+    throw unknownChoice('threshold', String(choice), [...THRESHOLD_CHOICES, 'a number']);
+  const value = t[choice];
+  if (value === undefined)
+    throw new KensaError('E_ARGUMENT', `the model has no ${choice} threshold; ${HOW_TO_GET[choice]}`);
+  return value;
 }
 
 export async function predict(

@@ -208,12 +208,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       throw new KensaError(
         'E_ARGUMENT',
         'no validation image could be read, so the thresholds cannot be calibrated; add readable good images',
-        {
-          file: where,
-        },
+        { file: where },
       );
     }
-    const fpr0 = scores.length ? Math.max(...scores) : Infinity;
+    const fpr0 = Math.max(...scores);
     const validationScores = Float32Array.from(scores);
     const model: KensaModel = {
       meta: {
@@ -237,18 +235,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         },
         calibration: {
           quantile: q,
-          validation: scores.length
-            ? {
-                count: scores.length,
-                min: Math.min(...scores),
-                median: quantile(scores, 0.5),
-                mean: mean(scores),
-                max: fpr0,
-              }
-            : { count: 0, min: 0, median: 0, mean: 0, max: 0 },
-          display: [minima.length ? quantile(minima, 0.5) : 0, Number.isFinite(fpr0) ? 1.5 * fpr0 : 1],
+          validation: {
+            count: scores.length,
+            min: Math.min(...scores),
+            median: quantile(scores, 0.5),
+            mean: mean(scores),
+            max: fpr0,
+          },
+          display: [quantile(minima, 0.5), 1.5 * fpr0],
         },
-        thresholds: { fpr0, quantile: scores.length ? quantile(scores, q) : Infinity },
+        thresholds: { fpr0, quantile: quantile(scores, q) },
       },
       stats,
       validationScores,

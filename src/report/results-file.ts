@@ -3,8 +3,8 @@
  * thresholds, the metrics, and per image its score, verdict, label (when known) and the pictures written
  * for it (relative paths inside the results folder).
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readFileOrExplain } from '../io/read.js';
 import { writeJson } from '../io/results.js';
 import { KensaError } from '../util/errors.js';
 
@@ -40,16 +40,13 @@ export async function writeResultsFile(dir: string, results: ResultsFile): Promi
 
 export async function readResultsFile(dir: string): Promise<ResultsFile> {
   const path = join(dir, RESULTS_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    throw new KensaError(
-      'E_NOT_FOUND',
-      `no ${RESULTS_FILE} here; give the folder written by kensa test or kensa predict (--out)`,
-      { file: dir },
-    );
-  }
+  const text = new TextDecoder().decode(
+    await readFileOrExplain(
+      path,
+      RESULTS_FILE,
+      'Give the folder written by kensa test or kensa predict (--out)',
+    ),
+  );
   try {
     const r = JSON.parse(text) as ResultsFile;
     if (!Array.isArray(r.images) || typeof r.threshold !== 'number')
