@@ -6,30 +6,36 @@
  *   const { predictions } = await predict({ model: 'part.kensa', inputs: ['today/'], out: 'results' });
  */
 // the workflow
-export { train, splitValidation, KENSA_VERSION } from './pipeline/train.js';
+export { train, splitValidation, assignFolds, KENSA_VERSION, DEFAULT_METHOD } from './pipeline/train.js';
 export type { TrainOptions, TrainResult } from './pipeline/train.js';
 export { test, test as evaluate } from './pipeline/evaluate.js';
 export type { TestOptions, TestMetrics, TestImageResult } from './pipeline/evaluate.js';
-export { predict, resolveThreshold } from './pipeline/predict.js';
-export type { PredictOptions, Prediction, ThresholdChoice } from './pipeline/predict.js';
+export { predict } from './pipeline/predict.js';
+export type { PredictOptions, Prediction } from './pipeline/predict.js';
+export { decide, resolveThreshold, THRESHOLD_CHOICES } from './pipeline/decisions.js';
+export type { Decision, DefectRegion, ThresholdChoice } from './pipeline/decisions.js';
 export { Inspector } from './pipeline/inspector.js';
 export type { ScoredImage } from './pipeline/inspector.js';
 export {
   loadModel,
+  loadModelMetadata,
   parseModel,
   saveModel,
   serializeModel,
+  updateThresholds,
   MODEL_FORMAT,
   MODEL_FORMAT_VERSION,
 } from './pipeline/model-file.js';
-export type { KensaModel, ModelMetadata, Thresholds } from './pipeline/model-file.js';
-export type { DefectRegion } from './pipeline/outputs.js';
+export type { KensaModel, ModelMetadata, Thresholds, CalibrationSummary } from './pipeline/model-file.js';
+// methods
+export { METHODS, METHOD_NAMES, getMethod } from './models/registry.js';
+export type { Method, Scorer, Fitter, MethodState } from './models/method.js';
 // data and images
 export { openDataset, collectImages, IMAGE_EXTENSIONS } from './data/dataset.js';
 export type { Dataset, ImageItem } from './data/dataset.js';
 export { makeSyntheticDataset } from './data/synthetic.js';
 export { loadImage, loadMask } from './image/load.js';
-export type { Preprocess } from './image/preprocess.js';
+export type { Preprocess, TileSettings } from './image/preprocess.js';
 // metrics
 export { auroc, averagePrecision, bestF1, confusion, rocCurve, prCurve } from './metrics/classification.js';
 export { aupro } from './metrics/aupro.js';
@@ -44,7 +50,12 @@ export type { BackboneSpec, WeightSource } from './backbone/registry.js';
 export { defaultCacheDir, resolveWeights } from './backbone/weights.js';
 export type { ResolveOptions, ResolvedWeights } from './backbone/weights.js';
 // files
-export { parseSafetensors, readSafetensors, serializeSafetensors } from './io/safetensors.js';
+export {
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  writeSafetensors,
+} from './io/safetensors.js';
 export { writeFileAtomic } from './io/atomic.js';
 export { KensaError } from './util/errors.js';
 export type { KensaErrorCode } from './util/errors.js';

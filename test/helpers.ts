@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import type { PadimState } from '../src/models/padim/model.js';
 import type { KensaModel } from '../src/pipeline/model-file.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -17,14 +18,23 @@ export function relativeMaxError(a: ArrayLike<number>, b: ArrayLike<number>): nu
   return err / scale;
 }
 
-/** A valid, tiny model (16 positions, d = 2) for file-format tests. */
+/** A valid, tiny PaDiM model (64 positions, d = 2) for file-format tests. */
 export function tinyModel(): KensaModel {
-  const P = 16;
+  const P = 64;
   const d = 2;
+  const state: PadimState = {
+    method: 'padim',
+    layout: { channels: [1, 1, 1], index: Int32Array.from([0, 2]), height: 8, width: 8 },
+    mean: new Float32Array(P * d).fill(0.5),
+    precision: new Float32Array(P * d * d).fill(1),
+    count: 5,
+    seed: 0,
+    epsilon: 0.01,
+  };
   return {
     meta: {
       format: 'kensa-model',
-      format_version: 1,
+      format_version: 2,
       method: 'padim',
       kensa_version: '0.0.0',
       backbone: {
@@ -33,22 +43,21 @@ export function tinyModel(): KensaModel {
         weights_official: true,
         channels: [1, 1, 1],
       },
-      preprocess: { mode: 'resize', size: 16 },
-      padim: { d, seed: 0, epsilon: 0.01, sigma: 4, grid: [4, 4] },
-      training: { train_images: 5, validation_images: 1, validation_fraction: 0.1, seed: 0 },
+      preprocess: { mode: 'resize', size: 32 },
+      map: { sigma: 4, padding: 'reflect' },
+      training: { train_images: 5, skipped: 0, seed: 0, folds: 5 },
       calibration: {
+        mode: 'kfold',
+        folds: 5,
         quantile: 0.99,
-        validation: { count: 1, min: 1, median: 1, mean: 1, max: 1 },
+        scores: { count: 5, min: 1, median: 1, mean: 1, max: 1 },
+        false_alarm_bound_95: 0.6,
         display: [0, 1.5],
       },
       thresholds: { fpr0: 1, quantile: 1 },
+      ...{ padim: { d, seed: 0, epsilon: 0.01, grid: [8, 8], count: 5 } },
     },
-    stats: {
-      layout: { channels: [1, 1, 1], index: Int32Array.from([0, 2]), height: 4, width: 4 },
-      mean: new Float32Array(P * d).fill(0.5),
-      precision: new Float32Array(P * d * d).fill(1),
-      count: 5,
-    },
-    validationScores: Float32Array.from([1]),
+    state,
+    calibrationScores: Float32Array.from([1, 1, 1, 1, 1]),
   };
 }

@@ -7,6 +7,9 @@
                                                below (per-threshold region overlap, scipy.ndimage.label)
   test/fixtures/metrics/anomaly_map.json       a 14x14 distance grid; F.interpolate(bilinear) to 56 and
                                                scipy gaussian_filter(sigma=4)
+  test/fixtures/metrics/anomaly_map_rect.json  a 10x17 grid upsampled by 8 to 80x136 (not square), smoothed
+                                               with sigma 4 in scipy's 'reflect' mode (PaDiM reference) and
+                                               'mirror' mode (anomalib's GaussianBlur2d, PatchCore reference)
 
   python tools/make_metric_fixtures.py
 """
@@ -82,6 +85,13 @@ def main():
     up = F.interpolate(torch.tensor(d)[None, None], size=56, mode="bilinear", align_corners=False)[0, 0].numpy()
     (OUT / "anomaly_map.json").write_text(json.dumps({"grid": 14, "size": 56, "sigma": 4, "dist": d.ravel().tolist(),
                                                       "map": gaussian_filter(up, sigma=4).ravel().tolist()}))
+
+    d = rng.random((10, 17))
+    up = F.interpolate(torch.tensor(d)[None, None], size=(80, 136), mode="bilinear", align_corners=False)[0, 0].numpy()
+    (OUT / "anomaly_map_rect.json").write_text(json.dumps({
+        "grid": [10, 17], "size": [80, 136], "sigma": 4, "dist": d.ravel().tolist(),
+        "reflect": gaussian_filter(up, sigma=4, mode="reflect").ravel().tolist(),
+        "mirror": gaussian_filter(up, sigma=4, mode="mirror").ravel().tolist()}))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import { KensaError } from '../util/errors.js';
 import { readCheckpoint, type StateDict } from './checkpoint.js';
 import { buildBackboneGraph, FEATURE_OUTPUTS, INPUT_NAME } from './graph.js';
 import { getBackbone, type BackboneSpec } from './registry.js';
-import { OnnxSession, type RunOutput } from './runtime.js';
+import { OnnxSession, type RunOutput } from '../onnx/runtime.js';
 import { resolveWeights, type ResolveOptions, type ResolvedWeights } from './weights.js';
 
 export { IMAGENET_MEAN, IMAGENET_STD } from '../image/preprocess.js';

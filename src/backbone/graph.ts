@@ -1,6 +1,6 @@
 /** Builds a backbone's ONNX graph from its architecture and a state_dict. */
 import type { StateDict } from './checkpoint.js';
-import { GraphBuilder, Weights } from './onnx-graph.js';
+import { GraphBuilder, Weights } from './graph-builder.js';
 import type { BackboneSpec } from './registry.js';
 import { buildResNet } from './architectures/resnet.js';
 import { buildEfficientNetLite } from './architectures/efficientnet-lite.js';

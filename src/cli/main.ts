@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { removePendingTemporaryFiles } from '../io/atomic.js';
+import { releaseLocks } from '../pipeline/output-paths.js';
 import { KensaError } from '../util/errors.js';
 import * as backbones from './backbones.js';
 import * as demo from './demo.js';
@@ -48,15 +49,23 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 // An interrupt leaves no half-written file: every output is written to a temporary file and renamed, and
-// the temporary files of writes still in progress are removed here. Files already finished stay.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+// the temporary files of writes still in progress are removed here. Files already finished stay. SIGHUP
+// (the terminal was closed) is an interrupt like the others; results folders' locks go with the process.
+const EXIT_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+for (const signal of Object.keys(EXIT_CODES) as (keyof typeof EXIT_CODES)[]) {
   process.on(signal, () => {
     removePendingTemporaryFiles();
-    process.stderr.write(
-      `\nkensa: interrupted (${signal}); finished files are kept, run the command again to complete the job\n`,
-    );
-    process.exit(signal === 'SIGINT' ? 130 : 143);
+    releaseLocks();
+    try {
+      process.stderr.write(
+        `\nkensa: interrupted (${signal}); finished files are kept, run the command again to complete the job\n`,
+      );
+    } catch {
+      // the terminal may be gone (SIGHUP)
+    }
+    process.exit(EXIT_CODES[signal]);
   });
 }
+process.on('exit', releaseLocks);
 
 process.exitCode = await main(process.argv.slice(2));

@@ -1,7 +1,8 @@
 /** kensa predict: inspect new images with a trained model. */
 import type { Command } from 'commander';
 import { predict } from '../pipeline/predict.js';
-import { integer, threshold } from './options.js';
+import { join } from 'node:path';
+import { batch, pixelLimit, threshold } from './options.js';
 import { progressReporter } from './progress.js';
 
 export function register(program: Command): void {
@@ -20,16 +21,16 @@ export function register(program: Command): void {
       threshold,
     )
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
-    .option('--batch <n>', 'images per backbone batch', integer('--batch'), 32)
+    .option(
+      '--batch <n>',
+      'most network inputs per backbone batch (default 32, fewer for large inputs)',
+      batch,
+    )
     .option('--no-overlays', 'skip the heat-map overlays')
     .option('--figures', 'also write the five-panel figure of each image')
     .option('--report', 'also write report.html (open it in a browser; implies --figures)')
     .option('--fail-fast', 'stop at the first unreadable image (default: list it in errors.csv and go on)')
-    .option(
-      '--pixel-limit <n>',
-      'refuse images with more pixels than this (decompression bombs)',
-      integer('--pixel-limit'),
-    )
+    .option('--pixel-limit <n>', 'refuse images with more pixels than this (decompression bombs)', pixelLimit)
     .action(async (images: string[], o) => {
       const progress = progressReporter();
       try {
@@ -50,11 +51,15 @@ export function register(program: Command): void {
           failFast: o.failFast,
           pixelLimit: o.pixelLimit,
           onProgress: progress,
+          onWarning: (m) => {
+            progress.stop();
+            process.stderr.write(`warning: ${m}\n`);
+          },
         });
         progress.stop();
         const ng = predictions.filter((p) => p.verdict === 'NG').length;
         console.log(
-          `results: ${o.out} (predictions.csv, predictions.json, ng_list.txt${o.overlays ? ', overlays/' : ''})`,
+          `results: ${o.out} (predictions.csv, regions.csv, predictions.json, ng_list.txt${o.overlays ? ', overlays/' : ''})`,
         );
         console.log(
           `  ${predictions.length} images: ${ng} NG, ${predictions.length - ng} OK (threshold ${t.toFixed(3)})`,
@@ -66,6 +71,7 @@ export function register(program: Command): void {
           for (const e of errors.slice(0, 5)) process.stderr.write(`  ${e.error}\n`);
           process.exitCode = 3;
         }
+        if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
       } finally {
         progress.stop();
       }

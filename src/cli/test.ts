@@ -1,7 +1,8 @@
 /** kensa test: evaluate a model on a labelled test set. */
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { test } from '../pipeline/evaluate.js';
-import { integer } from './options.js';
+import { batch, pixelLimit } from './options.js';
 import { progressReporter } from './progress.js';
 
 const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
@@ -16,16 +17,16 @@ export function register(program: Command): void {
     .requiredOption('--data <dir>', 'data folder with test/ (and optionally ground_truth/)')
     .requiredOption('--out <dir>', 'results folder')
     .option(
-      '--save-model <file>',
-      'write a copy of the model with the best-F1 threshold stored (for --threshold f1)',
+      '--save-model [file]',
+      'store the best-F1 threshold (for --threshold f1) in the model file, or in a copy at [file]; only the header is rewritten',
     )
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
-    .option('--batch <n>', 'images per backbone batch', integer('--batch'), 32)
     .option(
-      '--pixel-limit <n>',
-      'refuse images with more pixels than this (decompression bombs)',
-      integer('--pixel-limit'),
+      '--batch <n>',
+      'most network inputs per backbone batch (default 32, fewer for large inputs)',
+      batch,
     )
+    .option('--pixel-limit <n>', 'refuse images with more pixels than this (decompression bombs)', pixelLimit)
     .option('--no-figures', 'skip the per-image figures')
     .option('--report', 'also write report.html (open it in a browser)')
     .action(async (o) => {
@@ -60,7 +61,10 @@ export function register(program: Command): void {
         for (const skip of metrics.skipped)
           process.stderr.write(`warning: left out, unreadable: ${skip.error}\n`);
         if (o.saveModel && metrics.thresholds.f1 !== null)
-          console.log(`  model with f1 threshold ${metrics.thresholds.f1.toFixed(3)}: ${o.saveModel}`);
+          console.log(
+            `  f1 threshold ${metrics.thresholds.f1.toFixed(4)} stored in ${o.saveModel === true ? o.model : o.saveModel}`,
+          );
+        if (o.report) console.log(`report: ${join(o.out, 'report.html')}`);
       } finally {
         progress.stop();
       }

@@ -1,7 +1,7 @@
 /** kensa threshold: show a model's thresholds, or store a chosen one (e.g. from the report's slider). */
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
-import { loadModel, setCustomThreshold } from '../pipeline/model-file.js';
+import { loadModelMetadata, updateThresholds } from '../pipeline/model-file.js';
+import { thresholdValue } from './options.js';
 
 export function register(program: Command): void {
   program
@@ -10,16 +10,14 @@ export function register(program: Command): void {
       "show a model's thresholds, or store your own with --set (then kensa predict uses it by default)",
     )
     .requiredOption('--model <file>', 'model file')
-    .option('--set <value>', 'threshold to store as "custom"', (v: string) => {
-      const n = Number(v);
-      if (v.trim() === '' || !Number.isFinite(n))
-        throw new InvalidArgumentError(`Expected a number for --set but received '${v}'`);
-      return n;
-    })
+    .option('--set <value>', 'threshold to store as "custom"', thresholdValue('--set'))
     .action(async (o: { model: string; set?: number }) => {
-      const model = o.set === undefined ? await loadModel(o.model) : await setCustomThreshold(o.model, o.set);
+      const thresholds =
+        o.set === undefined
+          ? (await loadModelMetadata(o.model)).thresholds
+          : await updateThresholds(o.model, { custom: o.set });
       if (o.set !== undefined) console.log(`stored custom threshold ${o.set} in ${o.model}`);
-      for (const [name, value] of Object.entries(model.meta.thresholds))
+      for (const [name, value] of Object.entries(thresholds))
         if (value !== undefined) console.log(`${name.padEnd(9)} ${value}`);
     });
 }

@@ -1,8 +1,11 @@
 /** kensa train: fit a model on good images and write the model file. */
 import type { Command } from 'commander';
 import { backboneNames, DEFAULT_BACKBONE } from '../backbone/registry.js';
-import { train } from '../pipeline/train.js';
-import { fraction, integer, preprocessFrom, probability } from './options.js';
+import { describePreprocess } from '../image/preprocess.js';
+import { METHOD_NAMES } from '../models/registry.js';
+import { methodMeta, modelFileSize } from '../pipeline/model-file.js';
+import { DEFAULT_FOLDS, DEFAULT_METHOD, train } from '../pipeline/train.js';
+import { batch, fraction, integer, pixelLimit, preprocessFrom, probability, scale } from './options.js';
 import { progressReporter } from './progress.js';
 
 export function register(program: Command): void {
@@ -16,75 +19,116 @@ export function register(program: Command): void {
       "data folder (train/good, or a folder of good images) or a quoted glob such as 'good/*.png'",
     )
     .requiredOption('--out <model>', 'model file to write (e.g. model.kensa)')
+    .option('--method <name>', `anomaly-detection method: ${METHOD_NAMES.join(', ')}`, DEFAULT_METHOD)
     .option('--backbone <name>', `feature extractor: ${backboneNames().join(', ')}`, DEFAULT_BACKBONE)
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
     .option(
       '--size <n>',
-      'resize every image to an n×n square (default 224; a multiple of 16)',
-      integer('--size'),
+      'process at about n×n pixels, aspect ratio kept (default 224; a multiple of 16)',
+      integer('--size', 32, 8192),
     )
+    .option('--square', 'squeeze every image to --size × --size instead (aspect ratio not kept)')
     .option(
       '--resize <n>',
       'resize the shorter side to n, then centre-crop (with --crop)',
-      integer('--resize'),
+      integer('--resize', 32, 8192),
     )
-    .option('--crop <n>', 'centre crop size after --resize (a multiple of 16)', integer('--crop'))
+    .option('--crop <n>', 'centre crop size after --resize (a multiple of 16)', integer('--crop', 32, 8192))
+    .option('--scale <f>', 'process at f × the native resolution (e.g. 0.5)', scale)
+    .option(
+      '--tile <n>',
+      'cut the processed image into n×n tiles (a multiple of 16); native resolution unless --scale or --size',
+      integer('--tile', 32, 4096),
+    )
+    .option(
+      '--overlap <n>',
+      'least overlap of neighbouring tiles in pixels (default 96; a multiple of 16)',
+      integer('--overlap', 0, 4080),
+    )
     .option(
       '--d <n>',
-      'channels kept (default: 100 for resnet18, 550 for wide_resnet50_2, all for EfficientNet-Lite)',
-      integer('--d'),
+      'padim: channels kept (default: 100 for resnet18, 550 for wide_resnet50_2, all for EfficientNet-Lite)',
+      integer('--d', 1, 4096),
     )
-    .option('--seed <n>', 'seed for the channel choice and the validation split', integer('--seed'), 0)
+    .option(
+      '--coreset <f>',
+      'patchcore: share of the training patches kept in the memory bank (default 0.1)',
+      probability('--coreset'),
+    )
+    .option(
+      '--seed <n>',
+      'seed for every random choice (channels, coreset, folds)',
+      integer('--seed', 0, 2 ** 32 - 1),
+      0,
+    )
+    .option(
+      '--folds <k>',
+      `calibrate on out-of-fold scores of every good image, k folds (default ${DEFAULT_FOLDS})`,
+      integer('--folds', 2, 100),
+    )
     .option(
       '--val-fraction <f>',
-      'share of the good images held out to calibrate the thresholds',
+      'calibrate on a held-out share of the good images instead of k folds',
       fraction('--val-fraction'),
-      0.1,
     )
     .option(
       '--quantile <q>',
-      "validation-score quantile used by '--threshold quantile'",
+      "calibration-score quantile used by '--threshold quantile'",
       probability('--quantile'),
       0.99,
     )
     .option(
       '--batch <n>',
-      'images per backbone batch (default 16 while fitting, 32 for validation)',
-      integer('--batch'),
+      'most network inputs per backbone batch (default 16 while fitting, 32 when scoring)',
+      batch,
     )
-    .option(
-      '--pixel-limit <n>',
-      'refuse images with more pixels than this (decompression bombs)',
-      integer('--pixel-limit'),
-    )
+    .option('--pixel-limit <n>', 'refuse images with more pixels than this (decompression bombs)', pixelLimit)
     .action(async (o) => {
       const progress = progressReporter();
       try {
         const r = await train({
           data: o.data,
           out: o.out,
+          method: o.method,
           backbone: o.backbone,
           weights: o.weights,
           preprocess: preprocessFrom(o),
           d: o.d,
+          coreset: o.coreset,
           seed: o.seed,
+          folds: o.folds,
           valFraction: o.valFraction,
           quantile: o.quantile,
           batch: o.batch,
           pixelLimit: o.pixelLimit,
           onProgress: progress,
-          onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+          onWarning: (m) => {
+            progress.stop();
+            process.stderr.write(`warning: ${m}\n`);
+          },
         });
         progress.stop();
         const m = r.model.meta;
-        console.log(`model written: ${o.out}`);
+        const c = m.calibration;
+        const settings = methodMeta(m);
+        const detail =
+          m.method === 'padim'
+            ? `d ${String(settings.d)}`
+            : `memory bank ${String(settings.bank_size ?? '')} of ${String(settings.patches ?? '')} patches`;
+        console.log(`model written: ${o.out} (${((await modelFileSize(o.out)) / 2 ** 20).toFixed(1)} MiB)`);
         console.log(
-          `  backbone ${m.backbone.name}, d ${m.padim.d}, input ${m.padim.grid[0] * 4}×${m.padim.grid[1] * 4}`,
+          `  ${m.method}, backbone ${m.backbone.name}, ${detail}; ${describePreprocess(m.preprocess)}`,
         );
-        console.log(`  trained on ${r.train.length} good images, calibrated on ${r.validation.length}`);
         console.log(
-          `  thresholds: fpr0 ${m.thresholds.fpr0.toFixed(3)} (no false alarm on the validation images), quantile ${m.thresholds.quantile.toFixed(3)}`,
+          `  fitted on ${r.train.length} good images; calibrated on ${c.scores.count} ${c.mode === 'kfold' ? `out-of-fold scores (${c.folds} folds)` : 'held-out images'}`,
         );
+        console.log(
+          `  thresholds: fpr0 ${m.thresholds.fpr0.toFixed(4)} (no false alarm on the ${c.scores.count} good images scored), quantile ${m.thresholds.quantile.toFixed(4)}`,
+        );
+        if (c.highest)
+          console.log(
+            `  fpr0 is set by ${c.highest.file}${c.next ? `; the next is ${c.next.score.toFixed(4)} (${c.next.file}), ${(100 * (c.highest.score / c.next.score - 1)).toFixed(1)} % lower` : ''}`,
+          );
         console.log(`  time ${r.timings_s.total.toFixed(1)} s`);
       } finally {
         progress.stop();

@@ -6,14 +6,35 @@
  *   DIR/ground_truth/<defect type>/<name>_mask.png   optional masks
  *
  * A folder without train/ and test/ is a plain folder of images. Lists are sorted by path, so that runs
- * are reproducible.
+ * are reproducible. Symbolic links are followed (a link that leads back into a folder being read is not
+ * followed twice). Nothing is left out silently: files that are not images, broken links and link loops
+ * are reported through `onWarning`. Results folders are never read as input: the run's own output folder
+ * and any folder kensa has marked as results (output-paths.ts) are skipped, and said so once.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { basename, extname, join, resolve } from 'node:path';
+import { existsSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
+import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { KensaError } from '../util/errors.js';
 
-export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff'];
+/**
+ * Raster formats kensa decodes: what sharp's libvips reads (JPEG, PNG, WebP, TIFF, GIF, AVIF) and BMP
+ * (image/bmp.ts), the format many industrial cameras save.
+ */
+export const IMAGE_EXTENSIONS = [
+  '.png',
+  '.jpg',
+  '.jpeg',
+  '.jpe',
+  '.jfif',
+  '.bmp',
+  '.tif',
+  '.tiff',
+  '.webp',
+  '.gif',
+  '.avif',
+];
+/** The file that marks a folder as kensa's results. */
+export const RESULTS_MARKER = '.kensa-results';
 
 export interface ImageItem {
   path: string;
@@ -31,32 +52,143 @@ export interface Dataset {
   test: ImageItem[];
 }
 
+export interface DiscoveryOptions {
+  /** Folders whose contents are never taken as input (e.g. this run's --out). */
+  exclude?: string[];
+  /** What was left out and why (files that are not images, broken links, loops, results folders). */
+  onWarning?: (message: string) => void;
+  /** Paths that look like images but cannot be opened (broken links); predict lists them as errors. */
+  onUnreadable?: (path: string, reason: string) => void;
+}
+
 const isImage = (name: string) => IMAGE_EXTENSIONS.includes(extname(name).toLowerCase());
-const isDir = (p: string) => existsSync(p) && statSync(p).isDirectory();
-
-function imagesIn(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isFile() && isImage(e.name))
-    .map((e) => join(dir, e.name))
-    .sort();
-}
-
-/** Images in a folder and its sub-folders, sorted by path. */
-function imagesBelow(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...imagesBelow(p));
-    else if (e.isFile() && isImage(e.name)) out.push(p);
+const isDir = (p: string) => {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
   }
-  return out.sort();
+};
+
+/** Collects what discovery leaves out, to report it once per run. */
+class Omissions {
+  readonly notImages: string[] = [];
+  readonly results = new Set<string>();
+  constructor(private readonly options: DiscoveryOptions) {}
+
+  warn(message: string): void {
+    this.options.onWarning?.(message);
+  }
+
+  unreadable(path: string, reason: string): void {
+    if (this.options.onUnreadable) this.options.onUnreadable(path, reason);
+    else this.warn(`${path}: left out: ${reason}`);
+  }
+
+  report(): void {
+    if (this.notImages.length) {
+      const exts = [...new Set(this.notImages.map((p) => extname(p).toLowerCase() || '(no extension)'))];
+      this.warn(
+        `left out ${this.notImages.length} file(s) that are not images kensa reads (${exts.slice(0, 6).join(', ')}), e.g. ${this.notImages[0]}`,
+      );
+    }
+    for (const dir of this.results) this.warn(`${dir}: left out: this is a kensa results folder, not input`);
+  }
 }
 
-function subdirs(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isDirectory())
-    .map((e) => e.name)
-    .sort();
+/** A directory walker that follows links, skips excluded and results folders, and records omissions. */
+class Walker {
+  private readonly excluded: string[];
+  readonly omissions: Omissions;
+
+  constructor(options: DiscoveryOptions) {
+    this.excluded = (options.exclude ?? []).map((d) => {
+      try {
+        return realpathSync(resolve(d));
+      } catch {
+        return resolve(d);
+      }
+    });
+    this.omissions = new Omissions(options);
+  }
+
+  /** Whether a folder (real path) is an output folder: this run's, or one marked as results. */
+  private skipFolder(real: string, shown: string): boolean {
+    const inside = this.excluded.some((e) => real === e || real.startsWith(e + sep));
+    if (inside || existsSync(join(real, RESULTS_MARKER))) {
+      this.omissions.results.add(shown);
+      return true;
+    }
+    return false;
+  }
+
+  /** Image files directly in a folder (and, with `deep`, in its sub-folders), sorted by path. */
+  images(dir: string, deep: boolean, seen = new Set<string>()): string[] {
+    let real: string;
+    try {
+      real = realpathSync(dir);
+    } catch {
+      return [];
+    }
+    if (seen.has(real)) {
+      this.omissions.warn(
+        `${dir}: left out: a symbolic link leads back into a folder already being read (a loop)`,
+      );
+      return [];
+    }
+    if (this.skipFolder(real, dir)) return [];
+    seen.add(real);
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+        a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+      );
+    } catch (error) {
+      this.omissions.warn(
+        `${dir}: left out: the folder cannot be read (${(error as NodeJS.ErrnoException).code})`,
+      );
+      return [];
+    }
+    const out: string[] = [];
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.name === RESULTS_MARKER || e.name.startsWith('.kensa')) continue;
+      let kind: 'file' | 'dir' | 'other' = e.isFile() ? 'file' : e.isDirectory() ? 'dir' : 'other';
+      if (e.isSymbolicLink()) {
+        try {
+          const s = statSync(p);
+          kind = s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          if (isImage(e.name))
+            this.omissions.unreadable(
+              p,
+              code === 'ELOOP'
+                ? 'the link is a loop of symbolic links'
+                : 'the link points to nothing (a broken symbolic link)',
+            );
+          continue;
+        }
+      }
+      if (kind === 'dir') {
+        if (deep) out.push(...this.images(p, deep, seen));
+      } else if (kind === 'file') {
+        if (isImage(e.name)) out.push(p);
+        else if (!e.name.startsWith('.')) this.omissions.notImages.push(p);
+      } else if (isImage(e.name)) {
+        this.omissions.unreadable(p, 'this is not a regular file (a pipe, socket or device)');
+      }
+    }
+    seen.delete(real);
+    return out.sort();
+  }
+
+  subdirs(dir: string): string[] {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => (e.isDirectory() || e.isSymbolicLink()) && isDir(join(dir, e.name)))
+      .map((e) => e.name)
+      .sort();
+  }
 }
 
 function findMask(root: string, category: string, file: string): string | undefined {
@@ -70,12 +202,12 @@ function findMask(root: string, category: string, file: string): string | undefi
   return undefined;
 }
 
-function testItems(root: string): ImageItem[] {
+function testItems(walker: Walker, root: string): ImageItem[] {
   const testDir = join(root, 'test');
   if (!isDir(testDir)) return [];
   const items: ImageItem[] = [];
-  for (const category of subdirs(testDir)) {
-    for (const path of imagesIn(join(testDir, category))) {
+  for (const category of walker.subdirs(testDir)) {
+    for (const path of walker.images(join(testDir, category), false)) {
       const good = category === 'good';
       items.push({
         path,
@@ -88,8 +220,7 @@ function testItems(root: string): ImageItem[] {
   return items;
 }
 
-/** Opens a data set folder (MVTec AD layout, or a plain folder of good images for training). */
-export function openDataset(dir: string): Dataset {
+function open(walker: Walker, dir: string): Dataset {
   const root = resolve(dir);
   if (!isDir(root)) {
     throw new KensaError('E_NOT_FOUND', 'the data folder does not exist. Check the path given to --data', {
@@ -99,19 +230,28 @@ export function openDataset(dir: string): Dataset {
   const trainGood = join(root, 'train', 'good');
   if (isDir(join(root, 'train')) || isDir(join(root, 'test'))) {
     const train = isDir(trainGood)
-      ? imagesIn(trainGood).map((path) => ({ path, category: 'good', label: 0 as const }))
+      ? walker.images(trainGood, false).map((path) => ({ path, category: 'good', label: 0 as const }))
       : [];
-    return { root, layout: 'mvtec', train, test: testItems(root) };
+    return { root, layout: 'mvtec', train, test: testItems(walker, root) };
   }
-  const train = imagesIn(root).map((path) => ({ path, category: 'good', label: 0 as const }));
+  const train = walker.images(root, false).map((path) => ({ path, category: 'good', label: 0 as const }));
   return { root, layout: 'folder', train, test: [] };
 }
 
+/** Opens a data set folder (MVTec AD layout, or a plain folder of good images for training). */
+export function openDataset(dir: string, options: DiscoveryOptions = {}): Dataset {
+  const walker = new Walker(options);
+  const ds = open(walker, dir);
+  walker.omissions.report();
+  return ds;
+}
+
 /**
- * Expands files, folders (their images and those of sub-folders; an MVTec-layout folder gives its test set) and glob
- * patterns into one sorted, de-duplicated list. Names every argument that matched nothing.
+ * Expands files, folders (their images and those of sub-folders; an MVTec-layout folder gives its test
+ * set) and glob patterns into one sorted, de-duplicated list. Names every argument that matched nothing.
  */
-export function collectImages(inputs: string[]): ImageItem[] {
+export function collectImages(inputs: string[], options: DiscoveryOptions = {}): ImageItem[] {
+  const walker = new Walker(options);
   const seen = new Map<string, ImageItem>();
   const add = (item: ImageItem) => {
     if (!seen.has(item.path)) seen.set(item.path, item);
@@ -119,30 +259,37 @@ export function collectImages(inputs: string[]): ImageItem[] {
   for (const input of inputs) {
     const path = resolve(input);
     if (isDir(path)) {
-      const ds = openDataset(path);
+      const ds = open(walker, path);
       const items =
-        ds.layout === 'mvtec' && ds.test.length ? ds.test : imagesBelow(path).map((p) => ({ path: p }));
-      if (!items.length)
+        ds.layout === 'mvtec' && ds.test.length
+          ? ds.test
+          : walker.images(path, true).map((p) => ({ path: p }));
+      if (!items.length && !walker.omissions.results.has(path))
         throw new KensaError('E_NOT_FOUND', `the folder holds no images (${IMAGE_EXTENSIONS.join(', ')})`, {
           file: path,
         });
       items.forEach(add);
     } else if (existsSync(path)) {
+      // a file named directly is taken whatever its extension: the decoder says whether it is an image
       add({ path });
     } else if (isDynamicPattern(input)) {
-      const matches = globSync(input, { absolute: true, onlyFiles: true }).filter(isImage).sort();
+      const matches = globSync(input, { absolute: true, onlyFiles: true, followSymbolicLinks: true })
+        .filter(isImage)
+        .filter((p) => !(options.exclude ?? []).some((e) => !relative(resolve(e), p).startsWith('..')))
+        .sort();
       if (!matches.length) throw new KensaError('E_NOT_FOUND', `the pattern '${input}' matches no images`);
       matches.forEach((p) => add({ path: p }));
     } else {
       throw new KensaError('E_NOT_FOUND', 'no such file or folder', { file: path });
     }
   }
+  walker.omissions.report();
   return [...seen.values()];
 }
 
 /** Training images from a data folder (train/good of an MVTec layout, or a plain folder) or a glob pattern. */
-export function trainingImages(spec: string): ImageItem[] {
+export function trainingImages(spec: string, options: DiscoveryOptions = {}): ImageItem[] {
   if (!existsSync(spec) && isDynamicPattern(spec))
-    return collectImages([spec]).map((i) => ({ ...i, category: 'good', label: 0 }));
-  return openDataset(spec).train;
+    return collectImages([spec], options).map((i) => ({ ...i, category: 'good', label: 0 }));
+  return openDataset(spec, options).train;
 }

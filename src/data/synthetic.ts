@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { mulberry32 } from '../models/padim/embedding.js';
+import { mulberry32 } from '../util/random.js';
 
 export interface SyntheticOptions {
   size?: number;

@@ -1,28 +1,30 @@
 /**
- * Decoding with sharp: PNG, JPEG, BMP, TIFF (and what else libvips reads); 8 or 16 bit; gray, RGB, RGBA or
- * CMYK; EXIF orientation applied. Produces the network input (ImageNet-normalised float32 CHW) and the
- * 8-bit RGB pixels of the same square (for figures). Masks load the same way, with nearest-neighbour
- * resizing, as 0/1.
+ * Decoding with sharp: PNG, JPEG, BMP, TIFF, WebP, AVIF, GIF (what libvips reads); 8 or 16 bit; gray, RGB,
+ * RGBA or CMYK; EXIF orientation applied. Produces the network input (ImageNet-normalised float32 CHW at
+ * the processed size, preprocess.ts) and the 8-bit RGB pixels of the same image (for figures). Masks load
+ * the same way, with nearest-neighbour resizing, as 0/1.
+ *
+ * The file is read first and decoded from memory, so that what went wrong is said plainly: a file that
+ * cannot be read (missing, no permission, a folder, a FIFO) is not reported as an image that cannot be
+ * decoded, and a FIFO is never opened (it would wait for a writer forever).
  */
-import sharp from 'sharp';
+import { stat, readFile } from 'node:fs/promises';
+import sharp, { type Sharp } from 'sharp';
 import { KensaError } from '../util/errors.js';
-import {
-  geometry,
-  IMAGENET_MEAN,
-  IMAGENET_STD,
-  inputSize,
-  type Geometry,
-  type Preprocess,
-} from './preprocess.js';
+import { decodeBmp, isBmp } from './bmp.js';
+import { geometry, IMAGENET_MEAN, IMAGENET_STD, type Geometry, type Preprocess } from './preprocess.js';
 
 /** Default refusal limit for decoding (pixels), against decompression bombs; large camera images pass. */
 export const DEFAULT_PIXEL_LIMIT = 100_000_000;
+/** The pixel limit's accepted range (a limit of 0 would switch libvips' guard off). */
+export const PIXEL_LIMIT_RANGE = [1, 2 ** 32] as const;
 
 export interface LoadedImage {
-  /** 3×S×S, normalised. */
+  /** 3×H×W at the processed size, normalised. */
   tensor: Float32Array;
-  /** S×S×3 RGB bytes of the network input square. */
+  /** H×W×3 RGB bytes of the processed image. */
   rgb: Uint8Array;
+  /** The original (oriented) image size. */
   width: number;
   height: number;
   geometry: Geometry;
@@ -32,51 +34,108 @@ export interface LoadOptions {
   pixelLimit?: number;
 }
 
+/** Why a file could not be read, in words, from a Node.js error code. */
+export function readProblem(code: string | undefined): string {
+  switch (code) {
+    case 'ENOENT':
+      return 'the file does not exist (it may have been moved or deleted)';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied: kensa may not read this file; check its permissions';
+    case 'EISDIR':
+      return 'this is a folder, not an image file';
+    case 'ELOOP':
+      return 'the path is a loop of symbolic links';
+    case 'ENAMETOOLONG':
+      return 'the path is too long for this file system';
+    default:
+      return `the file cannot be read (${code ?? 'unknown error'})`;
+  }
+}
+
+/** The bytes of an image file; a file that is not a regular file (folder, FIFO, device) is refused unread. */
+export async function readImageFile(file: string): Promise<Buffer> {
+  try {
+    const s = await stat(file);
+    if (!s.isFile()) {
+      throw new KensaError(
+        'E_IO',
+        s.isDirectory()
+          ? readProblem('EISDIR')
+          : 'this is not a regular file (a pipe, socket or device); give an image file',
+        { file },
+      );
+    }
+    return await readFile(file);
+  } catch (error) {
+    if (error instanceof KensaError) throw error;
+    throw new KensaError('E_IO', readProblem((error as NodeJS.ErrnoException).code), { file, cause: error });
+  }
+}
+
 function decodeError(file: string, error: unknown): KensaError {
   const reason = (error as Error).message ?? String(error);
   if (/pixel limit/i.test(reason)) {
     return new KensaError(
       'E_FORMAT',
       `the image is larger than the pixel limit; raise it with --pixel-limit if it is genuine (${reason})`,
-      {
-        file,
-        cause: error,
-      },
+      { file, cause: error },
     );
   }
   return new KensaError(
     'E_FORMAT',
-    `cannot decode the image (${reason}). Check that it is a PNG, JPEG, BMP or TIFF file and not truncated`,
-    {
-      file,
-      cause: error,
-    },
+    `cannot decode the image (${reason}). Check that it is an image file (PNG, JPEG, BMP, TIFF, WebP, ...) and not truncated`,
+    { file, cause: error },
   );
 }
 
-function pipeline(
-  file: string,
-  p: Preprocess,
-  width: number,
-  height: number,
-  nearest: boolean,
-  pixelLimit: number,
-) {
-  const g = geometry(p, width, height);
-  const kernel = nearest ? 'nearest' : 'linear';
-  let img = sharp(file, { limitInputPixels: pixelLimit, failOn: 'error' }).autoOrient();
-  img = img.resize(g.resizedWidth, g.resizedHeight, { fit: 'fill', kernel });
-  if (p.mode === 'crop') img = img.extract({ left: g.left, top: g.top, width: p.crop, height: p.crop });
-  return { img, g };
+/** A decoded source: its oriented size, and a fresh sharp pipeline over it (auto-oriented). */
+interface Source {
+  width: number;
+  height: number;
+  sharp: () => Sharp;
 }
 
-async function orientedSize(file: string, pixelLimit: number): Promise<{ width: number; height: number }> {
-  const meta = await sharp(file, { limitInputPixels: pixelLimit }).metadata();
+/** Opens image bytes: BMP through decodeBmp, everything else through libvips; the pixel limit first. */
+async function openSource(bytes: Buffer, pixelLimit: number): Promise<Source> {
+  if (isBmp(bytes)) {
+    const raw = decodeBmp(bytes, pixelLimit);
+    const input = { raw: { width: raw.width, height: raw.height, channels: raw.channels } };
+    return { width: raw.width, height: raw.height, sharp: () => sharp(Buffer.from(raw.data.buffer), input) };
+  }
+  const meta = await sharp(bytes, { limitInputPixels: pixelLimit }).metadata();
   if (!meta.width || !meta.height) throw new Error('no image dimensions');
+  if (meta.width * meta.height > pixelLimit) throw new Error('Input image exceeds pixel limit');
   // EXIF orientations 5-8 swap width and height
-  return (meta.orientation ?? 1) >= 5
-    ? { width: meta.height, height: meta.width }
-    : { width: meta.width, height: meta.height };
+  const swap = (meta.orientation ?? 1) >= 5;
+  return {
+    width: swap ? meta.height : meta.width,
+    height: swap ? meta.width : meta.height,
+    sharp: () => sharp(bytes, { limitInputPixels: pixelLimit, failOn: 'error' }).autoOrient(),
+  };
+}
+
+function pipeline(source: Source, p: Preprocess, g: Geometry, nearest: boolean) {
+  const kernel = nearest ? 'nearest' : 'linear';
+  let img = source.sharp().resize(g.resizedWidth, g.resizedHeight, { fit: 'fill', kernel });
+  if (p.mode === 'crop')
+    img = img.extract({ left: g.left, top: g.top, width: g.inputWidth, height: g.inputHeight });
+  return img;
+}
+
+/** The image's original size and its geometry under `p`, from its header only. */
+export async function probeImage(
+  file: string,
+  p: Preprocess,
+  options: LoadOptions = {},
+): Promise<{ width: number; height: number; geometry: Geometry }> {
+  const bytes = await readImageFile(file);
+  try {
+    const { width, height } = await openSource(bytes, options.pixelLimit ?? DEFAULT_PIXEL_LIMIT);
+    return { width, height, geometry: geometry(p, width, height) };
+  } catch (error) {
+    throw error instanceof KensaError ? error : decodeError(file, error);
+  }
 }
 
 export async function loadImage(
@@ -85,27 +144,30 @@ export async function loadImage(
   options: LoadOptions = {},
 ): Promise<LoadedImage> {
   const pixelLimit = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
+  const bytes = await readImageFile(file);
   try {
-    const { width, height } = await orientedSize(file, pixelLimit);
-    const { img, g } = pipeline(file, p, width, height, false, pixelLimit);
-    const { data, info } = await img
+    const source = await openSource(bytes, pixelLimit);
+    const { width, height } = source;
+    const g = geometry(p, width, height);
+    const { data, info } = await pipeline(source, p, g, false)
       .removeAlpha()
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
-    const s = inputSize(p);
-    if (info.width !== s || info.height !== s)
-      throw new Error(`decoded to ${info.width}×${info.height}, expected ${s}×${s}`);
-    const rgb = new Uint8Array(s * s * 3);
+    const W = g.inputWidth;
+    const H = g.inputHeight;
+    if (info.width !== W || info.height !== H)
+      throw new Error(`decoded to ${info.width}×${info.height}, expected ${W}×${H}`);
+    const n = W * H;
+    const rgb = new Uint8Array(n * 3);
     if (info.channels === 3) rgb.set(data);
-    else
-      for (let i = 0; i < s * s; i++) rgb[i * 3] = rgb[i * 3 + 1] = rgb[i * 3 + 2] = data[i * info.channels];
-    const tensor = new Float32Array(3 * s * s);
+    else for (let i = 0; i < n; i++) rgb[i * 3] = rgb[i * 3 + 1] = rgb[i * 3 + 2] = data[i * info.channels];
+    const tensor = new Float32Array(3 * n);
     for (let c = 0; c < 3; c++) {
       const m = IMAGENET_MEAN[c];
       const sd = IMAGENET_STD[c];
-      const plane = c * s * s;
-      for (let i = 0; i < s * s; i++) tensor[plane + i] = (rgb[i * 3 + c] / 255 - m) / sd;
+      const plane = c * n;
+      for (let i = 0; i < n; i++) tensor[plane + i] = (rgb[i * 3 + c] / 255 - m) / sd;
     }
     return { tensor, rgb, width, height, geometry: g };
   } catch (error) {
@@ -114,7 +176,7 @@ export async function loadImage(
 }
 
 export interface LoadedMask {
-  /** S×S, 1 where the mask value is > 127. */
+  /** H×W at the processed size, 1 where the mask value is > 127. */
   mask: Uint8Array;
   /** What was odd about the file (size differs from its image, values not binary), for a warning. */
   warnings: string[];
@@ -133,16 +195,18 @@ export async function loadMask(
   options: LoadOptions = {},
 ): Promise<LoadedMask> {
   const pixelLimit = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
+  const bytes = await readImageFile(file);
   try {
     const warnings: string[] = [];
-    const { width, height } = await orientedSize(file, pixelLimit);
+    const source = await openSource(bytes, pixelLimit);
+    const { width, height } = source;
     if (width !== imageWidth || height !== imageHeight) {
       warnings.push(
         `${file}: the mask is ${width}×${height} but its image is ${imageWidth}×${imageHeight}; it was resized (nearest neighbour)`,
       );
     }
-    const { img } = pipeline(file, p, imageWidth, imageHeight, true, pixelLimit);
-    const { data, info } = await img
+    const g = geometry(p, imageWidth, imageHeight);
+    const { data, info } = await pipeline(source, p, g, true)
       .removeAlpha()
       .toColourspace('b-w')
       .raw({ depth: 'uchar' })

@@ -1,41 +1,96 @@
 /**
- * Preprocessing geometry: how an image of any size becomes the square network input, and how points of
- * that square map back to the original image (for defect boxes in the user's own pixel coordinates).
+ * Preprocessing geometry: how an image of any size becomes what the network sees, and how its points map
+ * back to the original image (for defect boxes in the user's own pixel coordinates). Height and width
+ * travel separately everywhere: nothing assumes a square.
  *
- *   { mode: 'resize', size }           the whole image squeezed to size×size (default; nothing cut off)
+ *   { mode: 'fit', size }              aspect ratio kept, scaled to about size×size pixels in area (the
+ *                                      default for new models); sides rounded to multiples of 16
+ *   { mode: 'scale', scale }           scale × the native resolution (1 = native), sides rounded to 16
+ *   { mode: 'resize', size }           the whole image squeezed to size×size
  *   { mode: 'crop', resize, crop }     shorter side to `resize`, then the centre crop×crop (PaDiM paper)
+ *
+ * Any mode may add `tile: { size, overlap }`: the processed image is cut into size×size tiles that
+ * overlap by at least `overlap` pixels (tiles.ts), each a network input of its own.
  */
-import { assertInteger, KensaError } from '../util/errors.js';
+import { assertInteger, invalidParameter, KensaError } from '../util/errors.js';
 
 /** ImageNet normalisation, the preprocessing every supported backbone was trained with. */
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
 
-export type Preprocess = { mode: 'resize'; size: number } | { mode: 'crop'; resize: number; crop: number };
-
-export const DEFAULT_SIZE = 224;
-
-export function inputSize(p: Preprocess): number {
-  return p.mode === 'resize' ? p.size : p.crop;
+export interface TileSettings {
+  /** Tile side in processed pixels (a multiple of 16). */
+  size: number;
+  /** Least overlap of neighbouring tiles in processed pixels (a multiple of 16). */
+  overlap: number;
 }
 
+export type Preprocess = (
+  | { mode: 'fit'; size: number }
+  | { mode: 'scale'; scale: number }
+  | { mode: 'resize'; size: number }
+  | { mode: 'crop'; resize: number; crop: number }
+) & { tile?: TileSettings };
+
+export const DEFAULT_SIZE = 224;
+/** Every processed side is a multiple of this (the backbone's coarsest stride). */
+export const SIDE_MULTIPLE = 16;
+/** Default tile overlap: larger than the largest defect the users named (70 px), a multiple of 16. */
+export const DEFAULT_OVERLAP = 96;
+export const MAX_SIDE = 16384;
+
+const round16 = (v: number) => Math.max(SIDE_MULTIPLE, Math.round(v / SIDE_MULTIPLE) * SIDE_MULTIPLE);
+
+/** The one size every processed image has, when the mode fixes it (square resize, crop); else undefined. */
+export function fixedInputSize(p: Preprocess): { width: number; height: number } | undefined {
+  if (p.mode === 'resize') return { width: p.size, height: p.size };
+  if (p.mode === 'crop') return { width: p.crop, height: p.crop };
+  return undefined;
+}
+
+function multipleOf16(name: string, v: number, min: number, max: number): void {
+  assertInteger(name, v, min, max);
+  if (v % SIDE_MULTIPLE) throw invalidParameter(name, `a multiple of ${SIDE_MULTIPLE}`, v);
+}
+
+/** Checks every field; returns the preprocessing unchanged. Errors name the option (usage errors). */
 export function validatePreprocess(p: Preprocess): Preprocess {
-  if (p.mode === 'resize') {
-    assertInteger('size', p.size, 32, 4096);
-    if (p.size % 16)
-      throw new KensaError('E_ARGUMENT', `Expected a multiple of 16 for size but received ${p.size}`);
-  } else {
+  if (p.mode === 'resize' || p.mode === 'fit') {
+    multipleOf16('size', p.size, 32, 8192);
+  } else if (p.mode === 'scale') {
+    if (!(typeof p.scale === 'number' && p.scale > 0 && p.scale <= 4 && p.scale >= 1 / 64))
+      throw invalidParameter('scale', 'a number between 0.015625 and 4', p.scale);
+  } else if (p.mode === 'crop') {
     assertInteger('resize', p.resize, 32, 8192);
-    assertInteger('crop', p.crop, 32, 4096);
-    if (p.crop % 16)
-      throw new KensaError('E_ARGUMENT', `Expected a multiple of 16 for crop but received ${p.crop}`);
+    multipleOf16('crop', p.crop, 32, 8192);
     if (p.crop > p.resize)
-      throw new KensaError('E_ARGUMENT', `crop (${p.crop}) cannot be larger than resize (${p.resize})`);
+      throw new KensaError(
+        'E_ARGUMENT',
+        `Expected crop (${p.crop}) no larger than resize (${p.resize}): the centre crop is taken from the resized image`,
+      );
+  } else {
+    throw invalidParameter('preprocess mode', 'fit, scale, resize or crop', (p as { mode: unknown }).mode);
+  }
+  if (p.tile) {
+    multipleOf16('tile', p.tile.size, 32, 4096);
+    assertInteger('overlap', p.tile.overlap, 0, p.tile.size - SIDE_MULTIPLE);
+    if (p.tile.overlap % SIDE_MULTIPLE)
+      throw invalidParameter(
+        'overlap',
+        `a multiple of ${SIDE_MULTIPLE} below the tile size (${p.tile.size})`,
+        p.tile.overlap,
+      );
+    const fixed = fixedInputSize(p);
+    if (fixed && fixed.width < p.tile.size)
+      throw new KensaError(
+        'E_ARGUMENT',
+        `the tile (${p.tile.size}) is larger than the ${fixed.width}×${fixed.height} input; choose a smaller --tile or a larger --size`,
+      );
   }
   return p;
 }
 
-/** Where the square input lies in the original image: scale factors and offset (in original pixels). */
+/** Where the processed image lies in the original: scale factors and offset (in original pixels). */
 export interface Geometry {
   /** Size of the resized image before cropping. */
   resizedWidth: number;
@@ -43,21 +98,40 @@ export interface Geometry {
   /** Crop offset in the resized image. */
   left: number;
   top: number;
+  /** The processed image (what is decoded and cut into network inputs): multiples of 16. */
+  inputWidth: number;
+  inputHeight: number;
   /** Original pixels per resized pixel. */
   scaleX: number;
   scaleY: number;
 }
 
+/** The geometry of an image of width×height (oriented) under a preprocessing. */
 export function geometry(p: Preprocess, width: number, height: number): Geometry {
-  if (p.mode === 'resize') {
-    return {
-      resizedWidth: p.size,
-      resizedHeight: p.size,
-      left: 0,
-      top: 0,
-      scaleX: width / p.size,
-      scaleY: height / p.size,
-    };
+  const plain = (w: number, h: number): Geometry => ({
+    resizedWidth: w,
+    resizedHeight: h,
+    left: 0,
+    top: 0,
+    inputWidth: w,
+    inputHeight: h,
+    scaleX: width / w,
+    scaleY: height / h,
+  });
+  if (p.mode === 'resize') return plain(p.size, p.size);
+  if (p.mode === 'fit') {
+    const f = p.size / Math.sqrt(width * height);
+    return plain(Math.min(MAX_SIDE, round16(width * f)), Math.min(MAX_SIDE, round16(height * f)));
+  }
+  if (p.mode === 'scale') {
+    const w = round16(width * p.scale);
+    const h = round16(height * p.scale);
+    if (w > MAX_SIDE || h > MAX_SIDE)
+      throw new KensaError(
+        'E_ARGUMENT',
+        `at --scale ${p.scale} the image would be ${w}×${h} pixels (at most ${MAX_SIDE} a side); lower --scale`,
+      );
+    return plain(w, h);
   }
   // torchvision Resize(int): the shorter side becomes `resize`, the longer one int(resize * long / short)
   const [rw, rh] =
@@ -69,12 +143,14 @@ export function geometry(p: Preprocess, width: number, height: number): Geometry
     resizedHeight: rh,
     left: Math.round((rw - p.crop) / 2),
     top: Math.round((rh - p.crop) / 2),
+    inputWidth: p.crop,
+    inputHeight: p.crop,
     scaleX: width / rw,
     scaleY: height / rh,
   };
 }
 
-/** A box in input-square pixels → the same box in original-image pixels. */
+/** A box in processed pixels → the same box in original-image pixels. */
 export function toOriginal(
   g: Geometry,
   x: number,
@@ -83,4 +159,22 @@ export function toOriginal(
   h: number,
 ): [number, number, number, number] {
   return [(x + g.left) * g.scaleX, (y + g.top) * g.scaleY, w * g.scaleX, h * g.scaleY];
+}
+
+/** The original-image rectangle the processed image shows: [x, y, width, height]. */
+export function shownRegion(g: Geometry): [number, number, number, number] {
+  return toOriginal(g, 0, 0, g.inputWidth, g.inputHeight);
+}
+
+/** A short description for messages and the model summary, e.g. "aspect kept, ~224² px, tiles 512 (overlap 96)". */
+export function describePreprocess(p: Preprocess): string {
+  const base =
+    p.mode === 'fit'
+      ? `aspect ratio kept, about ${p.size}×${p.size} pixels`
+      : p.mode === 'scale'
+        ? `${p.scale} × native resolution`
+        : p.mode === 'resize'
+          ? `${p.size}×${p.size} square`
+          : `shorter side ${p.resize}, centre crop ${p.crop}×${p.crop}`;
+  return p.tile ? `${base}, tiles of ${p.tile.size}×${p.tile.size} (overlap ≥ ${p.tile.overlap})` : base;
 }

@@ -1,44 +1,49 @@
 /**
- * Scoring images with a model: load (and prefetch) images, run the backbone, Mahalanobis distances,
- * anomaly maps. The score of an image depends on the image and the model only — never on which other
- * images are in the same batch or run.
+ * Images through a model, the same way for every method and every use (fitting, calibration, test,
+ * predict): decode (a few images ahead, bounded by pixels) → cut each processed image into its network
+ * inputs (the whole image or tiles) → backbone batches of inputs of one size → the method's scorer →
+ * patch scores stitched into one grid per image → the shared map step → map and image score.
+ *
+ * The score of an image depends on the image and the model only — never on which other images are in
+ * the same batch or run.
  */
 import { Backbone } from '../backbone/backbone.js';
 import type { ImageItem } from '../data/dataset.js';
 import { loadImage, loadMask, type LoadedImage } from '../image/load.js';
-import { inputSize, type Preprocess } from '../image/preprocess.js';
-import { ScoreGraph } from '../models/padim/graphs.js';
-import type { GaussianStats } from '../models/padim/model.js';
+import type { Preprocess } from '../image/preprocess.js';
+import { inputRects, type InputRect } from '../image/tiles.js';
+import type { Features, Scorer } from '../models/method.js';
+import { getMethod } from '../models/registry.js';
+import { MapStep, type MapSettings } from '../postprocess/anomaly-map.js';
 import { KensaError } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
 import type { KensaModel } from './model-file.js';
 
-export const SIGMA = 4;
-/** Images per batch: larger batches make the per-position matrix products markedly faster (bench/). */
+/** Most network inputs per backbone batch when scoring (larger batches speed up per-position products). */
 export const DEFAULT_BATCH = 32;
-
-export interface ScoredImage {
-  item: ImageItem;
-  image: LoadedImage;
-  /** S×S anomaly map (smoothed Mahalanobis distances). */
-  map: Float32Array;
-  score: number;
-  /** S×S 0/1 ground truth, when the item has a mask. */
-  mask?: Uint8Array;
-}
-
-export interface ScoreOptions extends LoadOptions {
-  batch?: number;
-  onProgress?: ProgressCallback;
-  task?: string;
-  /** Seconds spent, added up: in the backbone and in the PaDiM graph (distances and maps). */
-  timing?: { backbone: number; padim: number };
-}
+/** Input pixels per backbone batch: batches of large inputs (tiles, high resolution) hold fewer of them. */
+export const BATCH_PIXELS = 32 * 224 * 224;
+/** Processed pixels decoded ahead of the backbone. */
+const PREFETCH_PIXELS = 48 * 224 * 224;
 
 export interface LoadedItem {
   item: ImageItem;
+  /** Position in the list being processed. */
+  index: number;
   image: LoadedImage;
   mask?: Uint8Array;
+}
+
+export interface ScoredImage extends LoadedItem {
+  /** Anomaly map at the processed size (image.geometry.inputHeight × inputWidth). */
+  map: Float32Array;
+  /** The map's maximum. */
+  mapMax: number;
+  /**
+   * The image score: the map's maximum, or the method's own image-level score where it has one
+   * (PatchCore's re-weighted nearest-neighbour distance of its peak patch, as anomalib computes it).
+   */
+  score: number;
 }
 
 export interface LoadOptions {
@@ -50,118 +55,302 @@ export interface LoadOptions {
   onWarning?: (message: string) => void;
 }
 
+export interface RunOptions extends LoadOptions {
+  /** Most network inputs per backbone batch. */
+  batch?: number;
+  /**
+   * The one input size a method with per-position statistics was fitted on: an image whose inputs have
+   * another size is an error for that image (onError), not a crash of the run.
+   */
+  inputSize?: { width: number; height: number };
+  onProgress?: ProgressCallback;
+  task?: string;
+  /** Seconds spent, added up: in the backbone and in the method. */
+  timing?: { backbone: number; method: number };
+}
+
 /**
- * Loads batches of images with the next batch decoding while the current one is scored. Unreadable
- * images go to `onError` (and are left out of the batch), or stop the run when there is no `onError`.
+ * Loads images in order with a few decoding ahead (as many as fit PREFETCH_PIXELS, at least one).
+ * Unreadable images go to `onError` (and are skipped), or stop the run when there is no `onError`.
  */
-export async function* loadBatches(
-  items: ImageItem[],
+export async function* loadImages(
+  items: readonly ImageItem[],
   preprocess: Preprocess,
-  batch: number,
   options: LoadOptions = {},
-): AsyncGenerator<LoadedItem[]> {
-  const loadOne = async (item: ImageItem): Promise<LoadedItem> => {
+): AsyncGenerator<LoadedItem> {
+  const loadOne = async (index: number): Promise<LoadedItem> => {
+    const item = items[index];
     const image = await loadImage(item.path, preprocess, { pixelLimit: options.pixelLimit });
-    if (!options.loadMasks || !item.mask) return { item, image };
+    if (!options.loadMasks || !item.mask) return { item, index, image };
     const { mask, warnings } = await loadMask(item.mask, preprocess, image.width, image.height, {
       pixelLimit: options.pixelLimit,
     });
     warnings.forEach((w) => options.onWarning?.(w));
-    return { item, image, mask };
+    return { item, index, image, mask };
   };
-  const load = (slice: ImageItem[]) => Promise.allSettled(slice.map(loadOne));
-  let next = items.length ? load(items.slice(0, batch)) : undefined;
-  for (let i = 0; i < items.length; i += batch) {
-    const settled = await next!;
-    next = i + batch < items.length ? load(items.slice(i + batch, i + 2 * batch)) : undefined;
-    const ok: LoadedItem[] = [];
-    settled.forEach((r, k) => {
-      if (r.status === 'fulfilled') ok.push(r.value);
-      else if (options.onError) options.onError(items[i + k], r.reason as Error);
-      else throw r.reason;
-    });
-    if (ok.length) yield ok;
+  const queue: { index: number; result: Promise<PromiseSettledResult<LoadedItem>> }[] = [];
+  const settle = (p: Promise<LoadedItem>) =>
+    p.then(
+      (value) => ({ status: 'fulfilled', value }) as const,
+      (reason: unknown) => ({ status: 'rejected', reason }) as const,
+    );
+  let next = 0;
+  let window = 2;
+  while (next < items.length || queue.length) {
+    while (next < items.length && queue.length < window) {
+      queue.push({ index: next, result: settle(loadOne(next)) });
+      next++;
+    }
+    const { index, result } = queue.shift()!;
+    const r = await result;
+    if (r.status === 'rejected') {
+      if (!options.onError) throw r.reason;
+      options.onError(items[index], r.reason as Error);
+      continue;
+    }
+    const g = r.value.image.geometry;
+    window = Math.max(1, Math.min(16, Math.floor(PREFETCH_PIXELS / (g.inputWidth * g.inputHeight))));
+    yield r.value;
   }
 }
 
-export function stackTensors(images: LoadedImage[]): Float32Array {
-  const per = images[0].tensor.length;
-  const x = new Float32Array(per * images.length);
-  images.forEach((im, i) => x.set(im.tensor, i * per));
-  return x;
+/** An image on its way through the backbone: its inputs, and how many have been scored. */
+export interface PendingImage extends LoadedItem {
+  rects: InputRect[];
+  done: number;
 }
 
+export interface InputBatch {
+  features: Features;
+  inputs: { image: PendingImage; rect: InputRect }[];
+}
+
+function cut(image: LoadedImage, rect: InputRect, into: Float32Array, at: number): void {
+  const { inputWidth: W, inputHeight: H } = image.geometry;
+  const src = image.tensor;
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < rect.height; y++) {
+      const from = c * H * W + (rect.y + y) * W + rect.x;
+      into.set(src.subarray(from, from + rect.width), at + (c * rect.height + y) * rect.width);
+    }
+  }
+}
+
+/**
+ * The network inputs of the images, in order, in backbone batches of inputs of one size (at most
+ * `batch`, fewer for large inputs), with the backbone's features. An image's tensor is let go once all
+ * its inputs have been cut.
+ */
+export async function* inputBatches(
+  backbone: Backbone,
+  items: readonly ImageItem[],
+  preprocess: Preprocess,
+  options: RunOptions = {},
+): AsyncGenerator<InputBatch> {
+  const most = options.batch ?? DEFAULT_BATCH;
+  let pending: { image: PendingImage; rect: InputRect }[] = [];
+  const flush = async (): Promise<InputBatch> => {
+    const inputs = pending;
+    pending = [];
+    const { width, height } = inputs[0].rect;
+    const per = 3 * width * height;
+    const x = new Float32Array(per * inputs.length);
+    inputs.forEach((input, i) => cut(input.image.image, input.rect, x, i * per));
+    for (const input of inputs) {
+      if (input.rect === input.image.rects[input.image.rects.length - 1])
+        input.image.image.tensor = new Float32Array(0);
+    }
+    const t0 = performance.now();
+    const features = await backbone.extract(x, inputs.length, height, width);
+    if (options.timing) options.timing.backbone += (performance.now() - t0) / 1000;
+    return { features, inputs };
+  };
+  for await (const loaded of loadImages(items, preprocess, options)) {
+    const g = loaded.image.geometry;
+    let rects: InputRect[];
+    try {
+      rects = inputRects(g.inputWidth, g.inputHeight, preprocess.tile);
+      const want = options.inputSize;
+      if (want && (rects[0].width !== want.width || rects[0].height !== want.height)) {
+        throw new Error(
+          `after preprocessing this image is ${rects[0].width}×${rects[0].height} pixels, but the model's PaDiM statistics are for ${want.width}×${want.height} inputs ` +
+            '(one Gaussian per position needs one size); train with --square or --tile, or use --method patchcore',
+        );
+      }
+    } catch (error) {
+      if (!options.onError)
+        throw new KensaError('E_ARGUMENT', (error as Error).message, { file: loaded.item.path });
+      options.onError(
+        loaded.item,
+        new KensaError('E_ARGUMENT', (error as Error).message, { file: loaded.item.path }),
+      );
+      continue;
+    }
+    const image: PendingImage = { ...loaded, rects, done: 0 };
+    for (const rect of rects) {
+      const first = pending[0]?.rect;
+      if (first && (first.width !== rect.width || first.height !== rect.height)) yield await flush();
+      pending.push({ image, rect });
+      const limit = Math.max(1, Math.min(most, Math.floor(BATCH_PIXELS / (rect.width * rect.height))));
+      if (pending.length >= limit) yield await flush();
+    }
+  }
+  if (pending.length) yield await flush();
+}
+
+/** Map steps by geometry, built once each. */
+class MapSteps {
+  private readonly steps = new Map<string, MapStep>();
+  constructor(private readonly settings: MapSettings) {}
+
+  get(h: number, w: number, H: number, W: number): MapStep {
+    const key = `${h},${w},${H},${W}`;
+    let step = this.steps.get(key);
+    if (!step) {
+      if (this.steps.size > 64) this.steps.clear();
+      step = new MapStep(h, w, H, W, this.settings);
+      this.steps.set(key, step);
+    }
+    return step;
+  }
+}
+
+/** Images → maps and scores with a backbone, a method's scorer and the map step. */
+export async function* scoreImages(
+  backbone: Backbone,
+  scorer: Scorer,
+  map: MapSettings,
+  preprocess: Preprocess,
+  items: readonly ImageItem[],
+  options: RunOptions = {},
+): AsyncGenerator<ScoredImage> {
+  const s = scorer.stride;
+  const steps = new MapSteps(map);
+  const grids = new Map<PendingImage, { grid: Float32Array; raw: number; score: number }>();
+  let done = 0;
+  const onError =
+    options.onError &&
+    ((item: ImageItem, error: Error) => {
+      done++;
+      options.onError!(item, error);
+    });
+  for await (const batch of inputBatches(backbone, items, preprocess, { ...options, onError })) {
+    const t0 = performance.now();
+    const owned = batch.inputs.map(({ rect }) => ({
+      y0: rect.owned.y0 / s,
+      y1: rect.owned.y1 / s,
+      x0: rect.owned.x0 / s,
+      x1: rect.owned.x1 / s,
+    }));
+    const scores = await scorer.score(batch.features, owned);
+    const [, h, w] = scores.dims;
+    const grid = scores.grid;
+    const finished: ScoredImage[] = [];
+    batch.inputs.forEach(({ image, rect }, b) => {
+      const g = image.image.geometry;
+      const gw = g.inputWidth / s;
+      let entry = grids.get(image);
+      if (!entry) {
+        entry = { grid: new Float32Array((g.inputHeight / s) * gw), raw: -Infinity, score: -Infinity };
+        grids.set(image, entry);
+      }
+      const o = owned[b];
+      for (let y = o.y0; y < o.y1; y++) {
+        const from = b * h * w + y * w;
+        entry.grid.set(grid.subarray(from + o.x0, from + o.x1), (rect.y / s + y) * gw + rect.x / s + o.x0);
+      }
+      if (scores.peaks && scores.peaks.raw[b] > entry.raw) {
+        entry.raw = scores.peaks.raw[b];
+        entry.score = scores.peaks.score[b];
+      }
+      image.done++;
+      if (image.done === image.rects.length) {
+        grids.delete(image);
+        const { rects: _r, done: _d, ...loaded } = image;
+        const out = new Float32Array(g.inputWidth * g.inputHeight);
+        const mapMax = steps.get(g.inputHeight / s, gw, g.inputHeight, g.inputWidth).apply(entry.grid, out);
+        finished.push({ ...loaded, map: out, mapMax, score: scores.peaks ? entry.score : mapMax });
+      }
+    });
+    if (options.timing) options.timing.method += (performance.now() - t0) / 1000;
+    for (const r of finished) {
+      yield r;
+      done++;
+      options.onProgress?.({ task: options.task ?? 'score', done, total: items.length, unit: 'images' });
+    }
+  }
+}
+
+/** Feature batches for fitting: the features, and each input's image index in `items`. */
+export async function* featureBatches(
+  backbone: Backbone,
+  items: readonly ImageItem[],
+  preprocess: Preprocess,
+  options: RunOptions = {},
+): AsyncGenerator<{ features: Features; images: number[]; completed: number }> {
+  let completed = 0;
+  for await (const batch of inputBatches(backbone, items, preprocess, options)) {
+    for (const { image } of batch.inputs) {
+      image.done++;
+      if (image.done === image.rects.length) completed++;
+    }
+    yield { features: batch.features, images: batch.inputs.map((i) => i.image.index), completed };
+  }
+}
+
+export interface OpenOptions {
+  weights?: string;
+  cacheDir?: string;
+  threads?: number;
+}
+
+/** Loads a model's backbone; refuses weights that differ from those the model was trained with. */
+export async function backboneFor(model: KensaModel, options: OpenOptions = {}): Promise<Backbone> {
+  const backbone = await Backbone.load(model.meta.backbone.name, options);
+  if (backbone.weights && backbone.weights.sha256 !== model.meta.backbone.weights_sha256) {
+    const same = backbone.weights.official && model.meta.backbone.weights_official;
+    if (!same) {
+      await backbone.dispose();
+      throw new KensaError(
+        'E_ARGUMENT',
+        `the model was trained with ${model.meta.backbone.name} weights of sha256 ${model.meta.backbone.weights_sha256}, ` +
+          `but ${backbone.weights.path} has sha256 ${backbone.weights.sha256}. Pass the same weights with --weights`,
+      );
+    }
+  }
+  return backbone;
+}
+
+/** A model ready to score images: its backbone and its method's scorer. */
 export class Inspector {
   private constructor(
     readonly model: KensaModel,
     readonly backbone: Backbone,
-    private readonly graph: ScoreGraph,
+    private readonly scorer: Scorer,
   ) {}
 
-  /** Loads the model's backbone; refuses weights that differ from those the model was trained with. */
-  static async open(
-    model: KensaModel,
-    options: { weights?: string; cacheDir?: string; threads?: number } = {},
-  ): Promise<Inspector> {
-    const backbone = await Backbone.load(model.meta.backbone.name, options);
-    if (backbone.weights && backbone.weights.sha256 !== model.meta.backbone.weights_sha256) {
-      const same = backbone.weights.official && model.meta.backbone.weights_official;
-      if (!same) {
-        await backbone.dispose();
-        throw new KensaError(
-          'E_ARGUMENT',
-          `the model was trained with ${model.meta.backbone.name} weights of sha256 ${model.meta.backbone.weights_sha256}, ` +
-            `but ${backbone.weights.path} has sha256 ${backbone.weights.sha256}. Pass the same weights with --weights`,
-        );
-      }
+  static async open(model: KensaModel, options: OpenOptions = {}): Promise<Inspector> {
+    const backbone = await backboneFor(model, options);
+    try {
+      return new Inspector(model, backbone, await getMethod(model.meta.method).openScorer(model.state));
+    } catch (error) {
+      await backbone.dispose();
+      throw error;
     }
-    const graph = await scoreGraphFor(model.stats, model.meta.preprocess);
-    return new Inspector(model, backbone, graph);
   }
 
-  get size(): number {
-    return inputSize(this.model.meta.preprocess);
-  }
-
-  async *score(items: ImageItem[], options: ScoreOptions = {}): AsyncGenerator<ScoredImage> {
-    yield* scoreWith(this.backbone, this.graph, this.model.meta.preprocess, items, options);
+  score(items: readonly ImageItem[], options: RunOptions = {}): AsyncGenerator<ScoredImage> {
+    const method = getMethod(this.model.meta.method);
+    const grid = method.inputGrid(this.model.state);
+    const inputSize = grid && { height: grid[0] * method.stride, width: grid[1] * method.stride };
+    return scoreImages(this.backbone, this.scorer, this.model.meta.map, this.model.meta.preprocess, items, {
+      inputSize,
+      ...options,
+    });
   }
 
   async dispose(): Promise<void> {
-    await this.graph.release();
+    await this.scorer.release();
     await this.backbone.dispose();
-  }
-}
-
-export function scoreGraphFor(stats: GaussianStats, preprocess: Preprocess): Promise<ScoreGraph> {
-  return ScoreGraph.create(stats.layout, stats.mean, stats.precision, inputSize(preprocess), SIGMA);
-}
-
-export async function* scoreWith(
-  backbone: Backbone,
-  graph: ScoreGraph,
-  preprocess: Preprocess,
-  items: ImageItem[],
-  options: ScoreOptions = {},
-): AsyncGenerator<ScoredImage> {
-  const size = inputSize(preprocess);
-  const batch = options.batch ?? DEFAULT_BATCH;
-  let done = 0;
-  // unreadable images count as done for the progress report
-  const onError =
-    options.onError && ((item: ImageItem, error: Error) => (done++, options.onError!(item, error)));
-  for await (const loaded of loadBatches(items, preprocess, batch, { ...options, onError })) {
-    const t0 = performance.now();
-    const x = stackTensors(loaded.map((l) => l.image));
-    const features = await backbone.extract(x, loaded.length, size, size);
-    const t1 = performance.now();
-    const { maps, scores } = await graph.run(features);
-    if (options.timing) {
-      options.timing.backbone += (t1 - t0) / 1000;
-      options.timing.padim += (performance.now() - t1) / 1000;
-    }
-    for (let b = 0; b < loaded.length; b++) yield { ...loaded[b], map: maps[b], score: scores[b] };
-    done += loaded.length;
-    options.onProgress?.({ task: options.task ?? 'score', done, total: items.length, unit: 'images' });
   }
 }

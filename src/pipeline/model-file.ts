@@ -1,26 +1,45 @@
 /**
- * The model file: safetensors (readable by Python's `safetensors`) with the tensors a scorer needs and
- * one JSON metadata block: format version, backbone and the sha256 of its weights, preprocessing,
- * channel indices, calibration and thresholds. Never pickle, never eval. Same model → same bytes.
+ * The model file: safetensors (readable by Python's `safetensors`) with the tensors the method needs
+ * and one JSON metadata block: format version, method, backbone and the sha256 of its weights,
+ * preprocessing, the map step's settings, the method's own settings (under its name), the calibration
+ * and the thresholds. Never pickle, never eval. Same model → same bytes.
  *
- * Tensors: padim.mean [P, d] f32, padim.precision [P, d, d] f32, padim.channel_index [d] i32,
- *          calibration.validation_scores [n] f32.
+ * Tensors: the method's (models/<method>/method.ts: padim.* or patchcore.*) and calibration.scores [n] f32,
+ * the calibration scores of the good images (out-of-fold, or of the hold-out).
+ *
+ * The header keeps spare space, so a threshold change (kensa threshold --set, kensa test --save-model)
+ * rewrites only the header of a kernel copy of the file, never the tensors through memory.
+ *
+ * Format versions: 2 (this one); 1 (kensa 0.1: PaDiM with full precision matrices, hold-out calibration)
+ * still loads.
  */
-import { readFileOrExplain } from '../io/read.js';
-import type { GaussianStats } from '../models/padim/model.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
+import { stat } from 'node:fs/promises';
+import { getBackbone } from '../backbone/registry.js';
+import {
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  readSafetensorsHeader,
+  rewriteSafetensorsMetadata,
+  writeSafetensors,
+} from '../io/safetensors.js';
+import { fixedInputSize, validatePreprocess, type Preprocess } from '../image/preprocess.js';
+import type { MethodState } from '../models/method.js';
+import { getMethod, METHOD_NAMES } from '../models/registry.js';
+import { PADDINGS, type MapSettings } from '../postprocess/anomaly-map.js';
 import { KensaError } from '../util/errors.js';
 import type { Tensor } from '../util/tensor.js';
-import type { Preprocess } from '../image/preprocess.js';
 
 export const MODEL_FORMAT = 'kensa-model';
-export const MODEL_FORMAT_VERSION = 1;
+export const MODEL_FORMAT_VERSION = 2;
+export const READABLE_VERSIONS = [1, 2];
+/** Spare header bytes for later metadata changes (thresholds) without rewriting the tensors. */
+const HEADER_RESERVE = 4096;
 
 export interface Thresholds {
-  /** The highest validation score: no false positive on the known-good validation images. */
+  /** The highest calibration score: no false alarm on any known-good image scored in calibration. */
   fpr0: number;
-  /** The `quantile` of the validation scores. */
+  /** The `quantile` of the calibration scores. */
   quantile: number;
   /** Best F1 on a labelled test set, stored by `kensa test --save-model`. */
   f1?: number;
@@ -28,10 +47,29 @@ export interface Thresholds {
   custom?: number;
 }
 
+export interface CalibrationSummary {
+  /** 'kfold': out-of-fold scores of every good image; 'holdout': scores of held-out good images. */
+  mode: 'kfold' | 'holdout';
+  folds?: number;
+  quantile: number;
+  scores: { count: number; min: number; median: number; mean: number; max: number };
+  /** The good image whose score is fpr0, and the one below it (the margin between them). */
+  highest?: { file: string; score: number };
+  next?: { file: string; score: number };
+  /**
+   * What zero false alarms on `count` good images supports: with 95 % confidence the false-alarm rate on
+   * new good images is below this (rule of three, 3 / count).
+   */
+  false_alarm_bound_95: number;
+  /** Display range of heat maps: a typical good-pixel level and 1.5× the fpr0 threshold. */
+  display: [number, number];
+}
+
 export interface ModelMetadata {
   format: typeof MODEL_FORMAT;
   format_version: number;
-  method: 'padim';
+  /** The method's name (models/registry.ts); its settings are stored under that name. */
+  method: string;
   kensa_version: string;
   backbone: {
     name: string;
@@ -40,45 +78,69 @@ export interface ModelMetadata {
     channels: [number, number, number];
   };
   preprocess: Preprocess;
-  padim: { d: number; seed: number; epsilon: number; sigma: number; grid: [number, number] };
-  training: { train_images: number; validation_images: number; validation_fraction: number; seed: number };
-  calibration: {
-    quantile: number;
-    validation: { count: number; min: number; median: number; mean: number; max: number };
-    /** Display range of heat maps: a typical good-pixel level and 1.5× the fpr0 threshold. */
-    display: [number, number];
+  map: MapSettings;
+  training: {
+    /** Good images the final model was fitted on. */
+    train_images: number;
+    /** Unreadable training images that were left out. */
+    skipped: number;
+    seed: number;
+    folds?: number;
+    validation_fraction?: number;
+    validation_images?: number;
   };
+  calibration: CalibrationSummary;
   thresholds: Thresholds;
 }
 
 export interface KensaModel {
   meta: ModelMetadata;
-  stats: GaussianStats;
-  validationScores: Float32Array;
+  state: MethodState;
+  /** Calibration scores of the good images. */
+  calibrationScores: Float32Array;
 }
 
-export function serializeModel(model: KensaModel): Uint8Array {
-  const { meta, stats } = model;
-  const P = stats.layout.height * stats.layout.width;
-  const d = stats.layout.index.length;
-  const tensors: [string, Tensor][] = [
-    ['padim.mean', { dtype: 'float32', shape: [P, d], data: stats.mean }],
-    ['padim.precision', { dtype: 'float32', shape: [P, d, d], data: stats.precision }],
-    ['padim.channel_index', { dtype: 'int32', shape: [d], data: stats.layout.index }],
-    [
-      'calibration.validation_scores',
-      { dtype: 'float32', shape: [model.validationScores.length], data: model.validationScores },
+/** The method's own metadata block (stored under its name). */
+export function methodMeta(meta: ModelMetadata): Record<string, unknown> {
+  return ((meta as unknown as Record<string, unknown>)[meta.method] ?? {}) as Record<string, unknown>;
+}
+
+function fileContent(model: KensaModel): { tensors: [string, Tensor][]; metadata: Record<string, string> } {
+  const method = getMethod(model.meta.method);
+  const { tensors, meta } = method.serialize(model.state);
+  const full = { ...model.meta, format_version: MODEL_FORMAT_VERSION, [model.meta.method]: meta };
+  return {
+    tensors: [
+      ...tensors,
+      [
+        'calibration.scores',
+        { dtype: 'float32', shape: [model.calibrationScores.length], data: model.calibrationScores },
+      ],
     ],
-  ];
-  return serializeSafetensors(tensors, {
-    format: MODEL_FORMAT,
-    format_version: String(MODEL_FORMAT_VERSION),
-    kensa: JSON.stringify(meta),
-  });
+    metadata: {
+      format: MODEL_FORMAT,
+      format_version: String(MODEL_FORMAT_VERSION),
+      kensa: JSON.stringify(full),
+    },
+  };
 }
 
+/** The whole model file as bytes (for small models and tests; saveModel writes large ones tensor by tensor). */
+export function serializeModel(model: KensaModel): Uint8Array {
+  const { tensors, metadata } = fileContent(model);
+  return serializeSafetensors(tensors, metadata, { reserve: HEADER_RESERVE });
+}
+
+/** A model from the bytes of its file (`file` names it in messages). */
+export function parseModel(bytes: Uint8Array, file: string): KensaModel {
+  const { tensors, metadata } = parseSafetensors(bytes, file);
+  return parseModelContent(tensors, metadata, file);
+}
+
+/** Writes the model atomically, tensor by tensor. */
 export async function saveModel(path: string, model: KensaModel): Promise<void> {
-  await writeFileAtomic(path, serializeModel(model));
+  const { tensors, metadata } = fileContent(model);
+  await writeSafetensors(path, tensors, metadata, { reserve: HEADER_RESERVE });
 }
 
 function invalid(file: string, message: string): never {
@@ -92,43 +154,57 @@ const isNum = (v: unknown) => typeof v === 'number';
 const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** What is wrong with parsed metadata (every field a scorer relies on), or undefined. */
-function metadataProblem(m: unknown): string | undefined {
-  if (!isObj(m)) return 'is not an object';
+/** A version-1 metadata block (kensa 0.1, PaDiM only) in today's shape. */
+function upgradeV1(m: Record<string, unknown>): Record<string, unknown> {
+  const padim = isObj(m.padim) ? m.padim : {};
+  const training = isObj(m.training) ? m.training : {};
+  const calibration = isObj(m.calibration) ? m.calibration : {};
+  const validation = isObj(calibration.validation) ? calibration.validation : {};
+  return {
+    ...m,
+    method: 'padim',
+    map: { sigma: isNum(padim.sigma) ? padim.sigma : 4, padding: 'reflect' },
+    training: { ...training, skipped: 0 },
+    calibration: {
+      mode: 'holdout',
+      quantile: calibration.quantile,
+      scores: validation,
+      false_alarm_bound_95: isInt(validation.count, 1) ? Math.min(1, 3 / (validation.count as number)) : 1,
+      display: calibration.display,
+    },
+  };
+}
+
+/** What is wrong with parsed (current-shape) metadata, or undefined. */
+function metadataProblem(m: Record<string, unknown>): string | undefined {
   const b = m.backbone;
   if (!isObj(b) || typeof b.name !== 'string' || typeof b.weights_sha256 !== 'string')
     return 'lacks the backbone';
+  try {
+    getBackbone(b.name);
+  } catch {
+    return `names an unknown backbone '${b.name}'`;
+  }
   if (!Array.isArray(b.channels) || b.channels.length !== 3 || !b.channels.every((c) => isInt(c, 1)))
     return 'lacks the backbone channels';
-  const p = m.preprocess;
-  if (
-    !isObj(p) ||
-    !(
-      (p.mode === 'resize' && isInt(p.size, 16)) ||
-      (p.mode === 'crop' && isInt(p.resize, 16) && isInt(p.crop, 16))
-    )
-  ) {
-    return 'has no valid preprocessing';
+  if (typeof m.method !== 'string' || !METHOD_NAMES.includes(m.method))
+    return `names an unknown method ${JSON.stringify(m.method)} (this kensa knows ${METHOD_NAMES.join(', ')})`;
+  if (!isObj(m.preprocess)) return 'has no valid preprocessing';
+  try {
+    validatePreprocess(m.preprocess as Preprocess);
+  } catch (error) {
+    return `has no valid preprocessing (${(error as Error).message})`;
   }
-  const size = p.mode === 'resize' ? (p.size as number) : (p.crop as number);
-  const pd = m.padim;
-  if (
-    !isObj(pd) ||
-    !isInt(pd.d, 1) ||
-    !Array.isArray(pd.grid) ||
-    pd.grid.length !== 2 ||
-    !pd.grid.every((g) => isInt(g, 1))
-  ) {
-    return 'lacks the PaDiM grid or d';
-  }
-  if (pd.grid[0] * 4 !== size || pd.grid[1] * 4 !== size)
-    return `has a grid ${pd.grid.join('×')} that does not fit the input size ${size}`;
-  if (pd.grid[0] * pd.grid[1] * (pd.d as number) ** 2 > 2 ** 31)
-    return 'declares statistics too large to hold';
+  const map = m.map;
+  if (!isObj(map) || !(isNum(map.sigma) && (map.sigma as number) > 0 && (map.sigma as number) <= 64))
+    return 'lacks the map settings';
+  if (!PADDINGS.includes(map.padding as MapSettings['padding'])) return 'lacks the map padding';
   const t = m.thresholds;
   const optional = (v: unknown) => v === undefined || isNum(v);
-  if (!isObj(t) || !isNum(t.fpr0) || !isNum(t.quantile) || !optional(t.f1) || !optional(t.custom)) {
+  if (!isObj(t) || !isNum(t.fpr0) || !isNum(t.quantile) || !optional(t.f1) || !optional(t.custom))
     return 'lacks the thresholds';
+  for (const [name, v] of Object.entries(t)) {
+    if (v !== undefined && !Number.isFinite(v)) return `threshold ${name} is not a finite number`;
   }
   const c = m.calibration;
   if (!isObj(c) || !Array.isArray(c.display) || c.display.length !== 2 || !c.display.every(Number.isFinite))
@@ -137,88 +213,111 @@ function metadataProblem(m: unknown): string | undefined {
   return undefined;
 }
 
-function allFinite(a: Float32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
-  return true;
-}
-
-export function parseModel(bytes: Uint8Array, file: string): KensaModel {
-  const { tensors, metadata } = parseSafetensors(bytes, file);
+/** The metadata block of a file's safetensors metadata, validated (format, version, fields). */
+export function parseModelMetadata(metadata: Record<string, string>, file: string): ModelMetadata {
   if (metadata.format !== MODEL_FORMAT)
     invalid(
       file,
       `the file is a safetensors file but not a kensa model (format ${JSON.stringify(metadata.format)})`,
     );
-  if (metadata.format_version !== String(MODEL_FORMAT_VERSION)) {
+  const version = Number(metadata.format_version);
+  if (!READABLE_VERSIONS.includes(version)) {
     throw new KensaError(
       'E_FORMAT',
-      `model format version ${metadata.format_version} is not supported by this kensa (it reads version ${MODEL_FORMAT_VERSION}). ` +
+      `model format version ${metadata.format_version} is not supported by this kensa (it reads versions ${READABLE_VERSIONS.join(' and ')}). ` +
         'Use the kensa version that wrote it, or train the model again',
       { file },
     );
   }
-  let meta: ModelMetadata;
+  let parsed: unknown;
   try {
-    meta = JSON.parse(metadata.kensa ?? '') as ModelMetadata;
+    parsed = JSON.parse(metadata.kensa ?? '');
   } catch {
     invalid(file, 'its metadata is not JSON');
   }
+  if (!isObj(parsed)) invalid(file, 'its metadata is not an object');
+  const meta = version === 1 ? upgradeV1(parsed) : parsed;
   const problem = metadataProblem(meta);
   if (problem) invalid(file, `its metadata ${problem}`);
-  const [gh, gw] = meta.padim.grid;
-  const d = meta.padim.d;
-  const P = gh * gw;
-  const get = (name: string, shape: number[], dtype: string) => {
-    const t = tensors.get(name);
-    if (!t) invalid(file, `tensor ${name} is missing`);
-    if (t.dtype !== dtype || t.shape.join() !== shape.join()) {
-      invalid(
-        file,
-        `tensor ${name} is ${t.dtype} [${t.shape.join(', ')}], expected ${dtype} [${shape.join(', ')}]`,
-      );
-    }
-    return t.data;
-  };
-  const mean = get('padim.mean', [P, d], 'float32') as Float32Array;
-  const precision = get('padim.precision', [P, d, d], 'float32') as Float32Array;
-  const index = get('padim.channel_index', [d], 'int32') as Int32Array;
-  const scores = tensors.get('calibration.validation_scores');
-  if (!scores || scores.dtype !== 'float32') invalid(file, 'tensor calibration.validation_scores is missing');
-  if (!allFinite(mean) || !allFinite(precision))
-    invalid(file, 'it holds non-finite numbers (NaN or infinity)');
-  const channels = meta.backbone.channels;
-  const total = channels[0] + channels[1] + channels[2];
-  if (index.some((c, i) => c < 0 || c >= total || (i > 0 && c <= index[i - 1])))
-    invalid(file, 'its channel indices are out of range');
-  for (const [name, v] of Object.entries(meta.thresholds)) {
-    if (v !== undefined && !Number.isFinite(v)) invalid(file, `threshold ${name} is not a finite number`);
-  }
+  return { ...(meta as unknown as ModelMetadata), format_version: version };
+}
+
+/** The grid every network input has at a stride, when the preprocessing fixes the input size. */
+export function inputGrid(p: Preprocess, stride: number): [number, number] | undefined {
+  const fixed = p.tile ? { width: p.tile.size, height: p.tile.size } : fixedInputSize(p);
+  return fixed ? [fixed.height / stride, fixed.width / stride] : undefined;
+}
+
+export function parseModelContent(
+  tensors: Map<string, Tensor>,
+  metadata: Record<string, string>,
+  file: string,
+): KensaModel {
+  const meta = parseModelMetadata(metadata, file);
+  const method = getMethod(meta.method);
+  const state = method.deserialize(tensors, methodMeta(meta), {
+    channels: meta.backbone.channels,
+    formatVersion: meta.format_version,
+  });
+  if (typeof state === 'string') invalid(file, state);
+  const grid = (methodMeta(meta).grid ?? undefined) as [number, number] | undefined;
+  const expected = inputGrid(meta.preprocess, method.stride);
+  if (grid && expected && (grid[0] !== expected[0] || grid[1] !== expected[1]))
+    invalid(file, `its grid ${grid.join('×')} does not fit the input (${expected.join('×')} cells)`);
+  const scores = tensors.get(
+    meta.format_version === 1 ? 'calibration.validation_scores' : 'calibration.scores',
+  );
+  if (!scores || scores.dtype !== 'float32' || scores.shape.length !== 1)
+    invalid(file, 'tensor calibration.scores is missing');
   return {
-    meta,
-    stats: {
-      layout: { channels, index, height: gh, width: gw },
-      mean,
-      precision,
-      count: meta.training.train_images,
-    },
-    validationScores: scores.data as Float32Array,
+    meta: { ...meta, format_version: MODEL_FORMAT_VERSION },
+    state,
+    calibrationScores: scores.data as Float32Array,
   };
 }
 
 export async function loadModel(path: string): Promise<KensaModel> {
-  const bytes = await readFileOrExplain(path, 'model file', 'Check the path given to --model');
-  return parseModel(bytes, path);
+  const { tensors, metadata } = await readSafetensors(path, 'model file', 'Check the path given to --model');
+  return parseModelContent(tensors, metadata, path);
 }
 
-/** Stores a user-chosen threshold ("custom") in the model file, atomically; returns the updated model. */
-export async function setCustomThreshold(path: string, value: number): Promise<KensaModel> {
-  if (!Number.isFinite(value))
-    throw new KensaError('E_ARGUMENT', `Expected a finite number for --set but received ${value}`);
+/** A model's metadata alone (the header; no tensor is read). */
+export async function loadModelMetadata(path: string): Promise<ModelMetadata> {
+  const { metadata } = await readSafetensorsHeader(path, 'model file', 'Check the path given to --model');
+  return parseModelMetadata(metadata, path);
+}
+
+/**
+ * Stores thresholds (merged with those the model has) in the model file, or in a copy of it at `target`,
+ * atomically. Only the header is rewritten when the file is of this format version: no tensor passes
+ * through memory. Returns the new thresholds.
+ */
+export async function updateThresholds(
+  path: string,
+  change: Partial<Thresholds>,
+  target = path,
+): Promise<Thresholds> {
+  for (const [name, v] of Object.entries(change)) {
+    if (!Number.isFinite(v))
+      throw new KensaError(
+        'E_ARGUMENT',
+        `Expected a finite number for the ${name} threshold but received ${v}`,
+      );
+  }
+  const { metadata } = await readSafetensorsHeader(path, 'model file', 'Check the path given to --model');
+  const meta = parseModelMetadata(metadata, path);
+  const thresholds = { ...meta.thresholds, ...change };
+  if (meta.format_version === MODEL_FORMAT_VERSION) {
+    const kensa = JSON.stringify({ ...(JSON.parse(metadata.kensa) as object), thresholds });
+    if (await rewriteSafetensorsMetadata(path, { ...metadata, kensa }, target)) return thresholds;
+  }
+  // an older format, or a header without room: write the whole file in today's format
   const model = await loadModel(path);
-  const updated = {
-    ...model,
-    meta: { ...model.meta, thresholds: { ...model.meta.thresholds, custom: value } },
-  };
-  await saveModel(path, updated);
-  return updated;
+  await saveModel(target, { ...model, meta: { ...model.meta, thresholds } });
+  return thresholds;
+}
+
+/** The model file's size in bytes (for the closing lines of train). */
+export async function modelFileSize(path: string): Promise<number> {
+  return (await stat(path)).size;
 }

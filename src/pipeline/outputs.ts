@@ -1,63 +1,48 @@
-/** What test and predict share: verdicts, regions in original pixels, per-image figures and file names. */
-import { basename, dirname, extname, join, relative } from 'node:path';
-import { toOriginal } from '../image/preprocess.js';
-import { findRegions } from '../postprocess/regions.js';
-import { fivePanelFigure, thumbnailJpeg, writePng } from '../report/figures.js';
+/** What test and predict share: output names, and the per-image pictures (figure, thumbnail, overlay). */
+import { createHash } from 'node:crypto';
+import { basename, dirname, extname, join, relative, sep } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
+import { fivePanelFigure, overlayPng, thumbnailJpeg } from '../report/figures.js';
+import { mapScale, type Decision } from './decisions.js';
 import type { ScoredImage } from './inspector.js';
 import type { KensaModel } from './model-file.js';
 
-export interface DefectRegion {
-  /** Box in original-image pixels. */
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-  /** Area in original-image pixels. */
-  area: number;
-  peak_score: number;
+/**
+ * Longest output name in bytes: with a folder prefix and an extension the files stay well inside the
+ * 255-byte limit of common file systems (and the temporary names of atomic writes are shortened apart).
+ */
+export const MAX_OUTPUT_NAME_BYTES = 160;
+
+/** The longest prefix of `s` that takes at most `bytes` bytes in UTF-8, cut between characters. */
+function utf8Prefix(s: string, bytes: number): string {
+  let out = '';
+  let used = 0;
+  for (const ch of s) {
+    const n = Buffer.byteLength(ch);
+    if (used + n > bytes) break;
+    out += ch;
+    used += n;
+  }
+  return out;
 }
 
-export interface Verdict {
-  verdict: 'OK' | 'NG';
-  /** score / threshold: above 1 is NG. */
-  normalized_score: number;
-  regions: DefectRegion[];
-  predicted: Uint8Array;
-}
-
-export function judge(r: ScoredImage, threshold: number, size: number): Verdict {
-  const { regions, mask } = findRegions(r.map, size, size, threshold);
-  const g = r.image.geometry;
-  const sx = g.scaleX;
-  const sy = g.scaleY;
-  const round = (v: number) => Math.round(v * 10) / 10;
-  return {
-    verdict: r.score > threshold ? 'NG' : 'OK',
-    normalized_score: threshold > 0 && Number.isFinite(threshold) ? r.score / threshold : 0,
-    regions: regions.map((reg) => {
-      const [x, y, w, h] = toOriginal(g, reg.x, reg.y, reg.width, reg.height);
-      return {
-        x: round(x),
-        y: round(y),
-        width: round(w),
-        height: round(h),
-        area: Math.round(reg.area * sx * sy),
-        peak_score: reg.peak,
-      };
-    }),
-    predicted: mask,
-  };
-}
-
-/** A readable output name for an image: its path relative to `root`, folders joined by '_'. */
+/**
+ * A readable output name for an image: its path relative to `root`, folders joined by '_'. A name too
+ * long for the file system is cut and given a stable suffix from the hash of the whole relative path.
+ */
 export function outputName(path: string, root: string | undefined): string {
   const rel = root ? relative(root, path) : basename(path);
   const stem = rel.slice(0, rel.length - extname(rel).length);
-  return stem
+  const name = stem
     .split(/[\\/]/)
     .filter((p) => p && p !== '..')
-    .join('_');
+    .join('_')
+    // control characters (a line break in a file name) would break lists and shells: replaced
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f]/g, '_');
+  if (Buffer.byteLength(name) <= MAX_OUTPUT_NAME_BYTES) return name || 'image';
+  const hash = createHash('sha256').update(rel).digest('hex').slice(0, 10);
+  return `${utf8Prefix(name, MAX_OUTPUT_NAME_BYTES - hash.length - 1)}~${hash}`;
 }
 
 /**
@@ -81,32 +66,40 @@ export function outputNames(paths: string[], root: string | undefined): Map<stri
 export function commonRoot(paths: string[]): string | undefined {
   if (!paths.length) return undefined;
   let root = dirname(paths[0]);
-  for (const p of paths) while (!p.startsWith(root + '/') && root !== dirname(root)) root = dirname(root);
+  for (const p of paths) while (!p.startsWith(root + sep) && root !== dirname(root)) root = dirname(root);
   return root;
+}
+
+/** The map on the scale of the image score, as every picture shows it (colours, threshold, regions agree). */
+function displayMap(r: ScoredImage): Float32Array {
+  const scale = mapScale(r);
+  return scale === 1 ? r.map : r.map.map((v) => v * scale);
 }
 
 export async function writeFigure(
   path: string,
   r: ScoredImage,
-  v: Verdict,
+  v: Decision,
   model: KensaModel,
-  threshold: number,
-  size: number,
   title: string,
 ): Promise<void> {
+  const g = r.image.geometry;
   const png = await fivePanelFigure({
     title,
     rgb: r.image.rgb,
-    size,
-    map: r.map,
+    width: g.inputWidth,
+    height: g.inputHeight,
+    map: displayMap(r),
     mask: r.mask,
     predicted: v.predicted,
-    threshold,
+    threshold: v.threshold,
     range: model.meta.calibration.display,
     verdict: v.verdict,
     score: r.score,
+    regions: v.regions,
+    geometry: g,
   });
-  await writePng(path, png);
+  await writeFileAtomic(path, png);
 }
 
 /** Writes the report thumbnail of an image; returns its path relative to the results folder. */
@@ -115,12 +108,34 @@ export async function writeThumb(
   name: string,
   r: ScoredImage,
   model: KensaModel,
-  size: number,
 ): Promise<string> {
   const rel = `thumbs/${name}.jpg`;
+  const g = r.image.geometry;
   await writeFileAtomic(
     join(out, rel),
-    await thumbnailJpeg(r.image.rgb, r.map, size, model.meta.calibration.display),
+    await thumbnailJpeg(
+      r.image.rgb,
+      displayMap(r),
+      g.inputWidth,
+      g.inputHeight,
+      model.meta.calibration.display,
+    ),
+  );
+  return rel;
+}
+
+/** Writes the heat-map overlay on the original image; returns its path relative to the results folder. */
+export async function writeOverlay(
+  out: string,
+  name: string,
+  r: ScoredImage,
+  v: Decision,
+  model: KensaModel,
+): Promise<string> {
+  const rel = `overlays/${name}.png`;
+  await writeFileAtomic(
+    join(out, rel),
+    await overlayPng(r.item.path, displayMap(r), r.image.geometry, model.meta.calibration.display, v.regions),
   );
   return rel;
 }

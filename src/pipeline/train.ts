@@ -1,23 +1,45 @@
 /**
- * Training: good images only. A seeded fraction of them is held out as validation; the rest fit the
- * per-position Gaussians; the validation scores give the thresholds (fpr0: no false alarm on known-good
- * images; a quantile). Writes one model file.
+ * Training: good images only, any method. The method fits on the images' features (one streaming pass);
+ * the thresholds come from calibration scores of good images the model has not seen:
+ *
+ *   k-fold (default, k = 5): every good image is scored by a model fitted without its fold (the method's
+ *           `without`), so the zero-false-alarm threshold rests on every good image; the final model is
+ *           fitted on all of them;
+ *   hold-out (--val-fraction F): a seeded share of the good images is kept out of the fit and scored.
+ *
+ * fpr0 is the highest calibration score (no false alarm on any known-good image); the summary says which
+ * image sets it, by how much it stands above the next, and what so many images can support.
  */
 import { readFileSync } from 'node:fs';
 import { Backbone } from '../backbone/backbone.js';
 import { DEFAULT_BACKBONE, getBackbone } from '../backbone/registry.js';
 import { trainingImages, type ImageItem } from '../data/dataset.js';
-import { DEFAULT_SIZE, inputSize, validatePreprocess, type Preprocess } from '../image/preprocess.js';
-import { chooseChannels, mulberry32 } from '../models/padim/embedding.js';
-import { EPSILON, GaussianFitter } from '../models/padim/model.js';
-import { KensaError, invalidParameter } from '../util/errors.js';
+import { DEFAULT_SIZE, validatePreprocess, type Preprocess } from '../image/preprocess.js';
+import type { Fitter, MethodState, Scorer } from '../models/method.js';
+import { getMethod } from '../models/registry.js';
+import { KensaError, invalidParameter, assertInteger } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
+import { mulberry32, shuffledIndices } from '../util/random.js';
 import { mean, quantile } from '../util/stats.js';
-import { DEFAULT_BATCH, loadBatches, scoreGraphFor, scoreWith, SIGMA, stackTensors } from './inspector.js';
-import { MODEL_FORMAT, MODEL_FORMAT_VERSION, saveModel, type KensaModel } from './model-file.js';
+import { mapScale } from './decisions.js';
+import { featureBatches, scoreImages, type RunOptions } from './inspector.js';
+import { fitSettings } from './memory.js';
+import {
+  inputGrid,
+  MODEL_FORMAT,
+  MODEL_FORMAT_VERSION,
+  saveModel,
+  type CalibrationSummary,
+  type KensaModel,
+} from './model-file.js';
+import { checkWritable } from './output-paths.js';
 
-/** Images per backbone batch while fitting (validation scoring uses the inspector's default). */
+/** Most network inputs per backbone batch while fitting (validation scoring uses the inspector's default). */
 export const DEFAULT_FIT_BATCH = 16;
+export const DEFAULT_METHOD = 'patchcore';
+export const DEFAULT_FOLDS = 5;
+/** Good images needed before zero false alarms on them supports a false-alarm rate below 1 % (95 %). */
+export const IMAGES_FOR_ONE_PERCENT = 300;
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -27,16 +49,23 @@ export const KENSA_VERSION = pkg.version;
 export interface TrainOptions {
   /** A data folder (MVTec layout: train/good; or a plain folder of good images), or the images. */
   data: string | ImageItem[];
+  /** 'patchcore' (default) or 'padim'. */
+  method?: string;
   backbone?: string;
   weights?: string;
   cacheDir?: string;
+  /** Default: aspect ratio kept, about 224×224 pixels. */
   preprocess?: Preprocess;
-  /** Channels kept (default: the backbone's default). */
+  /** PaDiM: channels kept (default: the backbone's default). */
   d?: number;
+  /** PatchCore: share of the training patches kept in the memory bank (default 0.1). */
+  coreset?: number;
   seed?: number;
-  /** Held-out share of the good images for calibration (default 0.1). */
+  /** Folds of the out-of-fold calibration (default 5). */
+  folds?: number;
+  /** Calibrate on a held-out share of the good images instead of k-fold. */
   valFraction?: number;
-  /** Quantile of the validation scores for the 'quantile' threshold (default 0.99). */
+  /** Quantile of the calibration scores for the 'quantile' threshold (default 0.99). */
   quantile?: number;
   batch?: number;
   pixelLimit?: number;
@@ -49,8 +78,10 @@ export interface TrainOptions {
 
 export interface TrainResult {
   model: KensaModel;
+  /** Images the final model was fitted on. */
   train: ImageItem[];
-  validation: ImageItem[];
+  /** Images scored for calibration (all readable good images with k-fold, the hold-out otherwise). */
+  calibration: ImageItem[];
   /** Unreadable images that were left out (each also reported through onWarning). */
   skipped: string[];
   timings_s: Record<string, number>;
@@ -62,46 +93,78 @@ export function splitValidation(
   fraction: number,
   seed: number,
 ): [ImageItem[], ImageItem[]] {
-  if (!(fraction >= 0 && fraction < 1))
-    throw invalidParameter('val-fraction', 'a number in [0, 1)', fraction);
-  const order = items.map((_, i) => i);
-  const rand = mulberry32(seed ^ 0x5eed);
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
+  if (!(fraction > 0 && fraction < 1)) throw invalidParameter('val-fraction', 'a number in (0, 1)', fraction);
+  const order = shuffledIndices(items.length, mulberry32(seed ^ 0x5eed));
   const nVal = Math.max(1, Math.round(items.length * fraction));
   const val = new Set(order.slice(0, nVal));
   return [items.filter((_, i) => !val.has(i)), items.filter((_, i) => val.has(i))];
+}
+
+/** Seeded assignment of n images to k folds of sizes differing by at most one. */
+export function assignFolds(n: number, k: number, seed: number): Int32Array {
+  const order = shuffledIndices(n, mulberry32(seed ^ 0xf01d));
+  const fold = new Int32Array(n);
+  order.forEach((image, i) => (fold[image] = i % k));
+  return fold;
+}
+
+/** Checks the options that need no file or network, before any work. */
+function checkOptions(options: TrainOptions): void {
+  getMethod(options.method ?? DEFAULT_METHOD);
+  getBackbone(options.backbone ?? DEFAULT_BACKBONE);
+  validatePreprocess(options.preprocess ?? { mode: 'fit', size: DEFAULT_SIZE });
+  if (options.seed !== undefined) assertInteger('seed', options.seed, 0, 2 ** 32 - 1);
+  if (options.folds !== undefined) assertInteger('folds', options.folds, 2, 100);
+  if (options.valFraction !== undefined) {
+    if (options.folds !== undefined)
+      throw new KensaError(
+        'E_ARGUMENT',
+        'use either --folds (k-fold calibration) or --val-fraction (hold-out), not both',
+      );
+    splitValidation([], options.valFraction, 0);
+  }
+  if (options.quantile !== undefined && !(options.quantile > 0 && options.quantile <= 1))
+    throw invalidParameter('quantile', 'a number in (0, 1]', options.quantile);
+  if (options.batch !== undefined) assertInteger('batch', options.batch, 1, 4096);
+}
+
+interface Scored {
+  item: ImageItem;
+  score: number;
 }
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const timings: Record<string, number> = {};
   const lap = (name: string, since: number) => (timings[name] = (performance.now() - since) / 1000);
+  checkOptions(options);
+  const method = getMethod(options.method ?? DEFAULT_METHOD);
   const spec = getBackbone(options.backbone ?? DEFAULT_BACKBONE);
-  const preprocess = validatePreprocess(options.preprocess ?? { mode: 'resize', size: DEFAULT_SIZE });
+  const preprocess = validatePreprocess(options.preprocess ?? { mode: 'fit', size: DEFAULT_SIZE });
   const seed = options.seed ?? 0;
-  const valFraction = options.valFraction ?? 0.1;
   const q = options.quantile ?? 0.99;
-  // Fitting gathers its own chunks of images, so small backbone batches cost nothing and save memory.
-  const batch = options.batch ?? DEFAULT_FIT_BATCH;
-  const items = typeof options.data === 'string' ? trainingImages(options.data) : options.data;
+  if (options.out) await checkWritable(options.out, 'file');
+  const items =
+    typeof options.data === 'string'
+      ? trainingImages(options.data, { onWarning: options.onWarning })
+      : options.data;
   const where = typeof options.data === 'string' ? options.data : 'the given list';
   if (items.length === 0) {
     throw new KensaError(
       'E_NOT_FOUND',
-      'no training images found (expected train/good/*.png|jpg|bmp|tif or images in the folder)',
-      {
-        file: where,
-      },
+      'no training images found (expected train/good/* or images in the folder)',
+      { file: where },
     );
   }
-  const [trainItems, validation] = splitValidation(items, valFraction, seed);
-  if (trainItems.length < 2) {
+  const holdout = options.valFraction !== undefined;
+  const k = holdout ? 0 : Math.min(options.folds ?? DEFAULT_FOLDS, items.length);
+  const [fitItems, validation] = holdout ? splitValidation(items, options.valFraction!, seed) : [items, []];
+  const folds = holdout ? undefined : assignFolds(items.length, k, seed);
+  const leastFit = holdout ? fitItems.length : items.length - Math.ceil(items.length / k);
+  if (leastFit < 2) {
     throw new KensaError(
       'E_ARGUMENT',
-      `training needs at least 2 images after holding out validation; ${trainItems.length} remain`,
+      `training needs at least 2 images to fit on while the others are scored for calibration; ${items.length} good images were given. Add good images`,
       { file: where },
     );
   }
@@ -113,53 +176,54 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     onProgress: options.onProgress,
   });
   lap('load_backbone', s);
+  let fitter: Fitter | undefined;
   try {
     const channels = backbone.channels;
-    const total = channels[0] + channels[1] + channels[2];
-    const d = options.d ?? Math.min(spec.defaultD, total);
-    if (!Number.isInteger(d) || d < 1 || d > total)
-      throw invalidParameter('d', `integer between 1 and ${total}`, d);
-    if (trainItems.length < d) {
-      options.onWarning?.(
-        `${trainItems.length} training images for ${d} channels: the covariances rest largely on the ε·I regulariser; ` +
-          `more good images (≥ ${d}) give a more stable model`,
-      );
-    }
-    const size = inputSize(preprocess);
-    const layout = { channels, index: chooseChannels(total, d, seed), height: size / 4, width: size / 4 };
+    const settings = await fitSettings(method, {
+      channels,
+      preprocess,
+      items: fitItems,
+      grid: inputGrid(preprocess, method.stride),
+      seed,
+      d: options.d,
+      coreset: options.coreset,
+      defaultD: spec.defaultD,
+      batch: options.batch ?? DEFAULT_FIT_BATCH,
+      pixelLimit: options.pixelLimit,
+      onWarning: options.onWarning,
+    });
+    fitter = method.createFitter(settings);
+    const inputSize =
+      method.fixedGrid && settings.grid
+        ? { height: settings.grid[0] * method.stride, width: settings.grid[1] * method.stride }
+        : undefined;
+    const skipped: string[] = [];
+    const skippedSet = new Set<string>();
+    const onError = (item: ImageItem, error: Error) => {
+      if (skippedSet.has(item.path)) return;
+      skippedSet.add(item.path);
+      skipped.push(item.path);
+      options.onWarning?.(`skipping an image: ${error.message}`);
+    };
+    const run: RunOptions = {
+      batch: options.batch ?? DEFAULT_FIT_BATCH,
+      pixelLimit: options.pixelLimit,
+      onError,
+      inputSize,
+    };
+    const timing = { backbone: 0, method: 0 };
 
     s = performance.now();
-    const fitter = new GaussianFitter(layout);
-    const skipped: string[] = [];
-    const onError = (item: ImageItem, error: Error) => {
-      skipped.push(item.path);
-      options.onWarning?.(`skipping an unreadable image: ${error.message}`);
-    };
-    let done: number;
     let used = 0;
-    let tFeatures = 0;
-    let tStats = 0;
-    for await (const loaded of loadBatches(trainItems, preprocess, batch, {
-      onError,
-      pixelLimit: options.pixelLimit,
-    })) {
-      const f0 = performance.now();
-      const maps = await backbone.extract(
-        stackTensors(loaded.map((l) => l.image)),
-        loaded.length,
-        size,
-        size,
-      );
-      const f1 = performance.now();
-      tFeatures += f1 - f0;
-      await fitter.add(maps);
-      tStats += performance.now() - f1;
-      used += loaded.length;
-      done = used + skipped.length;
+    for await (const batch of featureBatches(backbone, fitItems, preprocess, { ...run, timing })) {
+      const m0 = performance.now();
+      await fitter.add(batch.features, batch.images);
+      timing.method += (performance.now() - m0) / 1000;
+      used = batch.completed;
       options.onProgress?.({
-        task: 'train: features + statistics',
-        done,
-        total: trainItems.length,
+        task: `train (${method.name}): features`,
+        done: used + skipped.length,
+        total: fitItems.length,
         unit: 'images',
       });
     }
@@ -170,54 +234,107 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         { file: where },
       );
     }
-    const f2 = performance.now();
-    const stats = await fitter.finish((done, total) =>
-      options.onProgress?.({ task: 'train: inverting covariances', done, total, unit: 'positions' }),
-    );
-    timings.fit_finish = (performance.now() - f2) / 1000;
-    lap('fit_total', s);
-    timings.fit_backbone = tFeatures / 1000;
-    timings.fit_statistics = tStats / 1000 + timings.fit_finish;
+    lap('fit_features', s);
+    timings.fit_backbone = timing.backbone;
+    timings.fit_method = timing.method;
 
-    s = performance.now();
-    const scores: number[] = [];
-    const minima: number[] = [];
-    const split = { backbone: 0, padim: 0 };
-    const graph = await scoreGraphFor(stats, preprocess);
-    try {
-      for await (const r of scoreWith(backbone, graph, preprocess, validation, {
-        batch: options.batch ?? DEFAULT_BATCH,
-        onProgress: options.onProgress,
-        task: 'train: validation',
-        timing: split,
-        onError,
-        pixelLimit: options.pixelLimit,
-      })) {
-        scores.push(r.score);
-        let m = Infinity;
-        for (let i = 0; i < r.map.length; i++) if (r.map[i] < m) m = r.map[i];
-        minima.push(m);
+    const scored: Scored[] = [];
+    const lows: number[] = [];
+    const scoreWith = async (scorer: Scorer, list: ImageItem[], task: string) => {
+      const split = { backbone: 0, method: 0 };
+      try {
+        for await (const r of scoreImages(backbone, scorer, method.map, preprocess, list, {
+          ...run,
+          batch: options.batch,
+          timing: split,
+          onProgress: options.onProgress,
+          task,
+        })) {
+          // the heat maps' display range starts at the typical minimum of good maps (on the score's scale)
+          let low = Infinity;
+          for (let i = 0; i < r.map.length; i++) if (r.map[i] < low) low = r.map[i];
+          lows.push(low * mapScale(r));
+          scored.push({ item: r.item, score: r.score });
+        }
+      } finally {
+        await scorer.release();
       }
-    } finally {
-      await graph.release();
+      timings.calibration_backbone = (timings.calibration_backbone ?? 0) + split.backbone;
+      timings.calibration_method = (timings.calibration_method ?? 0) + split.method;
+    };
+
+    let state: MethodState;
+    s = performance.now();
+    if (folds) {
+      const progress = (f: number) => (done: number, total: number) =>
+        options.onProgress?.({ task: `train: fold ${f + 1}/${k} model`, done, total, unit: 'steps' });
+      for (let f = 0; f < k; f++) {
+        const indices = items
+          .map((_, i) => i)
+          .filter((i) => folds[i] === f && !skippedSet.has(items[i].path));
+        const list = indices.map((i) => items[i]);
+        const fold = {
+          images: new Set(indices),
+          features: async function* () {
+            for await (const b of featureBatches(backbone, list, preprocess, run))
+              yield { features: b.features, images: b.images.map((i) => indices[i]) };
+          },
+        };
+        await scoreWith(
+          await fitter.without(fold, progress(f)),
+          list,
+          `train: calibration, fold ${f + 1}/${k}`,
+        );
+      }
+      lap('calibration', s);
+      s = performance.now();
+      state = await fitter.finish((done, total) =>
+        options.onProgress?.({ task: `train: ${method.name} model`, done, total, unit: 'steps' }),
+      );
+      lap('fit_finish', s);
+    } else {
+      state = await fitter.finish((done, total) =>
+        options.onProgress?.({ task: `train: ${method.name} model`, done, total, unit: 'steps' }),
+      );
+      lap('fit_finish', s);
+      s = performance.now();
+      await scoreWith(await method.openScorer(state), validation, 'train: calibration (hold-out)');
+      lap('calibration', s);
     }
-    lap('validation', s);
-    timings.validation_backbone = split.backbone;
-    timings.validation_padim = split.padim;
-    if (scores.length === 0) {
+    if (scored.length === 0) {
       throw new KensaError(
         'E_ARGUMENT',
-        'no validation image could be read, so the thresholds cannot be calibrated; add readable good images',
+        'no calibration image could be read, so the thresholds cannot be calibrated; add readable good images',
         { file: where },
       );
     }
-    const fpr0 = Math.max(...scores);
-    const validationScores = Float32Array.from(scores);
+    const scores = scored.map((r) => r.score);
+    const byScore = [...scored].sort((a, b) => b.score - a.score);
+    const fpr0 = byScore[0].score;
+    const calibration: CalibrationSummary = {
+      mode: folds ? 'kfold' : 'holdout',
+      ...(folds ? { folds: k } : {}),
+      quantile: q,
+      scores: {
+        count: scores.length,
+        min: Math.min(...scores),
+        median: quantile(scores, 0.5),
+        mean: mean(scores),
+        max: fpr0,
+      },
+      highest: { file: byScore[0].item.path, score: byScore[0].score },
+      ...(byScore[1] ? { next: { file: byScore[1].item.path, score: byScore[1].score } } : {}),
+      false_alarm_bound_95: Math.min(1, 3 / scores.length),
+      display: [quantile(lows, 0.5), 1.5 * fpr0],
+    };
+    const fitted = folds
+      ? items.filter((i) => !skippedSet.has(i.path))
+      : fitItems.filter((i) => !skippedSet.has(i.path));
     const model: KensaModel = {
       meta: {
         format: MODEL_FORMAT,
         format_version: MODEL_FORMAT_VERSION,
-        method: 'padim',
+        method: method.name,
         kensa_version: KENSA_VERSION,
         backbone: {
           name: spec.name,
@@ -226,37 +343,58 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           channels,
         },
         preprocess,
-        padim: { d, seed, epsilon: EPSILON, sigma: SIGMA, grid: [layout.height, layout.width] },
+        map: method.map,
         training: {
-          train_images: used,
-          validation_images: scores.length,
-          validation_fraction: valFraction,
+          train_images: fitted.length,
+          skipped: skipped.length,
           seed,
+          ...(folds
+            ? { folds: k }
+            : { validation_fraction: options.valFraction, validation_images: scored.length }),
         },
-        calibration: {
-          quantile: q,
-          validation: {
-            count: scores.length,
-            min: Math.min(...scores),
-            median: quantile(scores, 0.5),
-            mean: mean(scores),
-            max: fpr0,
-          },
-          display: [quantile(minima, 0.5), 1.5 * fpr0],
-        },
+        calibration,
         thresholds: { fpr0, quantile: quantile(scores, q) },
+        ...{ [method.name]: method.describe(state) },
       },
-      stats,
-      validationScores,
+      state,
+      calibrationScores: Float32Array.from(scores),
     };
+    for (const w of calibrationWarnings(calibration)) options.onWarning?.(w);
     if (options.out) {
       s = performance.now();
       await saveModel(options.out, model);
       lap('write_model', s);
     }
     lap('total', t0);
-    return { model, train: trainItems, validation, skipped, timings_s: timings };
+    return {
+      model,
+      train: fitted,
+      calibration: scored.map((r) => r.item),
+      skipped,
+      timings_s: timings,
+    };
   } finally {
+    await fitter?.release();
     await backbone.dispose();
   }
+}
+
+/** What the calibration cannot support, in words: too few good images, one image far above the rest. */
+export function calibrationWarnings(c: CalibrationSummary): string[] {
+  const out: string[] = [];
+  const n = c.scores.count;
+  if (n < IMAGES_FOR_ONE_PERCENT) {
+    out.push(
+      `${n} good images were scored for calibration: no false alarm on them supports a false-alarm rate below ` +
+        `${(100 * c.false_alarm_bound_95).toFixed(1)} % on new good images (95 % confidence); about ${IMAGES_FOR_ONE_PERCENT} good images are needed to support below 1 %`,
+    );
+  }
+  if (c.highest && c.next && c.next.score > 0 && c.highest.score > 1.2 * c.next.score) {
+    out.push(
+      `one good image sets the fpr0 threshold ${(100 * (c.highest.score / c.next.score - 1)).toFixed(0)} % above the next: ` +
+        `${c.highest.file} (${c.highest.score.toPrecision(4)}; next ${c.next.file}, ${c.next.score.toPrecision(4)}). ` +
+        'Look at it: if it is not a normal good part (a darker cell, a mislabelled part), remove it and train again',
+    );
+  }
+  return out;
 }

@@ -25,7 +25,7 @@ table.conf { border-collapse: collapse; font-size: 13px; }
 table.conf td, table.conf th { border: 1px solid var(--line); padding: 4px 10px; text-align: right; }
 .cmd { width: 100%; font-family: ui-monospace, monospace; font-size: 12px; padding: 4px; box-sizing: border-box; }
 .row { display: flex; gap: 8px; align-items: center; margin-top: 6px; }
-#nglist { max-height: 220px; overflow: auto; font-family: ui-monospace, monospace; font-size: 12px; margin: 0; padding-left: 20px; }
+#nglist { max-height: 220px; overflow: auto; font-family: ui-monospace, monospace; font-size: 12px; margin: 0; padding-left: 4.5em; }
 #nglist li { cursor: pointer; } #nglist li:hover { text-decoration: underline; }
 #grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; }
 .tile { position: relative; border: 2px solid transparent; border-radius: 6px; background: #fff; cursor: pointer; overflow: hidden; }
@@ -49,7 +49,7 @@ export const SCRIPT = String.raw`
       title: 'kensa inspection report', summary: 'Summary', images: 'images', ng: 'NG', ok: 'OK', threshold: 'Threshold',
       fpr: 'False-positive rate', recall: 'Recall (defects found)', good: 'good', defective: 'defective', unlabelled: 'unlabelled',
       confusion: 'Confusion matrix', actual: 'actual', predicted: 'predicted', nglist: 'NG images', grid: 'All images (highest score first)',
-      copy: 'Copy', copied: 'Copied', use_predict: 'Use this threshold when predicting:', store_model: 'Or store it in the model:',
+      copy: 'Copy', copied: 'Copied', use_predict: 'Use this threshold when predicting:', store_model: 'Or store it in the model:', powershell: 'In PowerShell:',
       reset: 'Back to fpr0', fpr0: 'fpr0: no false alarm on known-good images', f1: 'f1: best F1 on this test set',
       quantile: 'quantile', custom: 'stored', none: 'No NG image at this threshold.', close: 'Close (Esc)',
       image_auroc: 'Image AUROC', pixel_auroc: 'Pixel AUROC', aupro: 'AUPRO', image_ap: 'Average precision', image_f1_max: 'F1 max',
@@ -59,7 +59,7 @@ export const SCRIPT = String.raw`
       title: 'kensa 検査レポート', summary: '概要', images: '枚', ng: 'NG', ok: 'OK', threshold: 'しきい値',
       fpr: '誤検出率', recall: '検出率（欠陥を見つけた割合）', good: '良品', defective: '不良品', unlabelled: 'ラベルなし',
       confusion: '混同行列', actual: '実際', predicted: '判定', nglist: 'NG 画像', grid: 'すべての画像（スコアの高い順）',
-      copy: 'コピー', copied: 'コピーしました', use_predict: '推論でこのしきい値を使う:', store_model: 'またはモデルに保存する:',
+      copy: 'コピー', copied: 'コピーしました', use_predict: '推論でこのしきい値を使う:', store_model: 'またはモデルに保存する:', powershell: 'PowerShell では:',
       reset: 'fpr0 に戻す', fpr0: 'fpr0: 既知の良品で誤検出ゼロ', f1: 'f1: このテストセットで F1 最大',
       quantile: '分位点', custom: '保存済み', none: 'このしきい値では NG 画像はありません。', close: '閉じる（Esc）',
       image_auroc: '画像 AUROC', pixel_auroc: '画素 AUROC', aupro: 'AUPRO', image_ap: '平均適合率', image_f1_max: 'F1 最大値',
@@ -79,6 +79,11 @@ export const SCRIPT = String.raw`
   slider.min = lo; slider.max = hi; slider.step = (hi - lo) / 2000; slider.value = data.threshold;
   var threshold = data.threshold;
   var esc = function (v) { return String(v).replace(/[&<>"']/g, function (c) { return '&#' + c.charCodeAt(0) + ';'; }); };
+  // a relative path as a URL: every segment encoded, so that '#', '?' or '%' in a file name stay part of it
+  var url = function (p) { return String(p || '').split('/').map(encodeURIComponent).join('/'); };
+  // an argument quoted for POSIX shells ('...', a quote as '\''), and for PowerShell ('...', a quote as '')
+  var shq = function (v) { return /^[A-Za-z0-9_\/.,:=+@%-]+$/.test(v) ? v : "'" + String(v).replace(/'/g, "'\\''") + "'"; };
+  var psq = function (v) { return /^[A-Za-z0-9_\/.,:=+@%-]+$/.test(v) ? v : "'" + String(v).replace(/'/g, "''") + "'"; };
   var fmt = function (v, d) { return v === null || v === undefined ? 'n/a' : Number(v).toFixed(d === undefined ? 3 : d); };
 
   function t(key) { return (T[lang] && T[lang][key]) || T.en[key] || key; }
@@ -104,7 +109,7 @@ export const SCRIPT = String.raw`
     var d = document.createElement('div');
     d.className = 'tile';
     d.setAttribute('data-index', i);
-    d.innerHTML = '<span class="badge"></span><img loading="lazy" decoding="async" alt="" src="' + esc(im.thumb || im.overlay || '') + '">' +
+    d.innerHTML = '<span class="badge"></span><img loading="lazy" decoding="async" alt="" src="' + esc(url(im.thumb || im.overlay)) + '">' +
       '<div class="cap" title="' + esc(im.file) + '">' + im.score.toFixed(2) + ' · ' + esc(im.name) + '</div>';
     d.onclick = function () { openImage(i); };
     grid.appendChild(d);
@@ -113,7 +118,7 @@ export const SCRIPT = String.raw`
 
   function openImage(i) {
     var im = images[i];
-    $('modal-img').src = im.figure || im.overlay || im.thumb || '';
+    $('modal-img').src = url(im.figure || im.overlay || im.thumb);
     $('modal-caption').textContent = im.file + ' — ' + t('score') + ' ' + im.score.toFixed(3);
     $('modal').classList.add('open');
   }
@@ -191,8 +196,13 @@ export const SCRIPT = String.raw`
       return '<li data-index="' + p[1] + '">' + p[0].score.toFixed(3) + '  ' + esc(p[0].file) + '</li>';
     }).join('') : '<p>' + t('none') + '</p>';
     var model = data.model.path || 'MODEL';
-    $('cmd-predict').value = 'kensa predict --model ' + model + ' --threshold ' + threshold.toFixed(4) + ' --out RESULTS IMAGES...';
-    $('cmd-store').value = 'kensa threshold --model ' + model + ' --set ' + threshold.toFixed(4);
+    var t4 = threshold.toFixed(4);
+    $('cmd-predict').value = 'kensa predict --model ' + shq(model) + ' --threshold ' + t4 + ' --out RESULTS IMAGES...';
+    $('cmd-store').value = 'kensa threshold --model ' + shq(model) + ' --set ' + t4;
+    var ps = psq(model) !== shq(model);
+    $('ps-rows').style.display = ps ? '' : 'none';
+    $('cmd-predict-ps').value = 'kensa predict --model ' + psq(model) + ' --threshold ' + t4 + ' --out RESULTS IMAGES...';
+    $('cmd-store-ps').value = 'kensa threshold --model ' + psq(model) + ' --set ' + t4;
   }
   $('nglist').onclick = function (e) { var li = e.target.closest('li'); if (li) openImage(Number(li.getAttribute('data-index'))); };
   slider.addEventListener('input', function () {

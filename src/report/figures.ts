@@ -1,18 +1,33 @@
 /**
  * Pictures for people: the five-panel figure engineers know from the public PaDiM code (image, ground
  * truth, heat map with a colour bar labelled "Anomaly score", predicted mask, result with each defect
- * outlined in red), heat-map overlays, and ROC / PR curves. Drawn as raw pixels and SVG, composed and
- * encoded to PNG with sharp.
+ * outlined in red), heat-map overlays on the original image, thumbnails, and ROC / PR curves. Drawn as
+ * raw pixels and SVG, composed and encoded to PNG with sharp.
+ *
+ * Every picture keeps the image's own aspect ratio. Panels have a bounded size, so text stays readable
+ * whatever the image size; when the image is shrunk to fit (a large camera image), a second row shows
+ * enlarged crops around the highest-scoring regions at full processed resolution, so a 10-px defect is
+ * visible.
  */
-import sharp from 'sharp';
-import { writeFileAtomic } from '../io/atomic.js';
+import sharp, { type OverlayOptions } from 'sharp';
+import { shownRegion, type Geometry } from '../image/preprocess.js';
 import { jet } from './colormap.js';
+
+/** A box in original-image pixels with its peak score (a decision's region). */
+export interface FigureRegion {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  peak_score: number;
+}
 
 export interface FigureInput {
   title: string;
-  /** S×S×3 RGB. */
+  /** H×W×3 RGB of the processed image. */
   rgb: Uint8Array;
-  size: number;
+  width: number;
+  height: number;
   map: Float32Array;
   /** Ground truth 0/1, when known. */
   mask?: Uint8Array;
@@ -23,9 +38,20 @@ export interface FigureInput {
   range: [number, number];
   verdict: 'OK' | 'NG';
   score: number;
+  /** The decision's regions (original pixels), for the enlarged crops. */
+  regions?: FigureRegion[];
+  /** Maps the regions back to processed pixels. */
+  geometry?: Geometry;
 }
 
+/** Longest panel side in the figure. */
+export const PANEL_SIDE = 320;
+/** Crops shown below the panels of a shrunk image, at most. */
+const MAX_CROPS = 4;
+const CROP_SIDE = 200;
+
 const escape = (s: string) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const FONT = 'font-family="sans-serif"';
 
 /** Image blended with the jet-coloured map (alpha 0.5), as RGB. */
 export function heatOverlay(
@@ -45,21 +71,21 @@ export function heatOverlay(
 }
 
 /** The image with the outline of each predicted region drawn in red. */
-export function outlined(rgb: Uint8Array, mask: Uint8Array, size: number): Uint8Array {
+export function outlined(rgb: Uint8Array, mask: Uint8Array, width: number, height: number): Uint8Array {
   const out = rgb.slice();
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      const i = y * size + x;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
       if (!mask[i]) continue;
       const edge =
         x === 0 ||
         y === 0 ||
-        x === size - 1 ||
-        y === size - 1 ||
+        x === width - 1 ||
+        y === height - 1 ||
         !mask[i - 1] ||
         !mask[i + 1] ||
-        !mask[i - size] ||
-        !mask[i + size];
+        !mask[i - width] ||
+        !mask[i + width];
       if (edge) {
         out[i * 3] = 255;
         out[i * 3 + 1] = 0;
@@ -76,7 +102,20 @@ function maskRgb(mask: Uint8Array): Uint8Array {
   return out;
 }
 
-function colourBar(height: number, range: [number, number], threshold: number): string {
+/** A panel: RGB pixels resized to w×h (shrinking: area average; nearest when enlarging a mask). */
+async function panel(px: Uint8Array, width: number, height: number, w: number, h: number, nearest = false) {
+  if (w === width && h === height) return Buffer.from(px);
+  return sharp(Buffer.from(px), { raw: { width, height, channels: 3 } })
+    .resize(w, h, { fit: 'fill', kernel: nearest ? 'nearest' : 'lanczos3' })
+    .raw()
+    .toBuffer();
+}
+
+/**
+ * A colour bar of `height` px for [lo, hi] with five ticks and the threshold marked; when the map goes
+ * past the top of the range, an arrow above the bar says so ("max 12.3").
+ */
+export function colourBar(height: number, range: [number, number], threshold: number, max?: number): string {
   const [lo, hi] = range;
   const stops = Array.from({ length: 11 }, (_, i) => {
     const [r, g, b] = jet(1 - i / 10);
@@ -84,69 +123,146 @@ function colourBar(height: number, range: [number, number], threshold: number): 
   }).join('');
   const y = (v: number) => ((hi - v) / (hi - lo || 1)) * height;
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => lo + f * (hi - lo));
+  const digits = hi - lo < 1 ? 3 : hi - lo < 10 ? 2 : 1;
   const tick = (v: number) =>
-    `<line x1="16" x2="20" y1="${y(v)}" y2="${y(v)}" stroke="#000"/><text x="23" y="${y(v) + 4}" font-size="10" font-family="sans-serif">${v.toFixed(1)}</text>`;
+    `<line x1="16" x2="20" y1="${y(v)}" y2="${y(v)}" stroke="#000"/><text x="23" y="${y(v) + 4}" font-size="11" ${FONT}>${v.toFixed(digits)}</text>`;
   const thr =
     threshold >= lo && threshold <= hi
-      ? `<line x1="0" x2="16" y1="${y(threshold)}" y2="${y(threshold)}" stroke="#fff" stroke-width="2"/>`
+      ? `<line x1="-3" x2="19" y1="${y(threshold)}" y2="${y(threshold)}" stroke="#fff" stroke-width="3"/><line x1="-3" x2="19" y1="${y(threshold)}" y2="${y(threshold)}" stroke="#000" stroke-width="1"/>`
+      : '';
+  const over =
+    max !== undefined && max > hi
+      ? `<path d="M0 -4 L16 -4 L8 -14 Z" fill="rgb(128,0,0)"/><text x="20" y="-5" font-size="11" ${FONT}>max ${max.toFixed(digits)}</text>`
       : '';
   return (
     `<defs><linearGradient id="cb" x1="0" y1="0" x2="0" y2="1">${stops}</linearGradient></defs>` +
-    `<rect x="0" y="0" width="16" height="${height}" fill="url(#cb)" stroke="#000"/>${thr}${ticks.map(tick).join('')}` +
-    `<text transform="translate(70 ${height / 2}) rotate(90)" text-anchor="middle" font-size="11" font-family="sans-serif">Anomaly score</text>`
+    `<rect x="0" y="0" width="16" height="${height}" fill="url(#cb)" stroke="#000"/>${thr}${over}${ticks.map(tick).join('')}` +
+    `<text transform="translate(72 ${height / 2}) rotate(90)" text-anchor="middle" font-size="12" ${FONT}>Anomaly score</text>`
   );
 }
 
-/** The five-panel figure as PNG bytes. */
-export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
-  const s = f.size;
-  const gap = 10;
-  const top = 40;
-  const barWidth = 80;
-  const width = 5 * s + 4 * gap + barWidth + 20;
-  const height = top + s + 10;
-  const panels: [string, Uint8Array | null][] = [
-    ['Image', f.rgb],
-    ['Ground truth', f.mask ? maskRgb(f.mask) : null],
-    ['Predicted heat map', heatOverlay(f.rgb, f.map, f.range)],
-    ['Predicted mask', maskRgb(f.predicted)],
-    ['Segmentation result', outlined(f.rgb, f.predicted, s)],
-  ];
-  const x = (i: number) => 10 + i * (s + gap) + (i >= 3 ? barWidth : 0);
-  const titles = panels
-    .map(
-      ([t], i) =>
-        `<text x="${x(i) + s / 2}" y="${top - 8}" text-anchor="middle" font-size="13" font-family="sans-serif">${t}</text>`,
-    )
-    .join('');
-  const missing = panels[1][1]
-    ? ''
-    : `<rect x="${x(1)}" y="${top}" width="${s}" height="${s}" fill="#eee"/><text x="${x(1) + s / 2}" y="${top + s / 2}" text-anchor="middle" font-size="12" font-family="sans-serif" fill="#666">no mask</text>`;
-  const header = `<text x="10" y="16" font-size="13" font-family="sans-serif" font-weight="bold" fill="${f.verdict === 'NG' ? '#c00' : '#060'}">${escape(f.title)} — ${f.verdict} (score ${f.score.toFixed(2)}, threshold ${f.threshold.toFixed(2)})</text>`;
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="#fff"/>${header}${titles}${missing}<g transform="translate(${x(2) + s + 6} ${top})">${colourBar(s, f.range, f.threshold)}</g></svg>`;
-  const layers = panels
-    .map(([, px], i) =>
-      px
-        ? { input: Buffer.from(px), raw: { width: s, height: s, channels: 3 as const }, left: x(i), top }
-        : null,
-    )
-    .filter((l) => l !== null);
-  return await sharp(Buffer.from(svg)).composite(layers).png().toBuffer();
+/** Regions (original pixels) as boxes in processed pixels, clamped to the image. */
+function processedBoxes(regions: FigureRegion[], g: Geometry) {
+  return regions.map((r) => {
+    const x0 = Math.max(0, Math.floor(r.x / g.scaleX - g.left));
+    const y0 = Math.max(0, Math.floor(r.y / g.scaleY - g.top));
+    const x1 = Math.min(g.inputWidth, Math.ceil((r.x + r.width) / g.scaleX - g.left));
+    const y1 = Math.min(g.inputHeight, Math.ceil((r.y + r.height) / g.scaleY - g.top));
+    return { x0, y0, x1: Math.max(x1, x0 + 1), y1: Math.max(y1, y0 + 1), region: r };
+  });
 }
 
-/** Heat map over the image at (about) its original size, as PNG bytes. */
+/** The five-panel figure as PNG bytes (with a row of enlarged crops when the image is shrunk). */
+export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
+  const { width: W, height: H } = f;
+  const shrink = Math.min(1, PANEL_SIDE / Math.max(W, H));
+  const pw = Math.max(1, Math.round(W * shrink));
+  const ph = Math.max(1, Math.round(H * shrink));
+  const gap = 12;
+  const top = 44;
+  const barWidth = 96;
+  const heat = heatOverlay(f.rgb, f.map, f.range);
+  const result = outlined(f.rgb, f.predicted, W, H);
+  const panels: [string, Uint8Array | null, boolean][] = [
+    ['Image', f.rgb, false],
+    ['Ground truth', f.mask ? maskRgb(f.mask) : null, true],
+    ['Predicted heat map', heat, false],
+    ['Predicted mask', maskRgb(f.predicted), true],
+    ['Segmentation result', result, false],
+  ];
+  const x = (i: number) => 10 + i * (pw + gap) + (i >= 3 ? barWidth : 0);
+  const width = Math.max(5 * pw + 4 * gap + barWidth + 20, 560);
+  // crops around the strongest regions, when the panels are shrunk enough to hide small defects
+  const boxes =
+    f.geometry && f.regions && shrink < 0.75 ? processedBoxes(f.regions.slice(0, MAX_CROPS), f.geometry) : [];
+  const cropTop = top + ph + 40;
+  const height = boxes.length ? cropTop + CROP_SIDE + 30 : top + ph + 14;
+  let svg = `<rect width="100%" height="100%" fill="#fff"/>`;
+  svg += `<text x="10" y="18" font-size="14" ${FONT} font-weight="bold" fill="${f.verdict === 'NG' ? '#c00' : '#060'}">${escape(f.title)} — ${f.verdict} (score ${f.score.toFixed(3)}, threshold ${f.threshold.toFixed(3)})</text>`;
+  svg += panels
+    .map(
+      ([t], i) =>
+        `<text x="${x(i) + pw / 2}" y="${top - 8}" text-anchor="middle" font-size="13" ${FONT}>${t}</text>`,
+    )
+    .join('');
+  if (!f.mask)
+    svg += `<rect x="${x(1)}" y="${top}" width="${pw}" height="${ph}" fill="#eee"/><text x="${x(1) + pw / 2}" y="${top + ph / 2}" text-anchor="middle" font-size="12" ${FONT} fill="#666">no mask</text>`;
+  let max = -Infinity;
+  for (let i = 0; i < f.map.length; i++) if (f.map[i] > max) max = f.map[i];
+  svg += `<g transform="translate(${x(2) + pw + 8} ${top})">${colourBar(ph, f.range, f.threshold, max)}</g>`;
+  const layers: OverlayOptions[] = [];
+  for (const [i, [, px, nearest]] of panels.entries()) {
+    if (!px) continue;
+    layers.push({
+      input: await panel(px, W, H, pw, ph, nearest),
+      raw: { width: pw, height: ph, channels: 3 },
+      left: x(i),
+      top,
+    });
+  }
+  if (boxes.length) {
+    svg += `<text x="10" y="${cropTop - 12}" font-size="13" ${FONT}>Strongest regions, enlarged (heat map, red outline):</text>`;
+    for (const [k, b] of boxes.entries()) {
+      // a square crop around the region, at least 64 processed pixels, shown at CROP_SIDE
+      const side = Math.min(
+        Math.max(W, H),
+        Math.max(64, Math.ceil(1.6 * Math.max(b.x1 - b.x0, b.y1 - b.y0))),
+      );
+      const cw = Math.min(side, W);
+      const chh = Math.min(side, H);
+      const cx = Math.max(0, Math.min(W - cw, Math.round((b.x0 + b.x1 - cw) / 2)));
+      const cy = Math.max(0, Math.min(H - chh, Math.round((b.y0 + b.y1 - chh) / 2)));
+      // the heat overlay, with the predicted regions' outlines in red
+      const crop = new Uint8Array(cw * chh * 3);
+      for (let yy = 0; yy < chh; yy++) {
+        for (let xx = 0; xx < cw; xx++) {
+          const p = (cy + yy) * W + cx + xx;
+          const edge =
+            f.predicted[p] && result[p * 3] === 255 && result[p * 3 + 1] === 0 && result[p * 3 + 2] === 0;
+          crop.set(edge ? [255, 0, 0] : heat.subarray(p * 3, p * 3 + 3), (yy * cw + xx) * 3);
+        }
+      }
+      const scale = CROP_SIDE / Math.max(cw, chh);
+      const dw = Math.max(1, Math.round(cw * scale));
+      const dh = Math.max(1, Math.round(chh * scale));
+      const left = 10 + k * (CROP_SIDE + gap + 40);
+      layers.push({
+        input: await sharp(Buffer.from(crop), { raw: { width: cw, height: chh, channels: 3 } })
+          .resize(dw, dh, { fit: 'fill', kernel: 'nearest' })
+          .raw()
+          .toBuffer(),
+        raw: { width: dw, height: dh, channels: 3 },
+        left,
+        top: cropTop,
+      });
+      const r = b.region;
+      svg += `<text x="${left}" y="${cropTop + dh + 16}" font-size="12" ${FONT}>#${k + 1}: ${r.width}×${r.height} px at (${r.x}, ${r.y}), peak ${r.peak_score.toFixed(2)}</text>`;
+    }
+  }
+  const doc = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${svg}</svg>`;
+  return await sharp(Buffer.from(doc)).composite(layers).png().toBuffer();
+}
+
+/**
+ * The heat map over the original image (at most `maxSide` pixels a side), placed on the part of the image
+ * the model saw (the centre crop in crop mode), with each region's box drawn in red.
+ */
 export async function overlayPng(
   file: string,
   map: Float32Array,
-  size: number,
+  g: Geometry,
   range: [number, number],
+  regions: FigureRegion[] = [],
   maxSide = 1024,
 ): Promise<Uint8Array> {
   const base = sharp(file, { limitInputPixels: false }).autoOrient();
   const meta = await base.metadata();
-  const scale = Math.min(1, maxSide / Math.max(meta.width ?? size, meta.height ?? size));
-  const w = Math.max(1, Math.round((meta.width ?? size) * scale));
-  const h = Math.max(1, Math.round((meta.height ?? size) * scale));
+  const swap = (meta.orientation ?? 1) >= 5;
+  const W0 = (swap ? meta.height : meta.width) ?? g.inputWidth;
+  const H0 = (swap ? meta.width : meta.height) ?? g.inputHeight;
+  const scale = Math.min(1, maxSide / Math.max(W0, H0));
+  const w = Math.max(1, Math.round(W0 * scale));
+  const h = Math.max(1, Math.round(H0 * scale));
   const rgb = await base
     .clone()
     .removeAlpha()
@@ -154,18 +270,47 @@ export async function overlayPng(
     .resize(w, h, { fit: 'fill' })
     .raw()
     .toBuffer();
-  const mapPx = new Uint8Array(size * size * 3);
+  // where the processed image lies, in overlay pixels
+  const [rx, ry, rw, rh] = shownRegion(g);
+  const left = Math.max(0, Math.round(rx * scale));
+  const top = Math.max(0, Math.round(ry * scale));
+  const mw = Math.max(1, Math.min(w - left, Math.round(rw * scale)));
+  const mh = Math.max(1, Math.min(h - top, Math.round(rh * scale)));
+  const mapPx = new Uint8Array(map.length * 3);
   const [lo, hi] = range;
   for (let i = 0; i < map.length; i++) mapPx.set(jet((map[i] - lo) / (hi - lo || 1)), i * 3);
-  const heat = await sharp(Buffer.from(mapPx), { raw: { width: size, height: size, channels: 3 } })
-    .resize(w, h, { fit: 'fill', kernel: 'linear' })
+  const heat = await sharp(Buffer.from(mapPx), {
+    raw: { width: g.inputWidth, height: g.inputHeight, channels: 3 },
+  })
+    .resize(mw, mh, { fit: 'fill', kernel: 'linear' })
     .raw()
     .toBuffer();
-  const out = new Uint8Array(w * h * 3);
-  for (let i = 0; i < out.length; i++) out[i] = Math.round(0.5 * rgb[i] + 0.5 * heat[i]);
-  return await sharp(Buffer.from(out), { raw: { width: w, height: h, channels: 3 } })
-    .png()
-    .toBuffer();
+  const out = Buffer.from(rgb);
+  for (let y = 0; y < mh; y++) {
+    for (let x = 0; x < mw * 3; x++) {
+      const i = ((top + y) * w + left) * 3 + x;
+      out[i] = Math.round(0.5 * rgb[i] + 0.5 * heat[y * mw * 3 + x]);
+    }
+  }
+  const stroke = Math.max(2, Math.round(Math.max(w, h) / 400));
+  const boxes = regions
+    .map(
+      (r) =>
+        `<rect x="${r.x * scale - stroke}" y="${r.y * scale - stroke}" width="${r.width * scale + 2 * stroke}" height="${r.height * scale + 2 * stroke}" fill="none" stroke="#ff1744" stroke-width="${stroke}"/>`,
+    )
+    .join('');
+  let img = sharp(out, { raw: { width: w, height: h, channels: 3 } });
+  if (boxes)
+    img = img.composite([
+      {
+        input: Buffer.from(
+          `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}">${boxes}</svg>`,
+        ),
+        left: 0,
+        top: 0,
+      },
+    ]);
+  return await img.png().toBuffer();
 }
 
 export interface Curve {
@@ -194,8 +339,8 @@ export async function curvePng(
     .map(
       (v) =>
         `<line x1="${px(v)}" x2="${px(v)}" y1="${py(0)}" y2="${py(1)}" stroke="#eee"/><line x1="${px(0)}" x2="${px(1)}" y1="${py(v)}" y2="${py(v)}" stroke="#eee"/>` +
-        `<text x="${px(v)}" y="${py(0) + 16}" text-anchor="middle" font-size="11" font-family="sans-serif">${v.toFixed(1)}</text>` +
-        `<text x="${px(0) - 6}" y="${py(v) + 4}" text-anchor="end" font-size="11" font-family="sans-serif">${v.toFixed(1)}</text>`,
+        `<text x="${px(v)}" y="${py(0) + 16}" text-anchor="middle" font-size="11" ${FONT}>${v.toFixed(1)}</text>` +
+        `<text x="${px(0) - 6}" y="${py(v) + 4}" text-anchor="end" font-size="11" ${FONT}>${v.toFixed(1)}</text>`,
     )
     .join('');
   const lines = curves
@@ -207,7 +352,7 @@ export async function curvePng(
   const legend = curves
     .map(
       (c, i) =>
-        `<text x="${px(0.98)}" y="${py(0.02) - 16 * (curves.length - 1 - i)}" text-anchor="end" font-size="12" font-family="sans-serif" fill="${colours[i % colours.length]}">${escape(c.label)}</text>`,
+        `<text x="${px(0.98)}" y="${py(0.02) - 16 * (curves.length - 1 - i)}" text-anchor="end" font-size="12" ${FONT} fill="${colours[i % colours.length]}">${escape(c.label)}</text>`,
     )
     .join('');
   const diag = diagonal
@@ -216,27 +361,25 @@ export async function curvePng(
   const svg =
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><rect width="100%" height="100%" fill="#fff"/>${grid}${diag}${lines}` +
     `<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="none" stroke="#000"/>${legend}` +
-    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="15" font-family="sans-serif">${escape(title)}</text>` +
-    `<text x="${px(0.5)}" y="${H - 10}" text-anchor="middle" font-size="12" font-family="sans-serif">${escape(xLabel)}</text>` +
-    `<text transform="translate(16 ${py(0.5)}) rotate(-90)" text-anchor="middle" font-size="12" font-family="sans-serif">${escape(yLabel)}</text></svg>`;
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="15" ${FONT}>${escape(title)}</text>` +
+    `<text x="${px(0.5)}" y="${H - 10}" text-anchor="middle" font-size="12" ${FONT}>${escape(xLabel)}</text>` +
+    `<text transform="translate(16 ${py(0.5)}) rotate(-90)" text-anchor="middle" font-size="12" ${FONT}>${escape(yLabel)}</text></svg>`;
   return await sharp(Buffer.from(svg)).png().toBuffer();
 }
 
-export async function writePng(path: string, png: Uint8Array): Promise<void> {
-  await writeFileAtomic(path, png);
-}
-
-/** A small JPEG thumbnail of the image with its heat map, for the report's grid. */
+/** A small JPEG thumbnail of the image with its heat map (at most `side` a side, aspect kept). */
 export async function thumbnailJpeg(
   rgb: Uint8Array,
   map: Float32Array,
-  size: number,
+  width: number,
+  height: number,
   range: [number, number],
   side = 160,
 ): Promise<Uint8Array> {
   const px = heatOverlay(rgb, map, range, 0.45);
-  return await sharp(Buffer.from(px), { raw: { width: size, height: size, channels: 3 } })
-    .resize(side, side, { fit: 'fill' })
+  const s = Math.min(1, side / Math.max(width, height));
+  return await sharp(Buffer.from(px), { raw: { width, height, channels: 3 } })
+    .resize(Math.max(1, Math.round(width * s)), Math.max(1, Math.round(height * s)), { fit: 'fill' })
     .jpeg({ quality: 80 })
     .toBuffer();
 }

@@ -58,6 +58,9 @@ ${curves ? `<div class="curves" style="margin-top:10px">${curves}</div>` : ''}
 <div class="row"><input class="cmd" id="cmd-predict" readonly><button data-copy="cmd-predict" data-i18n="copy"></button></div>
 <div class="row"><span data-i18n="store_model"></span></div>
 <div class="row"><input class="cmd" id="cmd-store" readonly><button data-copy="cmd-store" data-i18n="copy"></button></div>
+<div id="ps-rows"><div class="row"><span data-i18n="powershell"></span></div>
+<div class="row"><input class="cmd" id="cmd-predict-ps" readonly><button data-copy="cmd-predict-ps" data-i18n="copy"></button></div>
+<div class="row"><input class="cmd" id="cmd-store-ps" readonly><button data-copy="cmd-store-ps" data-i18n="copy"></button></div></div>
 </section>
 <section><h2 data-i18n="nglist"></h2><ol id="nglist"></ol></section>
 <section><h2 data-i18n="grid"></h2><div id="grid"></div></section>

@@ -27,7 +27,12 @@ export interface ResultImage {
 
 export interface ResultsFile {
   kind: 'test' | 'predict';
-  model: { path?: string; backbone: string; thresholds: Record<string, number | null | undefined> };
+  model: {
+    path?: string;
+    method?: string;
+    backbone: string;
+    thresholds: Record<string, number | null | undefined>;
+  };
   /** The threshold the verdicts were made with. */
   threshold: number;
   metrics?: Record<string, unknown>;

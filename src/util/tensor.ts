@@ -38,32 +38,35 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
-/** Copies `count` elements of `dtype` from little-endian bytes into a fresh, aligned typed array. */
-export function typedArrayFromBytes(dtype: DType, bytes: Uint8Array, count: number): TensorData {
-  const size = DTYPE_BYTES[dtype];
-  const copy = new Uint8Array(count * size);
-  copy.set(bytes.subarray(0, count * size));
-  const buf = copy.buffer;
+/** A zero-filled typed array of `count` elements of `dtype` (float16/bfloat16 as bit patterns). */
+export function emptyTensorData(dtype: DType, count: number): TensorData {
   switch (dtype) {
     case 'float32':
-      return new Float32Array(buf);
+      return new Float32Array(count);
     case 'float64':
-      return new Float64Array(buf);
+      return new Float64Array(count);
     case 'float16':
     case 'bfloat16':
-      return new Uint16Array(buf);
+      return new Uint16Array(count);
     case 'int64':
-      return new BigInt64Array(buf);
+      return new BigInt64Array(count);
     case 'int32':
-      return new Int32Array(buf);
+      return new Int32Array(count);
     case 'int16':
-      return new Int16Array(buf);
+      return new Int16Array(count);
     case 'int8':
-      return new Int8Array(buf);
+      return new Int8Array(count);
     case 'uint8':
     case 'bool':
-      return copy;
+      return new Uint8Array(count);
   }
+}
+
+/** Copies `count` elements of `dtype` from little-endian bytes into a fresh, aligned typed array. */
+export function typedArrayFromBytes(dtype: DType, bytes: Uint8Array, count: number): TensorData {
+  const out = emptyTensorData(dtype, count);
+  new Uint8Array(out.buffer).set(bytes.subarray(0, count * DTYPE_BYTES[dtype]));
+  return out;
 }
 
 function halfToFloat(h: number): number {

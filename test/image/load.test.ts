@@ -1,10 +1,11 @@
 /** Decoding what users actually have: every colour model and depth, EXIF rotation, masks that are off. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadImage, loadMask } from '../../src/image/load.js';
+import { loadImage, loadMask, readProblem } from '../../src/image/load.js';
 import { KensaError } from '../../src/util/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kensa-images-'));
@@ -77,11 +78,59 @@ describe('image decoding', () => {
     ['empty.png', /empty\.png: cannot decode the image/],
     ['text.png', /text\.png: cannot decode the image/],
     ['truncated.png', /truncated\.png: cannot decode the image/],
-    ['missing.png', /missing\.png: cannot decode the image/],
+    ['missing.png', /missing\.png: the file does not exist/],
   ])('%s: a KensaError that names the file', async (name, message) => {
     const error = await loadImage(file(name), square).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(KensaError);
     expect((error as Error).message).toMatch(message);
+  });
+
+  it('says what really failed: permission, a folder, a FIFO (never opened) — not "cannot decode"', async () => {
+    writeFileSync(file('locked.png'), await base().png().toBuffer());
+    chmodSync(file('locked.png'), 0o000);
+    // root reads any file; elsewhere the denial itself is checked, and the wording for its code everywhere
+    if (process.getuid?.() !== 0) {
+      await expect(loadImage(file('locked.png'), square)).rejects.toThrow(
+        /locked\.png: permission denied: kensa may not read this file; check its permissions/,
+      );
+    }
+    expect(readProblem('EACCES')).toBe(
+      'permission denied: kensa may not read this file; check its permissions',
+    );
+    mkdirSync(file('folder.png'));
+    await expect(loadImage(file('folder.png'), square)).rejects.toThrow(
+      /folder\.png: this is a folder, not an image file/,
+    );
+    execFileSync('mkfifo', [file('pipe.png')]);
+    await expect(loadImage(file('pipe.png'), square)).rejects.toThrow(
+      /pipe\.png: this is not a regular file \(a pipe, socket or device\)/,
+    );
+  });
+
+  it.each(['webp', 'avif', 'gif'])('decodes %s', async (format) => {
+    const bytes = await base()
+      .toFormat(format as 'webp')
+      .toBuffer();
+    writeFileSync(file(`x.${format}`), bytes);
+    const im = await loadImage(file(`x.${format}`), square);
+    expect([im.width, im.height]).toEqual([W, H]);
+  });
+
+  it.each([1, 4, 8, 16, 24, 32])('decodes a %i-bit BMP (which libvips does not read)', async (bpp) => {
+    const px = await base().raw().toBuffer();
+    writeFileSync(file(`b${bpp}.bmp`), encodeBmp(px, W, H, bpp));
+    const im = await loadImage(file(`b${bpp}.bmp`), { mode: 'fit', size: 32 });
+    expect([im.width, im.height]).toEqual([W, H]);
+    if (bpp >= 16) {
+      const r = (x: number) => im.rgb[(8 * im.geometry.inputWidth + x) * 3];
+      expect(r(im.geometry.inputWidth - 2)).toBeGreaterThan(r(1) + 100);
+    }
+  });
+
+  it('keeps the aspect ratio by default (about size² pixels, sides multiples of 16)', async () => {
+    const im = await loadImage(file('rgb.png'), { mode: 'fit', size: 64 });
+    expect([im.geometry.inputWidth, im.geometry.inputHeight]).toEqual([80, 48]);
+    expect(im.tensor.length).toBe(3 * 80 * 48);
   });
 
   it('refuses images above the pixel limit before decoding them', async () => {
@@ -101,3 +150,38 @@ describe('image decoding', () => {
     expect(new Set(gray.mask)).toEqual(new Set([0, 1]));
   });
 });
+
+/** A BMP of RGB pixels at 1, 4, 8 (palette of grays from the red channel), 16 (5-5-5), 24 or 32 bits. */
+function encodeBmp(rgb: Uint8Array, width: number, height: number, bpp: number): Buffer {
+  const palette = bpp <= 8 ? 1 << bpp : 0;
+  const rowBytes = Math.ceil((width * bpp) / 32) * 4;
+  const offset = 14 + 40 + palette * 4;
+  const out = Buffer.alloc(offset + rowBytes * height);
+  out.write('BM', 0, 'latin1');
+  out.writeUInt32LE(out.length, 2);
+  out.writeUInt32LE(offset, 10);
+  out.writeUInt32LE(40, 14);
+  out.writeInt32LE(width, 18);
+  out.writeInt32LE(height, 22);
+  out.writeUInt16LE(1, 26);
+  out.writeUInt16LE(bpp, 28);
+  out.writeUInt32LE(palette, 46);
+  for (let i = 0; i < palette; i++) {
+    const v = Math.round((255 * i) / (palette - 1));
+    out.writeUInt32LE(v | (v << 8) | (v << 16), 54 + 4 * i);
+  }
+  for (let y = 0; y < height; y++) {
+    const row = offset + (height - 1 - y) * rowBytes;
+    for (let x = 0; x < width; x++) {
+      const [r, g, b] = rgb.subarray((y * width + x) * 3, (y * width + x) * 3 + 3);
+      if (bpp <= 8) {
+        const index = Math.round((r / 255) * (palette - 1));
+        const bit = x * bpp;
+        out[row + (bit >> 3)] |= index << (8 - bpp - (bit & 7));
+      } else if (bpp === 16) out.writeUInt16LE(((r >> 3) << 10) | ((g >> 3) << 5) | (b >> 3), row + x * 2);
+      else if (bpp === 24) out.set([b, g, r], row + x * 3);
+      else out.set([b, g, r, 0], row + x * 4);
+    }
+  }
+  return out;
+}

@@ -1,5 +1,13 @@
+import { closeSync, mkdtempSync, openSync, readFileSync, writeSync, ftruncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
+import {
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  writeSafetensors,
+} from '../../src/io/safetensors.js';
 import type { Tensor } from '../../src/util/tensor.js';
 
 const tensors: [string, Tensor][] = [
@@ -49,5 +57,39 @@ describe('safetensors', () => {
       /the header claims 1152921504606846976 bytes but the file has 8/,
     );
     expect(() => parseSafetensors(new Uint8Array(3))).toThrow('it has 3 bytes');
+  });
+
+  it('writes tensor by tensor the same bytes as in memory, and reads them back from disk', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kensa-st-'));
+    await writeSafetensors(join(dir, 'a.safetensors'), tensors, { format: 'kensa' }, { reserve: 100 });
+    const bytes = readFileSync(join(dir, 'a.safetensors'));
+    expect(
+      bytes.equals(Buffer.from(serializeSafetensors(tensors, { format: 'kensa' }, { reserve: 100 }))),
+    ).toBe(true);
+    const back = await readSafetensors(join(dir, 'a.safetensors'));
+    for (const [name, t] of tensors) expect(back.tensors.get(name)).toEqual(t);
+  });
+
+  it('reads files over 2 GiB (header first, then each tensor at its offset)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kensa-st-big-'));
+    const file = join(dir, 'big.safetensors');
+    const n = 2 ** 31 + 64;
+    const header = new TextEncoder().encode(
+      JSON.stringify({ big: { dtype: 'U8', shape: [n], data_offsets: [0, n] } }).padEnd(96),
+    );
+    const fd = openSync(file, 'w');
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(header.length));
+    writeSync(fd, length);
+    writeSync(fd, header);
+    // a sparse file: zeros, with a marker in the last byte
+    ftruncateSync(fd, 8 + header.length + n);
+    writeSync(fd, Buffer.from([7]), 0, 1, 8 + header.length + n - 1);
+    closeSync(fd);
+    const { tensors: read } = await readSafetensors(file);
+    const big = read.get('big')!;
+    expect(big.shape).toEqual([n]);
+    expect(big.data[n - 1]).toBe(7);
+    expect(big.data[Math.floor(n / 2)]).toBe(0);
   });
 });

@@ -1,10 +1,10 @@
 /** The fitted statistics and the scoring graph against straightforward float64 computations. */
 import { describe, expect, it } from 'vitest';
 import type { FeatureMap } from '../../src/backbone/backbone.js';
-import { chooseChannels, mulberry32 } from '../../src/models/padim/embedding.js';
-import { ScoreGraph } from '../../src/models/padim/graphs.js';
-import { EPSILON, GaussianFitter } from '../../src/models/padim/model.js';
-import { anomalyMap } from '../../src/postprocess/anomaly-map.js';
+import { chooseChannels } from '../../src/models/padim/embedding.js';
+import { packUpper, unpackUpper } from '../../src/models/padim/method.js';
+import { EPSILON, GaussianFitter, PadimScorer } from '../../src/models/padim/model.js';
+import { mulberry32 } from '../../src/util/random.js';
 import { relativeMaxError } from '../helpers.js';
 
 const C: [number, number, number] = [3, 4, 5];
@@ -68,18 +68,18 @@ describe('PaDiM statistics', () => {
     }
   });
 
-  it('the score graph gives Mahalanobis distances, and an image scores the same alone or in a batch', async () => {
+  it('the scorer gives Mahalanobis distances, and an image scores the same alone or in a batch', async () => {
     const rand = mulberry32(2);
     const index = chooseChannels(12, 12, 0);
     const layout = { channels: C, index, height: H, width: H };
     const fitter = new GaussianFitter(layout);
     await fitter.add(randomMaps(rand, 20));
     const stats = await fitter.finish();
-    const S = 32;
-    const graph = await ScoreGraph.create(layout, stats.mean, stats.precision, S, 4);
+    const scorer = await PadimScorer.open(layout, stats.mean, stats.precision);
     const test = randomMaps(rand, 3);
-    const { maps, scores } = await graph.run(test);
-    // every distance by hand, then upsampling + smoothing step by step (anomalyMap, checked against scipy)
+    const { grid, dims } = await scorer.score(test);
+    expect(dims).toEqual([3, H, H]);
+    // every distance by hand
     const d = index.length;
     const dist = new Float32Array(H * H);
     for (let y = 0; y < H; y++)
@@ -91,16 +91,56 @@ describe('PaDiM statistics', () => {
           for (let j = 0; j < d; j++) m2 += diff[i] * stats.precision[p * d * d + i * d + j] * diff[j];
         dist[p] = Math.sqrt(m2);
       }
-    const expected = anomalyMap(dist, H, H, S, 4);
-    expect(relativeMaxError(maps[1], expected.map)).toBeLessThan(1e-4);
-    expect(scores[1]).toBeCloseTo(expected.score, 3);
+    expect(relativeMaxError(grid!.subarray(H * H, 2 * H * H), dist)).toBeLessThan(1e-4);
     // the image alone
     const alone = test.map((m) => {
       const [, c, h, w] = m.dims;
       return { dims: [1, c, h, w] as FeatureMap['dims'], data: m.data.slice(c * h * w, 2 * c * h * w) };
     }) as [FeatureMap, FeatureMap, FeatureMap];
-    const single = await graph.run(alone);
-    expect(Math.abs(single.scores[0] - scores[1]) / scores[1]).toBeLessThan(1e-5);
-    await graph.release();
+    const single = await scorer.score(alone);
+    expect(relativeMaxError(single.grid!, grid!.subarray(H * H, 2 * H * H))).toBeLessThan(1e-5);
+    await scorer.release();
+  });
+
+  it('a fold left out of the fit: the same statistics as fitting without it', async () => {
+    const rand = mulberry32(3);
+    const index = chooseChannels(12, 9, 1);
+    const layout = { channels: C, index, height: H, width: H };
+    const batches = [randomMaps(rand, 5), randomMaps(rand, 4), randomMaps(rand, 6)];
+    const all = new GaussianFitter(layout);
+    for (const m of batches) await all.add(m);
+    // the fold: the second batch
+    const fold = {
+      images: new Set([5, 6, 7, 8]),
+      features: async function* () {
+        yield { features: batches[1], images: [5, 6, 7, 8] };
+      },
+    };
+    const without = await all.without(fold);
+    const direct = new GaussianFitter(layout);
+    await direct.add(batches[0]);
+    await direct.add(batches[2]);
+    const stats = await direct.finish();
+    const reference = await PadimScorer.open(layout, stats.mean, stats.precision);
+    const test = randomMaps(rand, 2);
+    const a = await without.score(test);
+    const b = await reference.score(test);
+    expect(relativeMaxError(a.grid!, b.grid!)).toBeLessThan(1e-3);
+    await without.release();
+    await reference.release();
+    await all.release();
+  });
+
+  it('the precision matrices are stored once (upper triangles) and come back whole', () => {
+    const rand = mulberry32(4);
+    const P = 3;
+    const d = 5;
+    const full = new Float32Array(P * d * d);
+    for (let p = 0; p < P; p++)
+      for (let i = 0; i < d; i++)
+        for (let j = i; j < d; j++) full[p * d * d + i * d + j] = full[p * d * d + j * d + i] = rand();
+    const packed = packUpper(full, P, d);
+    expect(packed.length).toBe((P * d * (d + 1)) / 2);
+    expect(unpackUpper(packed, P, d)).toEqual(full);
   });
 });

@@ -1,10 +1,11 @@
 /**
- * The whole workflow through the command line (built dist/): train twice (byte-identical models), test
- * (metrics, curves, predictions, figures, --save-model), predict with the stored f1 threshold.
- * Uses the real EfficientNet-Lite0 weights (cache, else download) and a generated data set.
+ * The whole workflow through the command line (built dist/), for every method: train twice
+ * (byte-identical models), test (metrics, curves, predictions, figures, the f1 threshold stored in the
+ * model's header), predict with the stored f1 threshold. Uses the real EfficientNet-Lite0 weights (cache,
+ * else download) and a generated data set.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -28,28 +29,27 @@ beforeAll(async () => {
   await makeSyntheticDataset(data, { size: 128, train: 30, testGood: 6, testPerDefect: 6, seed: 11 });
 });
 
-describe('train → test → predict from the command line', () => {
+describe.each(['patchcore', 'padim'])('train → test → predict from the command line (%s)', (method) => {
+  const model = join(dir, `${method}.kensa`);
+
   it('train writes a model; the same data and seed give a byte-identical file', () => {
-    const r = kensa('train', '--data', data, '--out', join(dir, 'a.kensa'), '--seed', '3', '--size', '128');
-    expect(r.stdout).toContain('model written');
-    expect(r.stderr).toContain('warning: 27 training images for 176 channels');
-    kensa('train', '--data', data, '--out', join(dir, 'b.kensa'), '--seed', '3', '--size', '128');
-    expect(readFileSync(join(dir, 'a.kensa')).equals(readFileSync(join(dir, 'b.kensa')))).toBe(true);
+    const args = ['train', '--method', method, '--data', data, '--seed', '3', '--size', '128'];
+    const r = kensa(...args, '--out', model);
+    expect(r.stdout).toContain(`model written: ${model}`);
+    expect(r.stdout).toContain('calibrated on 30 out-of-fold scores (5 folds)');
+    expect(r.stderr).toContain(
+      'warning: 30 good images were scored for calibration: no false alarm on them supports a false-alarm rate below 10.0 %',
+    );
+    if (method === 'padim') expect(r.stderr).toContain('warning: 30 training images for 176 channels');
+    kensa(...args, '--out', join(dir, `${method}-again.kensa`));
+    expect(readFileSync(model).equals(readFileSync(join(dir, `${method}-again.kensa`)))).toBe(true);
   });
 
-  it('test writes metrics, curves, predictions and one figure per image', () => {
-    const out = join(dir, 'test');
-    kensa(
-      'test',
-      '--model',
-      join(dir, 'a.kensa'),
-      '--data',
-      data,
-      '--out',
-      out,
-      '--save-model',
-      join(dir, 'f1.kensa'),
-    );
+  it('test writes metrics, curves, predictions and one figure per image; --save-model stores f1 in the header', () => {
+    const out = join(dir, `${method}-test`);
+    const size = statSync(model).size;
+    const r = kensa('test', '--model', model, '--data', data, '--out', out, '--save-model');
+    expect(r.stdout).toContain(`f1 threshold`);
     const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
     for (const key of [
       'image_auroc',
@@ -61,9 +61,8 @@ describe('train → test → predict from the command line', () => {
       'confusion',
       'counts',
       'timings_s',
-    ]) {
+    ])
       expect(m).toHaveProperty(key);
-    }
     expect(m.counts).toMatchObject({ images: 18, good: 6, defective: 12, with_mask: 12 });
     expect(m.image_auroc).toBeGreaterThan(0.9);
     expect(m.pixel_auroc).toBeGreaterThan(0.9);
@@ -73,49 +72,60 @@ describe('train → test → predict from the command line', () => {
     expect(existsSync(join(out, 'roc.png')) && existsSync(join(out, 'pr.png'))).toBe(true);
     expect(readdirSync(join(out, 'figures')).length).toBe(18);
     expect(csv(join(out, 'predictions.csv')).length).toBe(19);
-    expect(existsSync(join(dir, 'f1.kensa'))).toBe(true);
+    // the model file keeps its size: only the header changed
+    expect(statSync(model).size).toBe(size);
+    expect(kensa('threshold', '--model', model).stdout).toMatch(/f1\s+\d/);
   });
 
   it('predict with the stored f1 threshold: CSV, JSON with boxes, NG list, overlays; scores as in test', () => {
-    const out = join(dir, 'predict');
-    const r = kensa(
-      'predict',
-      '--model',
-      join(dir, 'f1.kensa'),
-      '--threshold',
-      'f1',
-      '--out',
-      out,
-      join(data, 'test'),
-    );
+    const out = join(dir, `${method}-predict`);
+    const r = kensa('predict', '--model', model, '--threshold', 'f1', '--out', out, join(data, 'test'));
     expect(r.stdout).toMatch(/18 images: \d+ NG, \d+ OK/);
     const json = JSON.parse(readFileSync(join(out, 'predictions.json'), 'utf8'));
     expect(json.predictions).toHaveLength(18);
     const ng = json.predictions.filter((p: { verdict: string }) => p.verdict === 'NG');
     const list = readFileSync(join(out, 'ng_list.txt'), 'utf8').trim().split('\n').filter(Boolean);
     expect(list).toEqual(ng.map((p: { file: string }) => p.file));
-    for (const p of ng) {
-      expect(p.regions.length).toBeGreaterThan(0);
-      const b = p.regions[0];
-      expect(b.x).toBeGreaterThanOrEqual(0);
-      expect(b.x + b.width).toBeLessThanOrEqual(128.5);
-      expect(b.peak_score).toBeGreaterThan(json.threshold);
+    for (const p of json.predictions) {
+      // an NG image has at least one region, an OK image none: verdicts and regions agree
+      expect(p.regions.length > 0).toBe(p.verdict === 'NG');
+      for (const b of p.regions) {
+        expect(b.x).toBeGreaterThanOrEqual(0);
+        expect(b.x + b.width).toBeLessThanOrEqual(128);
+        expect(b.peak_score).toBeGreaterThan(json.threshold);
+      }
     }
+    const regions = csv(join(out, 'regions.csv'));
+    expect(regions.length - 1).toBe(
+      json.predictions.reduce((s: number, p: { regions: unknown[] }) => s + p.regions.length, 0),
+    );
     expect(readdirSync(join(out, 'overlays')).length).toBe(18);
     // the same image scores the same here as in `kensa test` (other batch, other run)
     const tested = new Map(
-      csv(join(dir, 'test', 'predictions.csv'))
+      csv(join(dir, `${method}-test`, 'predictions.csv'))
         .slice(1)
         .map((row) => [row[0], Number(row[3])]),
     );
     for (const p of json.predictions)
       expect(Math.abs(p.score - tested.get(p.file)!) / p.score).toBeLessThan(1e-4);
   });
+});
 
+describe('thresholds', () => {
   it('refuses a threshold the model does not have, naming the choices', () => {
     const r = spawnSync(
       process.execPath,
-      [BIN, 'predict', '--model', join(dir, 'a.kensa'), '--threshold', 'f1', '--out', join(dir, 'x'), data],
+      [
+        BIN,
+        'predict',
+        '--model',
+        join(dir, 'padim-again.kensa'),
+        '--threshold',
+        'f1',
+        '--out',
+        join(dir, 'x'),
+        data,
+      ],
       { encoding: 'utf8' },
     );
     expect(r.status).toBe(2);

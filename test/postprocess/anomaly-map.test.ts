@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { anomalyMap } from '../../src/postprocess/anomaly-map.js';
-import { upsampleSmoothMatrix } from '../../src/postprocess/smoothing-matrix.js';
+import { anomalyMap, MapStep, padIndex } from '../../src/postprocess/anomaly-map.js';
 import { findRegions, labelComponents } from '../../src/postprocess/regions.js';
 import { fixture, relativeMaxError } from '../helpers.js';
 
@@ -12,27 +11,54 @@ const f = JSON.parse(readFileSync(fixture('metrics', 'anomaly_map.json'), 'utf8'
   dist: number[];
   map: number[];
 };
+const rect = JSON.parse(readFileSync(fixture('metrics', 'anomaly_map_rect.json'), 'utf8')) as {
+  grid: [number, number];
+  size: [number, number];
+  sigma: number;
+  dist: number[];
+  reflect: number[];
+  mirror: number[];
+};
 
 describe('anomaly map', () => {
   it('upsampling + smoothing match PyTorch bilinear and scipy gaussian_filter', () => {
-    const { map, score } = anomalyMap(Float32Array.from(f.dist), f.grid, f.grid, f.size, f.sigma);
+    const { map, score } = anomalyMap(Float32Array.from(f.dist), f.grid, f.grid, f.size, f.size, {
+      sigma: f.sigma,
+      padding: 'reflect',
+    });
     expect(relativeMaxError(map, f.map)).toBeLessThan(1e-6);
     expect(score).toBeCloseTo(Math.max(...f.map), 5);
   });
 
-  it('the one-matrix form A·D·Aᵀ gives the same map', () => {
-    const A = upsampleSmoothMatrix(f.grid, f.size, f.sigma);
-    const h = f.grid;
-    const S = f.size;
-    const out = new Float64Array(S * S);
-    for (let i = 0; i < S; i++)
-      for (let j = 0; j < S; j++) {
-        let s = 0;
-        for (let a = 0; a < h; a++)
-          for (let b = 0; b < h; b++) s += A[i * h + a] * f.dist[a * h + b] * A[j * h + b];
-        out[i * S + j] = s;
-      }
+  it('the band form A_rows·D·A_colsᵀ gives the same map', () => {
+    const step = new MapStep(f.grid, f.grid, f.size, f.size, { sigma: f.sigma, padding: 'reflect' });
+    const out = new Float32Array(f.size * f.size);
+    const max = step.apply(Float32Array.from(f.dist), out);
     expect(relativeMaxError(out, f.map)).toBeLessThan(1e-6);
+    expect(max).toBeCloseTo(Math.max(...f.map), 5);
+  });
+
+  it.each(['reflect', 'mirror'] as const)(
+    'a grid that is not square, %s padding: step by step and band form match scipy',
+    (padding) => {
+      const [h, w] = rect.grid;
+      const [H, W] = rect.size;
+      const dist = Float32Array.from(rect.dist);
+      const { map } = anomalyMap(dist, h, w, H, W, { sigma: rect.sigma, padding });
+      expect(relativeMaxError(map, rect[padding])).toBeLessThan(1e-6);
+      const out = new Float32Array(H * W);
+      // the grid as part of a larger buffer (an offset), as the inspector passes it
+      const buffer = new Float32Array(dist.length + 7);
+      buffer.set(dist, 7);
+      new MapStep(h, w, H, W, { sigma: rect.sigma, padding }).apply(buffer, out, 7);
+      expect(relativeMaxError(out, rect[padding])).toBeLessThan(1e-6);
+    },
+  );
+
+  it('padding modes: scipy reflect (d c b a | a b c d) and mirror (d c b | a b c d)', () => {
+    expect([-3, -2, -1, 0, 3, 4, 5].map((i) => padIndex(i, 4, 'reflect'))).toEqual([2, 1, 0, 0, 3, 3, 2]);
+    expect([-3, -2, -1, 0, 3, 4, 5].map((i) => padIndex(i, 4, 'mirror'))).toEqual([3, 2, 1, 0, 3, 2, 1]);
+    expect(padIndex(5, 1, 'mirror')).toBe(0);
   });
 });
 

@@ -27,7 +27,7 @@ const model = join(dir, 'm.kensa');
 
 beforeAll(async () => {
   await makeSyntheticDataset(data, { size: 64, train: 12, testGood: 3, testPerDefect: 3, seed: 5 });
-  const r = run('train', '--data', data, '--out', model, '--size', '64', '--d', '8');
+  const r = run('train', '--method', 'padim', '--data', data, '--out', model, '--size', '64', '--d', '8');
   if (r.status !== 0) throw new Error(r.stderr);
 });
 
@@ -110,6 +110,8 @@ describe('bad input from the command line', () => {
     const child = spawn(process.execPath, [
       BIN,
       'train',
+      '--method',
+      'padim',
       '--data',
       data,
       '--out',
@@ -126,7 +128,9 @@ describe('bad input from the command line', () => {
       expect(existsSync(out)).toBe(false);
       expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     }
-    expect(run('train', '--data', data, '--out', out, '--size', '64', '--d', '8').status).toBe(0);
+    expect(
+      run('train', '--method', 'padim', '--data', data, '--out', out, '--size', '64', '--d', '8').status,
+    ).toBe(0);
     expect(readFileSync(out).equals(readFileSync(model))).toBe(true);
     rmSync(out);
   });

@@ -53,7 +53,19 @@ describe.skipIf(!present)('HTML report in Chromium', () => {
   beforeAll(async () => {
     const data = join(dir, 'data');
     await makeSyntheticDataset(data, { size: 96, train: 16, testGood: 6, testPerDefect: 5, seed: 9 });
-    kensa('train', '--data', data, '--out', join(dir, 'm.kensa'), '--size', '96', '--d', '16');
+    kensa(
+      'train',
+      '--method',
+      'padim',
+      '--data',
+      data,
+      '--out',
+      join(dir, 'm.kensa'),
+      '--size',
+      '96',
+      '--d',
+      '16',
+    );
     kensa(
       'test',
       '--model',
@@ -222,5 +234,42 @@ describe.skipIf(!present)('HTML report in Chromium', () => {
     );
     expect(r.stdout).toContain('(threshold 12.500)');
     expect(kensa('threshold', '--model', join(dir, 'f1.kensa')).stdout).toMatch(/custom\s+12\.5/);
+  });
+
+  it("file names with '#' or '?' still show their pictures; commands quote a model path with a space, ';' or a quote", async () => {
+    const odd = join(dir, 'odd');
+    mkdirSync(odd, { recursive: true });
+    copyFileSync(join(dir, 'data', 'test', 'good', '000.png'), join(odd, 'part #3?.png'));
+    copyFileSync(join(dir, 'data', 'test', 'dust', '000.png'), join(odd, '100%.png'));
+    const modelPath = join(dir, "my model; rm -rf ~ 'x'.kensa");
+    copyFileSync(join(dir, 'm.kensa'), modelPath);
+    kensa('predict', '--model', modelPath, '--out', join(dir, 'odd-out'), '--report', odd);
+    const p3 = await browser.newPage({ locale: 'en-US' });
+    await p3.goto(pathToFileURL(join(dir, 'odd-out', 'report.html')).href);
+    const widths = await p3.evaluate(() =>
+      Promise.all(
+        [...document.querySelectorAll<HTMLImageElement>('#grid img')].map(async (img) => {
+          img.loading = 'eager';
+          await img.decode().catch(() => undefined);
+          return img.naturalWidth;
+        }),
+      ),
+    );
+    expect(widths).toHaveLength(2);
+    expect(widths.every((w) => w > 0)).toBe(true);
+    const posix = await p3.locator('#cmd-store').inputValue();
+    expect(posix).toMatch(/^kensa threshold --model '.*my model; rm -rf ~ '\\''x'\\''\.kensa' --set \d/);
+    // the POSIX form, run by a shell, passes the path as one argument
+    const echoed = spawnSync(
+      'sh',
+      ['-c', posix.replace(/^kensa threshold --model /, 'printf %s ').replace(/ --set .*$/, '')],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(echoed.stdout).toBe(modelPath);
+    expect(await p3.locator('#ps-rows').isVisible()).toBe(true);
+    expect(await p3.locator('#cmd-store-ps').inputValue()).toContain("'x''.kensa'");
+    await p3.close();
   });
 });

@@ -7,7 +7,7 @@
  */
 import { KensaError } from '../../util/errors.js';
 import type { EfficientNetLiteArchitecture } from '../registry.js';
-import type { GraphBuilder, Weights } from '../onnx-graph.js';
+import type { GraphBuilder, Weights } from '../graph-builder.js';
 
 const EPS = 1e-3;
 

@@ -4,7 +4,7 @@
  * so reduced-width test networks use the same code.
  */
 import type { ResNetArchitecture } from '../registry.js';
-import type { GraphBuilder, Weights } from '../onnx-graph.js';
+import type { GraphBuilder, Weights } from '../graph-builder.js';
 
 const EPS = 1e-5;
 const same3x3: [number, number, number, number] = [1, 1, 1, 1];

@@ -4,6 +4,7 @@
  * fixed, seeded subset of channels. This file holds the layout and the channel choice; the embedding
  * itself is computed inside the ONNX graphs (graphs.ts).
  */
+import { mulberry32 } from '../../util/random.js';
 
 export interface EmbeddingLayout {
   /** Channels of the three maps. */
@@ -25,15 +26,4 @@ export function chooseChannels(total: number, d: number, seed: number): Int32Arr
     [pool[i], pool[j]] = [pool[j], pool[i]];
   }
   return pool.slice(0, d).sort();
-}
-
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -1,24 +1,17 @@
 /**
  * PaDiM's per-batch work as ONNX graphs on onnxruntime, built once per model:
  *
- *   embed:  layer1..3 → [P, B, d] patch embeddings minus a shift (for fitting), and their sum over B
- *   score:  layer1..3 → embeddings → Mahalanobis distances → A·D·Aᵀ (upsampling + Gaussian smoothing)
- *           → anomaly maps [B, S, S] and image scores (their maxima) [B]
+ *   embed:     layer1..3 → [P, B, d] patch embeddings minus a shift (for fitting), and their sum over B
+ *   distance:  layer1..3 → embeddings → Mahalanobis distance of every patch → [B, h, w] patch scores
  *
  * The embedding (coarser maps repeated over the stride-4 grid, a fixed channel subset) is a channels-last
  * Transpose, a broadcast Expand, a Concat and (for a subset) a Gather, so no feature map is re-arranged
  * in JavaScript.
  */
 import type { FeatureMap } from '../../backbone/backbone.js';
-import {
-  encodeGraph,
-  float32Tensor as f32,
-  int64Tensor as i64,
-  valueInfo as vi,
-  type NodeSpec as Node,
-} from '../../backbone/onnx-graph.js';
-import { OnnxSession, type RunOutput } from '../../backbone/runtime.js';
-import { upsampleSmoothMatrix } from '../../postprocess/smoothing-matrix.js';
+import { encodeGraph, int64Tensor as i64, valueInfo as vi, type NodeSpec as Node } from '../../onnx/graph.js';
+import { OnnxSession, type RunOutput } from '../../onnx/runtime.js';
+import type { PatchScores } from '../method.js';
 import type { EmbeddingLayout } from './embedding.js';
 
 /**
@@ -118,11 +111,11 @@ export class EmbedGraph {
   }
 }
 
-/** From feature maps to anomaly maps [B, S, S] and image scores [B], with the model's statistics inside. */
-export class ScoreGraph {
+/** From feature maps to the Mahalanobis distance of every patch [B, h, w], with the model's statistics. */
+export class DistanceGraph {
   private constructor(
     private readonly session: OnnxSession,
-    readonly size: number,
+    private readonly layout: EmbeddingLayout,
     private readonly stats: Record<'mean' | 'precision', RunOutput>,
   ) {}
 
@@ -130,15 +123,9 @@ export class ScoreGraph {
     layout: EmbeddingLayout,
     mean: Float32Array,
     precision: Float32Array,
-    size: number,
-    sigma: number,
-  ): Promise<ScoreGraph> {
+  ): Promise<DistanceGraph> {
     const P = layout.height * layout.width;
     const d = layout.index.length;
-    const h = layout.height;
-    const A = upsampleSmoothMatrix(h, size, sigma);
-    const At = new Float32Array(h * size);
-    for (let i = 0; i < size; i++) for (let j = 0; j < h; j++) At[j * size + i] = A[i * h + j];
     const nodes: Node[] = [
       ...embeddingNodes(layout),
       { op: 'Sub', inputs: ['x', 'mean'], output: 'diff' },
@@ -146,43 +133,33 @@ export class ScoreGraph {
       { op: 'Mul', inputs: ['y', 'diff'], output: 'prod' },
       { op: 'ReduceSum', inputs: ['prod', 'axis2'], output: 'm2', attrs: { keepdims: 0 } },
       { op: 'Relu', inputs: ['m2'], output: 'm2pos' },
-      { op: 'Sqrt', inputs: ['m2pos'], output: 'dist' },
-      { op: 'Transpose', inputs: ['dist'], output: 'dist_bp', attrs: { perm: [1, 0] } },
-      { op: 'Reshape', inputs: ['dist_bp', 'shape_grid'], output: 'grid' },
-      { op: 'MatMul', inputs: ['A', 'grid'], output: 'rows' },
-      { op: 'MatMul', inputs: ['rows', 'At'], output: 'map' },
-      { op: 'ReduceMax', inputs: ['map'], output: 'score', attrs: { axes: [1, 2], keepdims: 0 } },
+      { op: 'Sqrt', inputs: ['m2pos'], output: 'dist_pb' },
+      { op: 'Transpose', inputs: ['dist_pb'], output: 'dist_bp', attrs: { perm: [1, 0] } },
+      { op: 'Reshape', inputs: ['dist_bp', 'shape_grid'], output: 'dist' },
     ];
     // mean and precision are inputs, not initializers: no copy of hundreds of megabytes into the graph
     const model = encodeGraph(
       'padim',
       nodes,
       [...featureInputs(layout), vi('mean', [P, 1, d]), vi('precision', [P, d, d])],
-      [vi('map', ['b', size, size]), vi('score', ['b'])],
+      [vi('dist', ['b', layout.height, layout.width])],
       [
         ...embeddingInitializers(layout),
-        f32('A', [size, h], A),
-        f32('At', [h, size], At),
         i64('axis2', [2]),
         i64('shape_grid', [-1, layout.height, layout.width]),
       ],
     );
-    return new ScoreGraph(await OnnxSession.create(model), size, {
+    return new DistanceGraph(await OnnxSession.create(model), layout, {
       mean: { data: mean, dims: [P, 1, d] },
       precision: { data: precision, dims: [P, d, d] },
     });
   }
 
-  /** One anomaly map (S·S values) and score per image of the batch. */
-  async run(
-    maps: readonly [FeatureMap, FeatureMap, FeatureMap],
-  ): Promise<{ maps: Float32Array[]; scores: number[] }> {
-    const out = await this.session.run({ ...feeds(maps), ...this.stats });
-    const S2 = this.size * this.size;
-    const B = maps[0].dims[0];
+  async run(maps: readonly [FeatureMap, FeatureMap, FeatureMap]): Promise<PatchScores> {
+    const out = await this.session.run({ ...feeds(maps), ...this.stats }, ['dist']);
     return {
-      maps: Array.from({ length: B }, (_, b) => out.map.data.slice(b * S2, (b + 1) * S2)),
-      scores: Array.from(out.score.data),
+      grid: out.dist.data,
+      dims: [maps[0].dims[0], this.layout.height, this.layout.width],
     };
   }
 

@@ -4,8 +4,8 @@
  *   inverse:     Σ[p]⁻¹ in float64 (com.microsoft Inverse)
  * Each graph is built once per process and reused.
  */
-import { DataType, encodeGraph, valueInfo } from '../../backbone/onnx-graph.js';
-import { OnnxSession } from '../../backbone/runtime.js';
+import { DataType, encodeGraph, valueInfo } from '../../onnx/graph.js';
+import { OnnxSession } from '../../onnx/runtime.js';
 
 /** These graphs handle hundreds of megabytes per call: no arena, so memory goes back after each call. */
 const NO_ARENA = { arena: false };
@@ -47,27 +47,33 @@ function getSessions() {
 /** Positions per accumulate call: bounds onnxruntime's intermediate buffers (Xᵀ and Xᵀ X of a chunk). */
 const ACCUMULATE_CHUNK = 1024;
 
-/** into = acc + Xᵀ X for each position (`into` and `acc` are distinct buffers of P·d·d values). */
+/**
+ * acc += Xᵀ X for each position, in place (acc: P·d·d values). onnxruntime writes each chunk's sum into
+ * one chunk-sized buffer that is copied back, so no second full-size accumulator is needed.
+ */
 export async function accumulateOuter(
   x: Float32Array,
   acc: Float32Array,
-  into: Float32Array,
   P: number,
   K: number,
   d: number,
 ): Promise<void> {
   const s = (await getSessions()).accumulate;
+  const dd = d * d;
+  const spare = new Float32Array(Math.min(ACCUMULATE_CHUNK, P) * dd);
   for (let start = 0; start < P; start += ACCUMULATE_CHUNK) {
     const n = Math.min(ACCUMULATE_CHUNK, P - start);
-    const dd = d * d;
+    const part = acc.subarray(start * dd, (start + n) * dd);
+    const into = spare.subarray(0, n * dd);
     await s.run(
       {
         x: { data: x.subarray(start * K * d, (start + n) * K * d), dims: [n, K, d] },
-        acc: { data: acc.subarray(start * dd, (start + n) * dd), dims: [n, d, d] },
+        acc: { data: part, dims: [n, d, d] },
       },
       undefined,
-      { sum: { data: into.subarray(start * dd, (start + n) * dd), dims: [n, d, d] } },
+      { sum: { data: into, dims: [n, d, d] } },
     );
+    part.set(into);
   }
 }
 

@@ -4,28 +4,35 @@
  *
  * Fitting is streaming: embeddings of a few dozen images at a time are centred on a fixed shift and their
  * outer products added into one d×d accumulator per position, so memory does not grow with the number of
- * training images. The statistics are then used by the score graph (graphs.ts): the Mahalanobis distance
- * of each test patch.
+ * training images. Out-of-fold statistics come from the same accumulator: a fold's Xᵀ X is accumulated
+ * on its own and subtracted from the total, so a fold costs one more pass over its images and one
+ * inversion, never a second fit. The statistics are then used by the distance graph (graphs.ts): the
+ * Mahalanobis distance of each test patch.
  */
-import type { FeatureMap } from '../../backbone/backbone.js';
 import { KensaError } from '../../util/errors.js';
+import type { Features, Fitter, Fold, MethodState, Scorer } from '../method.js';
 import type { EmbeddingLayout } from './embedding.js';
-import { EmbedGraph } from './graphs.js';
+import { DistanceGraph, EmbedGraph } from './graphs.js';
 import { accumulateOuter, invertBatch } from './linalg.js';
 
 /** Regularisation added to every covariance, as in the PaDiM paper and its public code. */
 export const EPSILON = 0.01;
+/** Grid stride in input pixels (the finest backbone map). */
+export const PADIM_STRIDE = 4;
 /** Largest embedding chunk (bytes) held while fitting: more images per chunk, fewer accumulator passes. */
-const BUFFER_BYTES = 192 * 1024 * 1024;
+export const BUFFER_BYTES = 192 * 1024 * 1024;
 
-export interface GaussianStats {
+export interface PadimState extends MethodState {
+  method: 'padim';
   layout: EmbeddingLayout;
   /** [P, d] */
   mean: Float32Array;
   /** [P, d, d] */
   precision: Float32Array;
-  /** Images the statistics were fitted on. */
+  /** Images (or tiles) the statistics were fitted on. */
   count: number;
+  seed: number;
+  epsilon: number;
 }
 
 export function imagesPerChunk(layout: EmbeddingLayout, max = 128): number {
@@ -34,97 +41,209 @@ export function imagesPerChunk(layout: EmbeddingLayout, max = 128): number {
 }
 
 /**
- * Streaming estimator of the per-position mean and covariance. Feed it backbone batches with `add`,
- * then `finish()` for the Gaussian statistics (covariance with the unbiased n−1 normaliser, + ε·I).
+ * Streams embeddings into chunks of K images ([P, K, d]) and adds each full chunk's Xᵀ X into an
+ * accumulator; also sums the embeddings. One per accumulator (the total, or a fold's).
  */
-export class GaussianFitter {
-  private readonly P: number;
-  private readonly d: number;
-  private readonly K: number;
-  private readonly buffer: Float32Array;
+class Accumulator {
+  readonly sum: Float64Array;
+  readonly acc: Float32Array;
+  count = 0;
+  private buffer?: Float32Array;
   private filled = 0;
-  private count = 0;
-  private shift?: Float32Array;
-  private readonly sum: Float64Array;
-  private acc: Float32Array;
-  private spare: Float32Array;
-  private embed?: EmbedGraph;
 
-  constructor(readonly layout: EmbeddingLayout) {
-    this.P = layout.height * layout.width;
-    this.d = layout.index.length;
-    this.K = imagesPerChunk(layout);
-    this.buffer = new Float32Array(this.P * this.K * this.d);
-    this.sum = new Float64Array(this.P * this.d);
-    this.acc = new Float32Array(this.P * this.d * this.d);
-    this.spare = new Float32Array(this.P * this.d * this.d);
+  constructor(
+    private readonly P: number,
+    private readonly d: number,
+    private readonly K: number,
+  ) {
+    this.sum = new Float64Array(P * d);
+    this.acc = new Float32Array(P * d * d);
   }
 
-  /** Adds every image of a backbone batch. */
-  async add(maps: readonly [FeatureMap, FeatureMap, FeatureMap]): Promise<void> {
+  /** x: [P, B, d] centred embeddings of B images; sum: their sum over B. */
+  async add(x: Float32Array, sum: Float32Array, B: number): Promise<void> {
     const { P, d, K } = this;
-    this.embed ??= await EmbedGraph.create(this.layout);
-    const B = maps[0].dims[0];
-    if (!this.shift) {
-      // Centre on a fixed shift (the first batch's mean) so that float32 sums keep their precision.
-      const { sum } = await this.embed.run(maps, new Float32Array(P * d));
-      this.shift = sum.map((v) => v / B);
-    }
-    const { x, sum } = await this.embed.run(maps, this.shift);
+    const buffer = (this.buffer ??= new Float32Array(P * K * d));
     for (let i = 0; i < sum.length; i++) this.sum[i] += sum[i];
-    // x is [P, B, d]; copy image rows into free slots of the [P, K, d] chunk, flushing when full
     for (let b = 0; b < B;) {
       const n = Math.min(B - b, K - this.filled);
       for (let p = 0; p < P; p++)
-        this.buffer.set(x.subarray((p * B + b) * d, (p * B + b + n) * d), (p * K + this.filled) * d);
+        buffer.set(x.subarray((p * B + b) * d, (p * B + b + n) * d), (p * K + this.filled) * d);
       this.filled += n;
       b += n;
       if (this.filled === K) await this.flush();
     }
   }
 
-  private async flush(): Promise<void> {
-    const { P, d, K } = this;
-    if (this.filled === 0) return;
-    await accumulateOuter(this.buffer, this.acc, this.spare, P, K, d);
-    [this.acc, this.spare] = [this.spare, this.acc];
-    this.count += this.filled;
-    this.filled = 0;
+  /**
+   * Accumulates what is buffered (the unused slots of a partly filled chunk are zeroed so they add
+   * nothing). `last`: no more images will come, so the chunk buffer is let go.
+   */
+  async flush(last = false): Promise<void> {
+    const { P, d, K, buffer } = this;
+    if (buffer && this.filled > 0) {
+      for (let p = 0; p < P; p++) buffer.fill(0, (p * K + this.filled) * d, (p + 1) * K * d);
+      await accumulateOuter(buffer, this.acc, P, K, d);
+      this.count += this.filled;
+      this.filled = 0;
+    }
+    if (last) this.buffer = undefined;
+  }
+}
+
+/**
+ * Turns centred sums into the statistics, in place: `acc` (Σ (x−s)(x−s)ᵀ over n images) becomes the
+ * precision (covariance with the unbiased n−1 normaliser, + ε·I, inverted in float64); returns the mean.
+ */
+async function statistics(
+  acc: Float32Array,
+  sum: Float64Array,
+  n: number,
+  shift: Float32Array,
+  P: number,
+  d: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<{ mean: Float32Array; precision: Float32Array }> {
+  if (n < 2)
+    throw new KensaError('E_ARGUMENT', `a covariance needs at least 2 training images; ${n} were given`);
+  const mean = new Float32Array(P * d);
+  const m = new Float64Array(d);
+  for (let p = 0; p < P; p++) {
+    for (let j = 0; j < d; j++) {
+      m[j] = sum[p * d + j] / n;
+      mean[p * d + j] = shift[p * d + j] + m[j];
+    }
+    const o = p * d * d;
+    for (let i = 0; i < d; i++) {
+      for (let j = 0; j < d; j++) acc[o + i * d + j] = (acc[o + i * d + j] - n * m[i] * m[j]) / (n - 1);
+      acc[o + i * d + i] += EPSILON;
+    }
+  }
+  return { mean, precision: await invertBatch(acc, P, d, onProgress) };
+}
+
+/** A scorer over PaDiM statistics: the Mahalanobis distance of every patch. */
+export class PadimScorer implements Scorer {
+  readonly stride = PADIM_STRIDE;
+
+  private constructor(private readonly graph: DistanceGraph) {}
+
+  static async open(
+    layout: EmbeddingLayout,
+    mean: Float32Array,
+    precision: Float32Array,
+  ): Promise<PadimScorer> {
+    return new PadimScorer(await DistanceGraph.create(layout, mean, precision));
+  }
+
+  score(features: Features) {
+    return this.graph.run(features);
+  }
+
+  release(): Promise<void> {
+    return this.graph.release();
+  }
+}
+
+/**
+ * Streaming estimator of the per-position mean and covariance. Feed it backbone batches with `add`,
+ * then `finish()` for the Gaussian statistics.
+ */
+export class GaussianFitter implements Fitter<PadimState> {
+  private readonly P: number;
+  private readonly d: number;
+  private readonly K: number;
+  private total?: Accumulator;
+  private shift?: Float32Array;
+  private embed?: EmbedGraph;
+
+  constructor(
+    readonly layout: EmbeddingLayout,
+    private readonly seed = 0,
+  ) {
+    this.P = layout.height * layout.width;
+    this.d = layout.index.length;
+    this.K = imagesPerChunk(layout);
+  }
+
+  /** Centred embeddings of a batch (the shift is fixed by the first batch). */
+  private async embeddings(maps: Features): Promise<{ x: Float32Array; sum: Float32Array }> {
+    this.embed ??= await EmbedGraph.create(this.layout);
+    if (!this.shift) {
+      // Centre on a fixed shift (the first batch's mean) so that float32 sums keep their precision.
+      const B = maps[0].dims[0];
+      const { sum } = await this.embed.run(maps, new Float32Array(this.P * this.d));
+      this.shift = sum.map((v) => v / B);
+    }
+    return this.embed.run(maps, this.shift);
+  }
+
+  /** Adds every image of a backbone batch. */
+  async add(maps: Features): Promise<void> {
+    const { x, sum } = await this.embeddings(maps);
+    this.total ??= new Accumulator(this.P, this.d, this.K);
+    await this.total.add(x, sum, maps[0].dims[0]);
+  }
+
+  private async fitted(): Promise<Accumulator> {
+    if (!this.total || !this.shift)
+      throw new KensaError('E_ARGUMENT', 'a covariance needs at least 2 training images; 0 were given');
+    await this.total.flush(true);
+    return this.total;
+  }
+
+  async without(fold: Fold, onProgress?: (done: number, total: number) => void): Promise<Scorer> {
+    const total = await this.fitted();
+    const part = new Accumulator(this.P, this.d, this.K);
+    for await (const batch of fold.features()) {
+      const { x, sum } = await this.embeddings(batch.features);
+      await part.add(x, sum, batch.features[0].dims[0]);
+    }
+    await part.flush(true);
+    const acc = part.acc;
+    const sum = new Float64Array(total.sum.length);
+    for (let i = 0; i < acc.length; i++) acc[i] = total.acc[i] - acc[i];
+    for (let i = 0; i < sum.length; i++) sum[i] = total.sum[i] - part.sum[i];
+    const { mean, precision } = await statistics(
+      acc,
+      sum,
+      total.count - part.count,
+      this.shift!,
+      this.P,
+      this.d,
+      onProgress,
+    );
+    return PadimScorer.open(this.layout, mean, precision);
   }
 
   /** The statistics; `onProgress` follows the inversion (positions done of all). */
-  async finish(onProgress?: (done: number, total: number) => void): Promise<GaussianStats> {
-    await this.flushPartial();
-    const { P, d } = this;
-    const n = this.count;
-    if (n < 2)
-      throw new KensaError('E_ARGUMENT', `a covariance needs at least 2 training images; ${n} were given`);
-    const mean = new Float32Array(P * d);
-    const cov = this.acc;
-    const m = new Float64Array(d);
-    for (let p = 0; p < P; p++) {
-      for (let j = 0; j < d; j++) {
-        m[j] = this.sum[p * d + j] / n;
-        mean[p * d + j] = this.shift![p * d + j] + m[j];
-      }
-      const o = p * d * d;
-      for (let i = 0; i < d; i++) {
-        for (let j = 0; j < d; j++) cov[o + i * d + j] = (cov[o + i * d + j] - n * m[i] * m[j]) / (n - 1);
-        cov[o + i * d + i] += EPSILON;
-      }
-    }
-    this.spare = new Float32Array(0);
-    await this.embed?.release();
-    const precision = await invertBatch(cov, P, d, onProgress);
-    return { layout: this.layout, mean, precision, count: n };
+  async finish(onProgress?: (done: number, total: number) => void): Promise<PadimState> {
+    const total = await this.fitted();
+    const { mean, precision } = await statistics(
+      total.acc,
+      total.sum,
+      total.count,
+      this.shift!,
+      this.P,
+      this.d,
+      onProgress,
+    );
+    const count = total.count;
+    this.total = undefined;
+    await this.release();
+    return {
+      method: 'padim',
+      layout: this.layout,
+      mean,
+      precision,
+      count,
+      seed: this.seed,
+      epsilon: EPSILON,
+    };
   }
 
-  /** The last, partly filled chunk: zero its unused slots so they add nothing, then accumulate. */
-  private async flushPartial(): Promise<void> {
-    if (this.filled === 0) return;
-    const { P, d, K } = this;
-    const n = this.filled;
-    for (let p = 0; p < P; p++) this.buffer.fill(0, (p * K + n) * d, (p + 1) * K * d);
-    await this.flush();
+  async release(): Promise<void> {
+    await this.embed?.release();
+    this.embed = undefined;
   }
 }

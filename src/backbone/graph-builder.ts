@@ -1,107 +1,14 @@
 /**
- * A small builder for ONNX graphs (protobuf via onnx-proto), with the one fusion every backbone needs:
- * batch-norm folded into the preceding convolution when the graph is built.
+ * The backbones' ONNX graph builder, with the one fusion every backbone needs: batch-norm folded into the
+ * preceding convolution when the graph is built; and named access to a state_dict.
  *
  * Inputs have a free batch size and free spatial size (named dimensions), weights are float32
  * initializers, and the graph is encoded once at the end.
  */
-import onnxProto from 'onnx-proto';
+import { attribute, onnx, OPSET, valueInfo, type AttrValue } from '../onnx/graph.js';
 import { KensaError } from '../util/errors.js';
 import { shapeString, toFloat32, type Tensor } from '../util/tensor.js';
 import type { StateDict } from './checkpoint.js';
-
-const { onnx } = onnxProto;
-export const OPSET = 17;
-
-type AttrValue = number | number[] | string | { float: number };
-
-/** A node of a small hand-written graph: one output, attributes as plain values. */
-export interface NodeSpec {
-  op: string;
-  inputs: string[];
-  output: string;
-  domain?: string;
-  attrs?: Record<string, AttrValue>;
-}
-
-function attribute(name: string, v: AttrValue) {
-  const A = onnx.AttributeProto.AttributeType;
-  if (typeof v === 'string') return { name, type: A.STRING, s: new TextEncoder().encode(v) };
-  if (Array.isArray(v)) return { name, type: A.INTS, ints: v };
-  if (typeof v === 'object') return { name, type: A.FLOAT, f: v.float };
-  return { name, type: A.INT, i: v };
-}
-
-/** A graph input or output: element type (float32 unless given) and dimensions (named ones are free). */
-export function valueInfo(
-  name: string,
-  dims: (number | string)[],
-  elemType: number = onnx.TensorProto.DataType.FLOAT,
-) {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: {
-      tensorType: {
-        elemType,
-        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
-      },
-    },
-  });
-}
-
-export const float32Tensor = (name: string, dims: number[], data: Float32Array) =>
-  onnx.TensorProto.create({
-    name,
-    dims,
-    dataType: onnx.TensorProto.DataType.FLOAT,
-    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-  });
-
-export const int64Tensor = (name: string, values: number[]) =>
-  onnx.TensorProto.create({
-    name,
-    dims: [values.length],
-    dataType: onnx.TensorProto.DataType.INT64,
-    int64Data: values,
-  });
-
-export const DataType = onnx.TensorProto.DataType;
-
-/** Encodes a small graph (opset 17, plus onnxruntime's com.microsoft domain) to ONNX bytes. */
-export function encodeGraph(
-  name: string,
-  nodes: NodeSpec[],
-  inputs: ReturnType<typeof valueInfo>[],
-  outputs: ReturnType<typeof valueInfo>[],
-  initializer: InstanceType<typeof onnx.TensorProto>[] = [],
-): Uint8Array {
-  return onnx.ModelProto.encode(
-    onnx.ModelProto.create({
-      irVersion: 8,
-      producerName: 'kensa',
-      opsetImport: [
-        { domain: '', version: OPSET },
-        { domain: 'com.microsoft', version: 1 },
-      ],
-      graph: {
-        name,
-        node: nodes.map((n) =>
-          onnx.NodeProto.create({
-            opType: n.op,
-            domain: n.domain ?? '',
-            input: n.inputs,
-            output: [n.output],
-            name: n.output,
-            attribute: Object.entries(n.attrs ?? {}).map(([k, v]) => attribute(k, v)),
-          }),
-        ),
-        input: inputs,
-        output: outputs,
-        initializer,
-      },
-    }),
-  ).finish();
-}
 
 /** Named access to a state_dict that says which architecture a missing key belongs to. */
 export class Weights {

@@ -1,0 +1,142 @@
+/**
+ * The method seam: what every anomaly-detection method provides, and nothing more.
+ *
+ *   fit:    a stream of backbone feature batches (good images only) → state tensors and metadata
+ *   score:  backbone features → a grid of patch scores per image (or tile)
+ *
+ * Everything after the grid — the map step (upsampling, smoothing, image score), thresholds, decisions,
+ * regions, metrics, figures, the report and the model file's layout — is shared and knows no method.
+ * The pipeline picks a method by the name stored in the model (`meta.method`) through the registry
+ * (models/registry.ts), never by testing which one it is.
+ */
+import type { FeatureMap } from '../backbone/backbone.js';
+import type { MapSettings } from '../postprocess/anomaly-map.js';
+import type { Tensor } from '../util/tensor.js';
+
+/** The backbone's three feature maps of a batch (strides 4, 8 and 16). */
+export type Features = readonly [FeatureMap, FeatureMap, FeatureMap];
+
+/** A rectangle of grid cells, half-open: rows y0..y1-1, columns x0..x1-1. */
+export interface CellRect {
+  y0: number;
+  y1: number;
+  x0: number;
+  x1: number;
+}
+
+export interface PatchScores {
+  /** [B, h, w] patch scores, row-major. */
+  grid: Float32Array;
+  dims: [number, number, number];
+  /**
+   * The method's own image-level score, when it is not the maximum of the smoothed map: per batch element
+   * the highest raw patch score within its owned cells (`raw`) and the image score it gives (`score`).
+   * PatchCore's re-weighted nearest-neighbour score is one. Absent: the image score is the map's maximum.
+   */
+  peaks?: { raw: Float32Array; score: Float32Array };
+}
+
+export interface Scorer {
+  /** Input pixels per grid cell. */
+  readonly stride: number;
+  /**
+   * Patch scores of a batch. `owned` (one per batch element) limits where `peaks` are looked for: a tile
+   * of a large image owns only the cells that no better-placed tile covers.
+   */
+  score(features: Features, owned?: readonly CellRect[]): Promise<PatchScores>;
+  release(): Promise<void>;
+}
+
+/** A fitted method: its name, its tensors (as stored in the model file) and its metadata block. */
+export interface MethodState {
+  readonly method: string;
+}
+
+/** Training settings every method sees; each method checks the ones it uses. */
+export interface FitSettings {
+  /** Channels of the backbone's three maps. */
+  channels: [number, number, number];
+  /**
+   * The grid of every network input at this method's stride, when all inputs have one size (fixed square,
+   * crop or tile); undefined when the size varies from image to image (aspect kept, no tiles).
+   */
+  grid?: [number, number];
+  /** Grid cells of one network input at this method's stride (typical, when the size varies). */
+  cellsPerInput: number;
+  /** Training images (for memory estimates and warnings). */
+  images: number;
+  /** Network inputs per image (tiles), for estimates. */
+  inputsPerImage: number;
+  /** The backbone's default number of PaDiM channels. */
+  defaultD?: number;
+  seed: number;
+  /** Method options as given by the user (undefined = the method's default). */
+  d?: number;
+  coreset?: number;
+  onWarning?: (message: string) => void;
+}
+
+/** What a fold of the training images looks like to a fitter: its images and a way to read them again. */
+export interface Fold {
+  /** Training-image indices in this fold. */
+  images: ReadonlySet<number>;
+  /** Feature batches of the fold's images (read again from disk: features are never all kept). */
+  features: () => AsyncIterable<{ features: Features; images: readonly number[] }>;
+}
+
+export interface Fitter<S extends MethodState = MethodState> {
+  /** Adds a batch of training features; `images` gives each batch element's training-image index. */
+  add(features: Features, images: readonly number[]): Promise<void>;
+  /**
+   * A scorer fitted as if the fold's images had not been seen, for out-of-fold calibration. Called after
+   * every batch has been added and before `finish`.
+   */
+  without(fold: Fold, onProgress?: (done: number, total: number) => void): Promise<Scorer>;
+  /** The fitted state, from all added images. `onProgress` follows its longest step. */
+  finish(onProgress?: (done: number, total: number) => void): Promise<S>;
+  /** Frees what the fitter holds (also after a failure). */
+  release(): Promise<void>;
+}
+
+/** Memory and model-file size a method expects for given settings, in bytes. */
+export interface Estimate {
+  /** Peak bytes the method itself holds while fitting (beyond the backbone and image loading). */
+  fitBytes: number;
+  /** Peak bytes the method holds while scoring. */
+  scoreBytes: number;
+  /** Model file size. */
+  modelBytes: number;
+  /** A short account of where the bytes go, for messages. */
+  detail: string;
+}
+
+export interface Method<S extends MethodState = MethodState> {
+  readonly name: string;
+  /** One line for help texts. */
+  readonly summary: string;
+  /** Input pixels per grid cell. */
+  readonly stride: number;
+  /** The map step of new models. */
+  readonly map: MapSettings;
+  /** Whether the method needs every network input to have one size (per-position statistics). */
+  readonly fixedGrid: boolean;
+  /** The grid every input must have for this state, when the method needs one size. */
+  inputGrid(state: S): [number, number] | undefined;
+  /** Checks the settings before any work (throws a usage error naming the option); returns the estimate. */
+  check(settings: FitSettings): Estimate;
+  createFitter(settings: FitSettings): Fitter<S>;
+  openScorer(state: S): Promise<Scorer>;
+  /** The method's metadata block (its settings and sizes; stored in the model under the method's name). */
+  describe(state: S): Record<string, unknown>;
+  /** The state as model-file tensors (names prefixed with the method name) and its metadata block. */
+  serialize(state: S): { tensors: [string, Tensor][]; meta: Record<string, unknown> };
+  /**
+   * The state from a model file's tensors and metadata block; returns a problem description instead when
+   * they do not make a usable state (the caller names the file).
+   */
+  deserialize(
+    tensors: ReadonlyMap<string, Tensor>,
+    meta: unknown,
+    context: { channels: [number, number, number]; formatVersion: number },
+  ): S | string;
+}

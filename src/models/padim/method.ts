@@ -1,0 +1,196 @@
+/**
+ * PaDiM as a method (models/method.ts): one Gaussian per position of a fixed grid, Mahalanobis distance.
+ *
+ * Stored tensors: padim.mean [P, d] f32; padim.precision_packed [P, d(d+1)/2] f32, the upper triangle of
+ * each symmetric precision matrix, row by row (format version 2; version 1 files hold the full
+ * padim.precision [P, d, d] and still load); padim.channel_index [d] i32.
+ */
+import { KensaError, invalidParameter } from '../../util/errors.js';
+import type { Tensor } from '../../util/tensor.js';
+import type { Estimate, FitSettings, Method } from '../method.js';
+import { chooseChannels } from './embedding.js';
+import {
+  BUFFER_BYTES,
+  EPSILON,
+  GaussianFitter,
+  PADIM_STRIDE,
+  PadimScorer,
+  type PadimState,
+} from './model.js';
+
+/** The largest statistics a model may declare (elements of the full precision tensor). */
+const MAX_PRECISION_VALUES = 2 ** 31;
+
+/** The upper triangles of P symmetric d×d matrices, row by row: P·d(d+1)/2 values. */
+export function packUpper(full: Float32Array, P: number, d: number): Float32Array {
+  const T = (d * (d + 1)) / 2;
+  const out = new Float32Array(P * T);
+  let k = 0;
+  for (let p = 0; p < P; p++) {
+    const o = p * d * d;
+    for (let i = 0; i < d; i++) {
+      out.set(full.subarray(o + i * d + i, o + i * d + d), k);
+      k += d - i;
+    }
+  }
+  return out;
+}
+
+/** The symmetric matrices back from their packed upper triangles. */
+export function unpackUpper(packed: Float32Array, P: number, d: number): Float32Array {
+  const out = new Float32Array(P * d * d);
+  let k = 0;
+  for (let p = 0; p < P; p++) {
+    const o = p * d * d;
+    for (let i = 0; i < d; i++) {
+      for (let j = i; j < d; j++) {
+        const v = packed[k++];
+        out[o + i * d + j] = v;
+        out[o + j * d + i] = v;
+      }
+    }
+  }
+  return out;
+}
+
+function dFor(settings: FitSettings): number {
+  const [c1, c2, c3] = settings.channels;
+  const total = c1 + c2 + c3;
+  // EfficientNet-Lite keeps all channels (the backbone's default d is all of them); others take a subset
+  const d = settings.d ?? Math.min(total, settings.defaultD ?? total);
+  if (!Number.isInteger(d) || d < 1 || d > total)
+    throw invalidParameter('d', `integer between 1 and ${total}`, d);
+  return d;
+}
+
+function estimate(settings: FitSettings, grid: [number, number], d: number, batch: number): Estimate {
+  const P = grid[0] * grid[1];
+  const matrices = P * d * d * 4;
+  const spare = Math.min(1024, P) * d * d * 4;
+  const inverse = Math.min(256, P) * d * d * 8 * 3;
+  const model = P * ((d * (d + 1)) / 2 + d) * 4;
+  return {
+    // the total accumulator, a fold's accumulator, one chunk of embeddings, onnxruntime's chunk buffers
+    fitBytes: 2 * matrices + BUFFER_BYTES + spare + inverse,
+    // the full precision matrices and the per-batch products [P, B, d]
+    scoreBytes: matrices + 3 * P * batch * d * 4,
+    modelBytes: model,
+    detail: `${P} positions × ${d}×${d} covariance matrices (${(matrices / 2 ** 20).toFixed(0)} MiB each copy)`,
+  };
+}
+
+export const padim: Method<PadimState> = {
+  name: 'padim',
+  summary: 'one Gaussian per patch position, Mahalanobis distance (Defard et al. 2020)',
+  stride: PADIM_STRIDE,
+  map: { sigma: 4, padding: 'reflect' },
+  fixedGrid: true,
+  inputGrid: (state) => [state.layout.height, state.layout.width],
+
+  check(settings) {
+    if (settings.coreset !== undefined)
+      throw new KensaError(
+        'E_ARGUMENT',
+        '--coreset applies to --method patchcore only; leave it out for padim',
+      );
+    if (!settings.grid) {
+      throw new KensaError(
+        'E_ARGUMENT',
+        'PaDiM fits one Gaussian per patch position, so every network input must have the same size; ' +
+          'with the aspect ratio kept, images of different sizes give different grids. ' +
+          'Use --tile T (one Gaussian per position within a tile), --square for a square resize, or --method patchcore',
+      );
+    }
+    return estimate(settings, settings.grid, dFor(settings), 32);
+  },
+
+  createFitter(settings) {
+    const d = dFor(settings);
+    const total = settings.channels[0] + settings.channels[1] + settings.channels[2];
+    const [height, width] = settings.grid!;
+    if (settings.images * settings.inputsPerImage < d) {
+      settings.onWarning?.(
+        `${settings.images * settings.inputsPerImage} training images for ${d} channels: the covariances rest largely on the ε·I regulariser; ` +
+          `more good images (≥ ${d}) give a more stable model`,
+      );
+    }
+    return new GaussianFitter(
+      { channels: settings.channels, index: chooseChannels(total, d, settings.seed), height, width },
+      settings.seed,
+    );
+  },
+
+  openScorer(state) {
+    return PadimScorer.open(state.layout, state.mean, state.precision);
+  },
+
+  describe(state) {
+    const { layout } = state;
+    return {
+      d: layout.index.length,
+      seed: state.seed,
+      epsilon: state.epsilon,
+      grid: [layout.height, layout.width],
+      count: state.count,
+    };
+  },
+
+  serialize(state) {
+    const { layout } = state;
+    const P = layout.height * layout.width;
+    const d = layout.index.length;
+    const T = (d * (d + 1)) / 2;
+    const tensors: [string, Tensor][] = [
+      ['padim.mean', { dtype: 'float32', shape: [P, d], data: state.mean }],
+      ['padim.precision_packed', { dtype: 'float32', shape: [P, T], data: packUpper(state.precision, P, d) }],
+      ['padim.channel_index', { dtype: 'int32', shape: [d], data: layout.index }],
+    ];
+    return { tensors, meta: padim.describe(state) };
+  },
+
+  deserialize(tensors, meta, { channels, formatVersion }) {
+    const m = meta as { d?: unknown; grid?: unknown; seed?: unknown; epsilon?: unknown; count?: unknown };
+    const isInt = (v: unknown, min: number) => Number.isSafeInteger(v) && (v as number) >= min;
+    if (typeof m !== 'object' || m === null || !isInt(m.d, 1)) return 'lacks the PaDiM d';
+    if (!Array.isArray(m.grid) || m.grid.length !== 2 || !m.grid.every((g) => isInt(g, 1)))
+      return 'lacks the PaDiM grid';
+    const d = m.d as number;
+    const [h, w] = m.grid as [number, number];
+    const P = h * w;
+    if (P * d * d > MAX_PRECISION_VALUES) return 'declares statistics too large to hold';
+    const get = (name: string, shape: number[], dtype: string): Tensor['data'] | string => {
+      const t = tensors.get(name);
+      if (!t) return `tensor ${name} is missing`;
+      if (t.dtype !== dtype || t.shape.join() !== shape.join())
+        return `tensor ${name} is ${t.dtype} [${t.shape.join(', ')}], expected ${dtype} [${shape.join(', ')}]`;
+      return t.data;
+    };
+    const mean = get('padim.mean', [P, d], 'float32');
+    if (typeof mean === 'string') return mean;
+    const stored =
+      formatVersion === 1
+        ? get('padim.precision', [P, d, d], 'float32')
+        : get('padim.precision_packed', [P, (d * (d + 1)) / 2], 'float32');
+    if (typeof stored === 'string') return stored;
+    const index = get('padim.channel_index', [d], 'int32');
+    if (typeof index === 'string') return index;
+    const total = channels[0] + channels[1] + channels[2];
+    const idx = index as Int32Array;
+    if (idx.some((c, i) => c < 0 || c >= total || (i > 0 && c <= idx[i - 1])))
+      return 'its channel indices are out of range';
+    for (const a of [mean, stored] as Float32Array[])
+      for (let i = 0; i < a.length; i++)
+        if (!Number.isFinite(a[i])) return 'it holds non-finite numbers (NaN or infinity)';
+    const precision =
+      formatVersion === 1 ? (stored as Float32Array) : unpackUpper(stored as Float32Array, P, d);
+    return {
+      method: 'padim',
+      layout: { channels, index: idx, height: h, width: w },
+      mean: mean as Float32Array,
+      precision,
+      count: isInt(m.count, 0) ? (m.count as number) : 0,
+      seed: isInt(m.seed, 0) ? (m.seed as number) : 0,
+      epsilon: typeof m.epsilon === 'number' ? m.epsilon : EPSILON,
+    };
+  },
+};

@@ -1,0 +1,117 @@
+/**
+ * PatchCore as a method (models/method.ts): a coreset memory bank of good patches, nearest-neighbour
+ * distance. Stored tensor: patchcore.memory_bank [M, C] f32.
+ */
+import { invalidParameter, KensaError } from '../../util/errors.js';
+import type { Estimate, FitSettings, Method } from '../method.js';
+import { PROJECTION_DIM } from './coreset.js';
+import { BLOCK_VALUES } from './graphs.js';
+import {
+  DEFAULT_CORESET,
+  DEFAULT_NEIGHBORS,
+  PATCHCORE_STRIDE,
+  PatchcoreFitter,
+  PatchcoreScorer,
+  type PatchcoreState,
+} from './model.js';
+
+/** The most patches a coreset is taken from (the bound that keeps fitting's memory and time in reach). */
+export const MAX_PATCHES = 4_000_000;
+
+function coresetFor(settings: FitSettings): number {
+  const c = settings.coreset ?? DEFAULT_CORESET;
+  if (!(typeof c === 'number' && c > 0 && c <= 1)) throw invalidParameter('coreset', 'a number in (0, 1]', c);
+  return c;
+}
+
+function estimate(settings: FitSettings, coreset: number): Estimate {
+  const C = settings.channels[1] + settings.channels[2];
+  const N = settings.images * settings.inputsPerImage * settings.cellsPerInput;
+  const M = Math.max(1, Math.floor(N * coreset));
+  const bank = M * C * 4;
+  return {
+    // every patch embedding, its projection and its image; the greedy search's bounds and heap; the bank
+    fitBytes: N * (C + PROJECTION_DIM + 1) * 4 + N * 16 + M * PROJECTION_DIM * 4 + 2 * bank,
+    // the bank, the bank prepared for the distance product, one block of distances, the support graph's copy
+    scoreBytes: 4 * bank + BLOCK_VALUES * 4 * 3,
+    modelBytes: bank,
+    detail: `${N.toLocaleString('en')} training patches of ${C} values, a bank of ${M.toLocaleString('en')}`,
+  };
+}
+
+export const patchcore: Method<PatchcoreState> = {
+  name: 'patchcore',
+  summary: 'greedy coreset memory bank, nearest-neighbour distance (Roth et al. 2022)',
+  stride: PATCHCORE_STRIDE,
+  map: { sigma: 4, padding: 'mirror' },
+  fixedGrid: false,
+  inputGrid: () => undefined,
+
+  check(settings) {
+    if (settings.d !== undefined)
+      throw new KensaError('E_ARGUMENT', '--d applies to --method padim only; leave it out for patchcore');
+    const coreset = coresetFor(settings);
+    const N = settings.images * settings.inputsPerImage * settings.cellsPerInput;
+    if (N > MAX_PATCHES) {
+      throw new KensaError(
+        'E_ARGUMENT',
+        `PatchCore would take its coreset from ${N.toLocaleString('en')} training patches; at most ${MAX_PATCHES.toLocaleString('en')} fit in memory and time. ` +
+          `Train on fewer images (about ${Math.floor(MAX_PATCHES / (settings.inputsPerImage * settings.cellsPerInput))}), or lower the resolution (--size or --scale)`,
+      );
+    }
+    return estimate(settings, coreset);
+  },
+
+  createFitter(settings) {
+    return new PatchcoreFitter(settings.channels, coresetFor(settings), DEFAULT_NEIGHBORS, settings.seed);
+  },
+
+  openScorer(state) {
+    return PatchcoreScorer.open(state.bank, state.dim, state.neighbors, state.channels);
+  },
+
+  describe(state) {
+    return {
+      coreset: state.coreset,
+      neighbors: state.neighbors,
+      seed: state.seed,
+      patches: state.patches,
+      projection_dim: PROJECTION_DIM,
+      bank_size: state.bank.length / state.dim,
+      embedding_dim: state.dim,
+    };
+  },
+
+  serialize(state) {
+    const M = state.bank.length / state.dim;
+    return {
+      tensors: [['patchcore.memory_bank', { dtype: 'float32', shape: [M, state.dim], data: state.bank }]],
+      meta: patchcore.describe(state),
+    };
+  },
+
+  deserialize(tensors, meta, { channels }) {
+    const m = meta as { coreset?: unknown; neighbors?: unknown; seed?: unknown; patches?: unknown };
+    if (typeof m !== 'object' || m === null) return 'lacks the PatchCore settings';
+    const isInt = (v: unknown, min: number) => Number.isSafeInteger(v) && (v as number) >= min;
+    if (!isInt(m.neighbors, 1)) return 'lacks the PatchCore neighbours';
+    const C = channels[1] + channels[2];
+    const t = tensors.get('patchcore.memory_bank');
+    if (!t) return 'tensor patchcore.memory_bank is missing';
+    if (t.dtype !== 'float32' || t.shape.length !== 2 || t.shape[1] !== C || t.shape[0] < 1)
+      return `tensor patchcore.memory_bank is ${t.dtype} [${t.shape.join(', ')}], expected float32 [M, ${C}]`;
+    const bank = t.data as Float32Array;
+    for (let i = 0; i < bank.length; i++)
+      if (!Number.isFinite(bank[i])) return 'it holds non-finite numbers (NaN or infinity)';
+    return {
+      method: 'patchcore',
+      channels,
+      bank,
+      dim: C,
+      neighbors: m.neighbors as number,
+      coreset: typeof m.coreset === 'number' ? m.coreset : DEFAULT_CORESET,
+      seed: isInt(m.seed, 0) ? (m.seed as number) : 0,
+      patches: isInt(m.patches, 0) ? (m.patches as number) : 0,
+    };
+  },
+};

@@ -1,0 +1,225 @@
+/**
+ * The PatchCore model (Roth et al. 2022, as anomalib 2.x builds it): a memory bank of good patch
+ * embeddings — a greedy coreset of all training patches — and, for a test patch, the distance to its
+ * nearest bank row. Position-free: one bank serves every position of every image size and every tile.
+ *
+ * Image score (anomalib's compute_anomaly_score): the patch with the largest nearest-neighbour distance s*
+ * (m_test*), its nearest bank row m*, the k bank rows nearest to m* (m* first); with d_j the distances from
+ * m_test* to those rows, the score is (1 − softmax(d)_0) · s*. With k = 1 it is s*.
+ *
+ * Fitting keeps every training patch embedding (with the index of its image) until the coreset is taken.
+ * Out-of-fold calibration scores a fold against the bank without the rows drawn from that fold's images:
+ * one coreset serves all folds.
+ */
+import { KensaError } from '../../util/errors.js';
+import type { CellRect, Features, Fitter, Fold, MethodState, PatchScores, Scorer } from '../method.js';
+import { coresetIndices } from './coreset.js';
+import { EmbedGraph, NearestGraph, NearestSearch } from './graphs.js';
+
+/** Grid stride in input pixels (the stride-8 map). */
+export const PATCHCORE_STRIDE = 8;
+export const DEFAULT_CORESET = 0.1;
+export const DEFAULT_NEIGHBORS = 9;
+
+export interface PatchcoreState extends MethodState {
+  method: 'patchcore';
+  /** Channels of the backbone's three maps (the embedding uses the second and third). */
+  channels: [number, number, number];
+  /** Memory bank [M, C]. */
+  bank: Float32Array;
+  /** Embedding width C. */
+  dim: number;
+  /** Neighbours of the image-score re-weighting (1 = the largest patch distance). */
+  neighbors: number;
+  coreset: number;
+  seed: number;
+  /** Training patches the coreset was taken from. */
+  patches: number;
+}
+
+/** The re-weighting factor 1 − softmax(d)_0 for distances d (d_0 to m* itself first). */
+export function reweight(d: ArrayLike<number>): number {
+  let max = -Infinity;
+  for (let j = 0; j < d.length; j++) max = Math.max(max, d[j]);
+  let sum = 0;
+  for (let j = 0; j < d.length; j++) sum += Math.exp(d[j] - max);
+  return 1 - Math.exp(d[0] - max) / sum;
+}
+
+export class PatchcoreScorer implements Scorer {
+  readonly stride = PATCHCORE_STRIDE;
+
+  private constructor(
+    private readonly embed: EmbedGraph,
+    private readonly nearest: NearestSearch | NearestGraph,
+    private readonly support: NearestGraph | undefined,
+    private readonly bank: Float32Array,
+    private readonly dim: number,
+  ) {}
+
+  static async open(
+    bank: Float32Array,
+    dim: number,
+    neighbors: number,
+    channels: [number, number, number],
+  ): Promise<PatchcoreScorer> {
+    if (bank.length === 0) throw new KensaError('E_ARGUMENT', 'the memory bank is empty');
+    const embed = await EmbedGraph.create(channels);
+    const nearest = await NearestSearch.create(bank, dim);
+    const support = neighbors > 1 ? await NearestGraph.create(bank, dim, neighbors) : undefined;
+    return new PatchcoreScorer(embed, nearest, support, bank, dim);
+  }
+
+  async score(features: Features, owned?: readonly CellRect[]): Promise<PatchScores> {
+    const [B, , h, w] = features[1].dims;
+    const emb = await this.embed.run(features);
+    const { dist, index } = await this.nearest.run(emb);
+    const raw = new Float32Array(B);
+    const top = new Int32Array(B);
+    const nn = new Int32Array(B);
+    for (let b = 0; b < B; b++) {
+      const r = owned?.[b] ?? { y0: 0, y1: h, x0: 0, x1: w };
+      let best = -Infinity;
+      let at = b * h * w;
+      for (let y = r.y0; y < r.y1; y++)
+        for (let x = r.x0; x < r.x1; x++) {
+          const p = b * h * w + y * w + x;
+          if (dist[p] > best) [best, at] = [dist[p], p];
+        }
+      raw[b] = best;
+      top[b] = at;
+      nn[b] = index[at];
+    }
+    return { grid: dist, dims: [B, h, w], peaks: { raw, score: await this.reweighted(emb, top, nn, raw) } };
+  }
+
+  /** anomalib's image score from each image's peak patch (top), its nearest bank row (nn) and distance. */
+  private async reweighted(
+    emb: Float32Array,
+    top: Int32Array,
+    nn: Int32Array,
+    raw: Float32Array,
+  ): Promise<Float32Array> {
+    if (!this.support) return raw.slice();
+    const C = this.dim;
+    const B = raw.length;
+    const score = new Float32Array(B);
+    // m* of each image, and the bank rows nearest to it (m* itself first)
+    const queries = new Float32Array(B * C);
+    for (let b = 0; b < B; b++) queries.set(this.bank.subarray(nn[b] * C, (nn[b] + 1) * C), b * C);
+    const near = await this.support.run(queries);
+    const k = this.support.k;
+    const d = new Float64Array(k);
+    for (let b = 0; b < B; b++) {
+      const e = top[b] * C;
+      for (let j = 0; j < k; j++) {
+        const m = near.index[b * k + j] * C;
+        let s = 0;
+        for (let c = 0; c < C; c++) {
+          const t = emb[e + c] - this.bank[m + c];
+          s += t * t;
+        }
+        d[j] = Math.sqrt(s);
+      }
+      score[b] = reweight(d) * raw[b];
+    }
+    return score;
+  }
+
+  async release(): Promise<void> {
+    await this.embed.release();
+    await this.nearest.release();
+    await this.support?.release();
+  }
+}
+
+/** Collects training patch embeddings (and their images), then takes the coreset once. */
+export class PatchcoreFitter implements Fitter<PatchcoreState> {
+  private readonly chunks: { rows: Float32Array; images: Int32Array }[] = [];
+  private embed?: EmbedGraph;
+  private picked?: { bank: Float32Array; images: Int32Array; patches: number };
+
+  constructor(
+    private readonly channels: [number, number, number],
+    private readonly coreset: number,
+    private readonly neighbors: number,
+    private readonly seed: number,
+  ) {}
+
+  private get dim(): number {
+    return this.channels[1] + this.channels[2];
+  }
+
+  async add(features: Features, images: readonly number[]): Promise<void> {
+    if (this.picked) throw new KensaError('E_ARGUMENT', 'patches cannot be added after the coreset is taken');
+    this.embed ??= await EmbedGraph.create(this.channels);
+    const rows = await this.embed.run(features);
+    const [B, , h, w] = features[1].dims;
+    const ids = new Int32Array(B * h * w);
+    for (let b = 0; b < B; b++) ids.fill(images[b], b * h * w, (b + 1) * h * w);
+    this.chunks.push({ rows, images: ids });
+  }
+
+  /** The coreset of every patch added so far (taken once). */
+  private async bankOf(onProgress?: (done: number, total: number) => void) {
+    if (this.picked) return this.picked;
+    const C = this.dim;
+    const N = this.chunks.reduce((s, c) => s + c.images.length, 0);
+    if (N === 0) throw new KensaError('E_ARGUMENT', 'PatchCore needs training patches; no image was added');
+    const rows = new Float32Array(N * C);
+    const images = new Int32Array(N);
+    let at = 0;
+    for (let chunk = this.chunks.shift(); chunk; chunk = this.chunks.shift()) {
+      rows.set(chunk.rows, at * C);
+      images.set(chunk.images, at);
+      at += chunk.images.length;
+    }
+    const n = Math.max(1, Math.floor(N * this.coreset));
+    const picks = await coresetIndices(rows, C, n, this.seed, onProgress);
+    const bank = new Float32Array(picks.length * C);
+    const bankImages = new Int32Array(picks.length);
+    picks.forEach((p, i) => {
+      bank.set(rows.subarray(p * C, (p + 1) * C), i * C);
+      bankImages[i] = images[p];
+    });
+    this.picked = { bank, images: bankImages, patches: N };
+    return this.picked;
+  }
+
+  async without(fold: Fold, onProgress?: (done: number, total: number) => void): Promise<Scorer> {
+    const { bank, images } = await this.bankOf(onProgress);
+    const C = this.dim;
+    let kept = 0;
+    for (let i = 0; i < images.length; i++) if (!fold.images.has(images[i])) kept++;
+    if (kept === 0)
+      throw new KensaError(
+        'E_ARGUMENT',
+        'every memory-bank patch comes from one fold; use more good images or fewer folds',
+      );
+    const part = new Float32Array(kept * C);
+    let j = 0;
+    for (let i = 0; i < images.length; i++)
+      if (!fold.images.has(images[i])) part.set(bank.subarray(i * C, (i + 1) * C), C * j++);
+    return PatchcoreScorer.open(part, C, this.neighbors, this.channels);
+  }
+
+  async finish(onProgress?: (done: number, total: number) => void): Promise<PatchcoreState> {
+    const { bank, patches } = await this.bankOf(onProgress);
+    await this.release();
+    return {
+      method: 'patchcore',
+      channels: this.channels,
+      bank,
+      dim: this.dim,
+      neighbors: this.neighbors,
+      coreset: this.coreset,
+      seed: this.seed,
+      patches,
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.embed?.release();
+    this.embed = undefined;
+  }
+}

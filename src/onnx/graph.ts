@@ -1,0 +1,99 @@
+/**
+ * Writing ONNX graphs (protobuf via onnx-proto): the small hand-written graphs of the methods, the map
+ * step's helpers and the backbones' GraphBuilder all encode through here. Opset 17, plus onnxruntime's
+ * com.microsoft domain for the few contrib operators kensa uses (Inverse).
+ */
+import onnxProto from 'onnx-proto';
+
+export const { onnx } = onnxProto;
+export const OPSET = 17;
+
+export type AttrValue = number | number[] | string | { float: number };
+
+/** A node of a small hand-written graph: its output (or outputs, e.g. TopK's values and indices). */
+export interface NodeSpec {
+  op: string;
+  inputs: string[];
+  output: string | string[];
+  domain?: string;
+  attrs?: Record<string, AttrValue>;
+}
+
+export function attribute(name: string, v: AttrValue) {
+  const A = onnx.AttributeProto.AttributeType;
+  if (typeof v === 'string') return { name, type: A.STRING, s: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) return { name, type: A.INTS, ints: v };
+  if (typeof v === 'object') return { name, type: A.FLOAT, f: v.float };
+  return { name, type: A.INT, i: v };
+}
+
+/** A graph input or output: element type (float32 unless given) and dimensions (named ones are free). */
+export function valueInfo(
+  name: string,
+  dims: (number | string)[],
+  elemType: number = onnx.TensorProto.DataType.FLOAT,
+) {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  });
+}
+
+export const float32Tensor = (name: string, dims: number[], data: Float32Array) =>
+  onnx.TensorProto.create({
+    name,
+    dims,
+    dataType: onnx.TensorProto.DataType.FLOAT,
+    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  });
+
+export const int64Tensor = (name: string, values: number[]) =>
+  onnx.TensorProto.create({
+    name,
+    dims: [values.length],
+    dataType: onnx.TensorProto.DataType.INT64,
+    int64Data: values,
+  });
+
+export const DataType = onnx.TensorProto.DataType;
+
+/** Encodes a small graph (opset 17, plus onnxruntime's com.microsoft domain) to ONNX bytes. */
+export function encodeGraph(
+  name: string,
+  nodes: NodeSpec[],
+  inputs: ReturnType<typeof valueInfo>[],
+  outputs: ReturnType<typeof valueInfo>[],
+  initializer: InstanceType<typeof onnx.TensorProto>[] = [],
+): Uint8Array {
+  return onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'kensa',
+      opsetImport: [
+        { domain: '', version: OPSET },
+        { domain: 'com.microsoft', version: 1 },
+      ],
+      graph: {
+        name,
+        node: nodes.map((n) =>
+          onnx.NodeProto.create({
+            opType: n.op,
+            domain: n.domain ?? '',
+            input: n.inputs,
+            output: typeof n.output === 'string' ? [n.output] : n.output,
+            name: typeof n.output === 'string' ? n.output : n.output[0],
+            attribute: Object.entries(n.attrs ?? {}).map(([k, v]) => attribute(k, v)),
+          }),
+        ),
+        input: inputs,
+        output: outputs,
+        initializer,
+      },
+    }),
+  ).finish();
+}

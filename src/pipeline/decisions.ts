@@ -1,0 +1,120 @@
+/**
+ * Decisions, in one place for every consumer (kensa test, kensa predict, the library, a service): which
+ * threshold a choice stands for, the OK/NG verdict, and the defect regions in original-image pixels.
+ *
+ * An image is NG when its score is above the threshold. Its regions are where the anomaly map, scaled so
+ * that its maximum equals the image score, is above the same threshold — so an NG image always has at
+ * least one region and an OK image none. For a method whose image score is the map's maximum (PaDiM) the
+ * scale is 1; for PatchCore it is its re-weighting of the peak patch. (Pixel metrics use the map itself.)
+ */
+import { toOriginal, type Geometry } from '../image/preprocess.js';
+import { findRegions } from '../postprocess/regions.js';
+import { KensaError, unknownChoice } from '../util/errors.js';
+import type { Thresholds } from './model-file.js';
+
+export const THRESHOLD_CHOICES = ['fpr0', 'f1', 'quantile', 'custom'] as const;
+export type ThresholdName = (typeof THRESHOLD_CHOICES)[number];
+export type ThresholdChoice = ThresholdName | number;
+
+/** How a model gets the thresholds that training does not store. */
+const HOW_TO_GET: Record<string, string> = {
+  f1: 'run kensa test --save-model on labelled images first, or choose fpr0, quantile or a number',
+  custom: 'set one with kensa threshold --model MODEL --set VALUE',
+};
+
+/** The smallest threshold accepted: scores are distances, and a threshold at or below 0 makes every image NG. */
+export const MIN_THRESHOLD = 1e-6;
+
+/** Checks a threshold value given by a user (the option name goes into the message). */
+export function checkThresholdValue(value: number, option = 'threshold'): number {
+  if (!Number.isFinite(value) || value < MIN_THRESHOLD) {
+    throw new KensaError(
+      'E_ARGUMENT',
+      `Expected a finite number of at least ${MIN_THRESHOLD} for ${option} but received ${value} (scores are distances: at or below 0 every image would be NG)`,
+    );
+  }
+  return value;
+}
+
+/** The threshold a choice stands for in a model (default: custom when set, else fpr0), with its name. */
+export function resolveThreshold(
+  thresholds: Thresholds,
+  choice?: ThresholdChoice,
+): { name: ThresholdName | 'value'; value: number } {
+  choice ??= thresholds.custom !== undefined ? 'custom' : 'fpr0';
+  if (typeof choice === 'number') return { name: 'value', value: checkThresholdValue(choice) };
+  if (!THRESHOLD_CHOICES.includes(choice))
+    throw unknownChoice('threshold', String(choice), [...THRESHOLD_CHOICES, 'a number']);
+  const value = thresholds[choice];
+  if (value === undefined)
+    throw new KensaError('E_ARGUMENT', `the model has no ${choice} threshold; ${HOW_TO_GET[choice]}`);
+  return { name: choice, value };
+}
+
+export interface DefectRegion {
+  /** Box in original-image pixels (whole pixels, inside the image). */
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  /** Area of the region itself in original-image pixels. */
+  area: number;
+  /** The highest map value inside, on the scale of the image score. */
+  peak_score: number;
+}
+
+export interface Decision {
+  verdict: 'OK' | 'NG';
+  score: number;
+  /** score / threshold: above 1 is NG. */
+  normalized_score: number;
+  threshold: number;
+  regions: DefectRegion[];
+  /** Map pixels in a region (processed size), 0/1. */
+  predicted: Uint8Array;
+}
+
+export interface MapOf {
+  map: Float32Array;
+  mapMax: number;
+  score: number;
+  image: { width: number; height: number; geometry: Geometry };
+}
+
+/** The factor that puts an image's map on the scale of its score (1 when the score is the map's maximum). */
+export function mapScale(r: { mapMax: number; score: number }): number {
+  return r.mapMax > 0 && Number.isFinite(r.score) && r.score > 0 ? r.score / r.mapMax : 1;
+}
+
+/** A box of processed pixels → whole original pixels, clamped to the image, at least 1×1. */
+function originalBox(g: Geometry, width: number, height: number, x: number, y: number, w: number, h: number) {
+  const [ox, oy, ow, oh] = toOriginal(g, x, y, w, h);
+  const span = (from: number, size: number, limit: number): [number, number] => {
+    let a = Math.max(0, Math.min(limit - 1, Math.floor(from)));
+    const b = Math.max(a + 1, Math.min(limit, Math.ceil(from + size)));
+    if (b > limit) a = limit - 1;
+    return [a, b - a];
+  };
+  const [bx, bw] = span(ox, ow, width);
+  const [by, bh] = span(oy, oh, height);
+  return { x: bx, y: by, width: bw, height: bh };
+}
+
+/** The verdict and regions of one scored image at a threshold. */
+export function decide(r: MapOf, threshold: number): Decision {
+  const g = r.image.geometry;
+  const scale = mapScale(r);
+  const { regions, mask } = findRegions(r.map, g.inputWidth, g.inputHeight, threshold / scale);
+  return {
+    verdict: r.score > threshold ? 'NG' : 'OK',
+    score: r.score,
+    normalized_score: threshold > 0 && Number.isFinite(threshold) ? r.score / threshold : 0,
+    threshold,
+    regions: regions.map((reg) => ({
+      ...originalBox(g, r.image.width, r.image.height, reg.x, reg.y, reg.width, reg.height),
+      area: Math.max(1, Math.round(reg.area * g.scaleX * g.scaleY)),
+      peak_score: reg.peak * scale,
+    })),
+    predicted: mask,
+  };
+}

@@ -1,0 +1,215 @@
+/**
+ * Memory as a setting that is checked: before training or testing, the peak memory and the model size
+ * are estimated from the settings (the method's own estimate, the backbone's activations, images being
+ * decoded), and a setting that cannot fit is refused up front with a message that says what would fit —
+ * never a silent climb until the machine swaps or the process is killed.
+ *
+ * The budget is KENSA_MEMORY (bytes, or with a K/M/G suffix) when set, else 80 % of the machine's memory
+ * (or of the container's limit).
+ */
+import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import type { ImageItem } from '../data/dataset.js';
+import { probeImage } from '../image/load.js';
+import { fixedInputSize, type Preprocess } from '../image/preprocess.js';
+import { tileCount } from '../image/tiles.js';
+import type { Estimate, FitSettings, Method } from '../models/method.js';
+import { KensaError } from '../util/errors.js';
+
+/** Bytes of backbone activations per input pixel at batch 1 (measured peak for EfficientNet-Lite0 and ResNet-18, with margin). */
+const BACKBONE_BYTES_PER_PIXEL = 700;
+/** The process itself: Node.js, onnxruntime, sharp, the backbone's weights. */
+const BASE_BYTES = 400 * 2 ** 20;
+
+export const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 2 : 1)} GiB`;
+export const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+
+/** Parses "3G", "1500M", "2147483648" into bytes. */
+export function parseBytes(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$/i.exec(text);
+  if (!m)
+    throw new KensaError(
+      'E_ARGUMENT',
+      `Expected a size such as 3G or 1500M for KENSA_MEMORY but received '${text}'`,
+    );
+  const unit = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[
+    m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'
+  ];
+  return Math.floor(Number(m[1]) * unit);
+}
+
+function containerLimit(): number | undefined {
+  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    try {
+      const v = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isFinite(v) && v > 0 && v < 2 ** 50) return v;
+    } catch {
+      // not in a container, or another cgroup layout
+    }
+  }
+  return undefined;
+}
+
+/** The memory kensa allows itself, in bytes. */
+export function memoryBudget(): number {
+  const env = process.env.KENSA_MEMORY;
+  if (env) return parseBytes(env);
+  return 0.8 * Math.min(totalmem(), containerLimit() ?? Infinity);
+}
+
+/** Peak backbone activation bytes for a batch of inputs of `pixels` each. */
+export function backboneBytes(pixels: number, batch: number): number {
+  return BACKBONE_BYTES_PER_PIXEL * pixels * batch;
+}
+
+/**
+ * The size of a typical processed image and its inputs, from the preprocessing alone when it fixes the
+ * size, else from the headers of a few images (the largest of them); `uniform` says whether those agree.
+ */
+async function typicalInput(
+  preprocess: Preprocess,
+  items: readonly ImageItem[],
+  pixelLimit?: number,
+): Promise<{ width: number; height: number; inputs: number; inputPixels: number; uniform: boolean }> {
+  let size = fixedInputSize(preprocess);
+  let uniform = true;
+  if (!size) {
+    const picks = [...new Set([0, items.length >> 1, items.length - 1])].filter(
+      (i) => i >= 0 && i < items.length,
+    );
+    const sizes: { width: number; height: number }[] = [];
+    for (const i of picks) {
+      try {
+        const { geometry: g } = await probeImage(items[i].path, preprocess, { pixelLimit });
+        sizes.push({ width: g.inputWidth, height: g.inputHeight });
+      } catch {
+        // an unreadable image is reported when it is loaded
+      }
+    }
+    size = sizes.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a), { width: 0, height: 0 });
+    uniform = sizes.every((s) => s.width === size!.width && s.height === size!.height);
+    if (size.width === 0) size = { width: 224, height: 224 };
+  }
+  const tile = preprocess.tile;
+  let inputs = 1;
+  if (tile) {
+    if (size.width < tile.size || size.height < tile.size) {
+      throw new KensaError(
+        'E_ARGUMENT',
+        `the images are ${size.width}×${size.height} pixels after preprocessing, smaller than the ${tile.size}×${tile.size} tile; ` +
+          'choose a smaller --tile or a larger --scale',
+      );
+    }
+    inputs = tileCount(size.width, size.height, tile);
+  }
+  const inputPixels = tile ? tile.size * tile.size : size.width * size.height;
+  return { ...size, inputs, inputPixels, uniform };
+}
+
+export interface FitPlan {
+  channels: [number, number, number];
+  preprocess: Preprocess;
+  items: readonly ImageItem[];
+  grid?: [number, number];
+  seed: number;
+  d?: number;
+  coreset?: number;
+  defaultD?: number;
+  batch: number;
+  pixelLimit?: number;
+  onWarning?: (message: string) => void;
+}
+
+/** Peak bytes of a run: the method's part, the backbone's batch, images decoded ahead, the process. */
+export function peakBytes(
+  methodBytes: number,
+  inputPixels: number,
+  batch: number,
+  imagePixels: number,
+): number {
+  const inBatch = Math.max(1, Math.min(batch, Math.floor((32 * 224 * 224) / inputPixels)));
+  // a decoded image: float tensor, RGB bytes and the map (4 + 3 + 4 bytes per pixel), two at a time
+  return BASE_BYTES + methodBytes + backboneBytes(inputPixels, inBatch) + 2 * 11 * imagePixels;
+}
+
+/**
+ * The method's fit settings for a training run, after checking that the run fits the memory budget:
+ * refuses, naming the settings and what would fit, when it does not.
+ */
+export async function fitSettings(method: Method, plan: FitPlan): Promise<FitSettings> {
+  const typical = await typicalInput(plan.preprocess, plan.items, plan.pixelLimit);
+  // a method with per-position statistics takes its grid from the images when they all have one size
+  const grid =
+    plan.grid ??
+    (method.fixedGrid && typical.uniform
+      ? ([typical.height / method.stride, typical.width / method.stride] as [number, number])
+      : undefined);
+  const settings: FitSettings = {
+    channels: plan.channels,
+    grid,
+    cellsPerInput: grid ? grid[0] * grid[1] : (typical.inputPixels / (method.stride * method.stride)) | 0,
+    images: plan.items.length,
+    inputsPerImage: typical.inputs,
+    seed: plan.seed,
+    d: plan.d,
+    coreset: plan.coreset,
+    defaultD: plan.defaultD,
+    onWarning: plan.onWarning,
+  };
+  const estimate: Estimate = method.check(settings);
+  const peak = peakBytes(estimate.fitBytes, typical.inputPixels, plan.batch, typical.width * typical.height);
+  const budget = memoryBudget();
+  if (peak > budget) {
+    throw new KensaError(
+      'E_ARGUMENT',
+      `training ${method.name} with these settings needs about ${gib(peak)} of memory (${estimate.detail}), more than the ${gib(budget)} allowed` +
+        ` (80 % of this machine's memory, or KENSA_MEMORY). ${whatFits(method, settings, budget, typical.inputPixels, plan.batch, typical.width * typical.height)}`,
+    );
+  }
+  return settings;
+}
+
+/** A suggestion that fits the budget: fewer images, or (PaDiM) fewer channels. */
+function whatFits(
+  method: Method,
+  settings: FitSettings,
+  budget: number,
+  inputPixels: number,
+  batch: number,
+  imagePixels: number,
+): string {
+  const fits = (s: FitSettings) => {
+    try {
+      return peakBytes(method.check(s).fitBytes, inputPixels, batch, imagePixels) <= budget;
+    } catch {
+      return false;
+    }
+  };
+  if (settings.grid && method.name === 'padim') {
+    for (let d = (settings.d ?? settings.defaultD ?? 100) - 8; d >= 8; d -= 8)
+      if (fits({ ...settings, d }))
+        return `--d ${d} would fit; or lower --size (or --tile), or raise KENSA_MEMORY`;
+  }
+  for (let images = settings.images - 1; images >= 2; images = Math.floor(images * 0.9))
+    if (fits({ ...settings, images }))
+      return `About ${images} training images would fit; or lower --size or --scale, or raise KENSA_MEMORY`;
+  return 'Lower --size, --scale or --tile, or raise KENSA_MEMORY';
+}
+
+/** Checks that scoring with a model fits the budget (before test or predict start). */
+export function checkScoreMemory(
+  estimate: Estimate,
+  inputPixels: number,
+  batch: number,
+  imagePixels: number,
+): void {
+  const peak = peakBytes(estimate.scoreBytes, inputPixels, batch, imagePixels);
+  const budget = memoryBudget();
+  if (peak > budget) {
+    throw new KensaError(
+      'E_ARGUMENT',
+      `scoring with this model needs about ${gib(peak)} of memory (${estimate.detail}), more than the ${gib(budget)} allowed; ` +
+        'lower --batch, or raise KENSA_MEMORY',
+    );
+  }
+}
