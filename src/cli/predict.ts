@@ -51,6 +51,10 @@ export function register(program: Command): void {
           failFast: o.failFast,
           pixelLimit: o.pixelLimit,
           onProgress: progress,
+          onPlan: (m) => {
+            progress.stop();
+            process.stderr.write(`memory: ${m}\n`);
+          },
           onWarning: (m) => {
             progress.stop();
             process.stderr.write(`warning: ${m}\n`);

@@ -24,13 +24,18 @@ export function progressReporter(
         bar = new cliProgress.SingleBar(
           {
             stream,
-            format: `${e.task} [{bar}] {percentage}% | {doneText}/{totalText} | {rate} | ETA {eta_formatted}`,
+            format: `${e.task} [{bar}] {percentage}% | {doneText}/{totalText} | {rate} | ETA {eta_formatted} {detail}`,
             hideCursor: true,
             etaBuffer: 50,
           },
           cliProgress.Presets.shades_classic,
         );
-        bar.start(e.total || 1, 0, { doneText: '0', totalText: formatValue(e, e.total), rate: '' });
+        bar.start(e.total || 1, 0, {
+          doneText: '0',
+          totalText: formatValue(e, e.total),
+          rate: '',
+          detail: '',
+        });
       }
       const seconds = (Date.now() - start) / 1000;
       const rate =
@@ -38,11 +43,16 @@ export function progressReporter(
           ? `${e.unit === 'bytes' ? `${mb(e.done / seconds)} MB` : (e.done / seconds).toFixed(1)}/s`
           : '';
       bar?.setTotal(e.total || 1);
-      bar?.update(e.done, { doneText: formatValue(e, e.done), totalText: formatValue(e, e.total), rate });
-    } else if (Date.now() - lastLine > 5000 || e.done === e.total) {
+      bar?.update(e.done, {
+        doneText: formatValue(e, e.done),
+        totalText: formatValue(e, e.total),
+        rate,
+        detail: e.detail ?? '',
+      });
+    } else if (Date.now() - lastLine > 5000 || (e.done === e.total && !e.detail)) {
       lastLine = Date.now();
       stream.write(
-        `${e.task}: ${formatValue(e, e.done)}/${formatValue(e, e.total)} ${e.unit === 'bytes' ? '' : e.unit}\n`,
+        `${e.task}: ${formatValue(e, e.done)}/${formatValue(e, e.total)} ${e.unit === 'bytes' ? '' : e.unit}${e.detail ? ` (${e.detail})` : ''}\n`,
       );
     }
   }) as ProgressCallback & { stop(): void };

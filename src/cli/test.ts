@@ -43,6 +43,10 @@ export function register(program: Command): void {
           figures: o.figures,
           report: o.report,
           onProgress: progress,
+          onPlan: (m) => {
+            progress.stop();
+            process.stderr.write(`memory: ${m}\n`);
+          },
         });
         progress.stop();
         const c = metrics.confusion.fpr0;

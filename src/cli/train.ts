@@ -102,6 +102,10 @@ export function register(program: Command): void {
           batch: o.batch,
           pixelLimit: o.pixelLimit,
           onProgress: progress,
+          onPlan: (m) => {
+            progress.stop();
+            process.stderr.write(`memory: ${m}\n`);
+          },
           onWarning: (m) => {
             progress.stop();
             process.stderr.write(`warning: ${m}\n`);

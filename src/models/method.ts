@@ -40,8 +40,9 @@ export interface Scorer {
   /** Input pixels per grid cell. */
   readonly stride: number;
   /**
-   * Patch scores of a batch. `owned` (one per batch element) limits where `peaks` are looked for: a tile
-   * of a large image owns only the cells that no better-placed tile covers.
+   * Patch scores of a batch. `owned` (one per batch element): the cells each element owns — a tile of a
+   * large image owns only the cells that no better-placed tile covers. Only those are stitched into the
+   * image's map, so a scorer may leave the others unscored; `peaks` are looked for there only.
    */
   score(features: Features, owned?: readonly CellRect[]): Promise<PatchScores>;
   release(): Promise<void>;
@@ -67,6 +68,8 @@ export interface FitSettings {
   images: number;
   /** Network inputs per image (tiles), for estimates. */
   inputsPerImage: number;
+  /** Grid cells of one whole image at this method's stride (tiles' overlaps counted once), for estimates. */
+  cellsPerImage: number;
   /** The backbone's default number of PaDiM channels. */
   defaultD?: number;
   seed: number;
@@ -85,8 +88,13 @@ export interface Fold {
 }
 
 export interface Fitter<S extends MethodState = MethodState> {
-  /** Adds a batch of training features; `images` gives each batch element's training-image index. */
-  add(features: Features, images: readonly number[]): Promise<void>;
+  /**
+   * Adds a batch of training features; `images` gives each batch element's training-image index and
+   * `owned` the cells (at the method's stride) that each element owns: a tile of a large image owns the
+   * cells no other tile covers better, so a method that pools patches from anywhere (PatchCore) can take
+   * each part of an image once. A method with per-position statistics uses every cell.
+   */
+  add(features: Features, images: readonly number[], owned: readonly CellRect[]): Promise<void>;
   /**
    * A scorer fitted as if the fold's images had not been seen, for out-of-fold calibration. Called after
    * every batch has been added and before `finish`.
@@ -124,6 +132,8 @@ export interface Method<S extends MethodState = MethodState> {
   inputGrid(state: S): [number, number] | undefined;
   /** Checks the settings before any work (throws a usage error naming the option); returns the estimate. */
   check(settings: FitSettings): Estimate;
+  /** Bytes a scorer of this state holds, and its working memory for `batch` inputs of `cells` grid cells. */
+  scoreBytes(state: S, batch: number, cells: number): number;
   createFitter(settings: FitSettings): Fitter<S>;
   openScorer(state: S): Promise<Scorer>;
   /** The method's metadata block (its settings and sizes; stored in the model under the method's name). */

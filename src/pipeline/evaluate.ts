@@ -48,6 +48,8 @@ export interface TestOptions {
   /** Also write the HTML report (report.html). */
   report?: boolean;
   onProgress?: ProgressCallback;
+  /** Told the memory estimate before any image is scored. */
+  onPlan?: (message: string) => void;
 }
 
 export interface TestImageResult {
@@ -121,7 +123,12 @@ export async function test(
       );
     }
     let s = performance.now();
-    const inspector = await Inspector.open(model, { weights: options.weights, cacheDir: options.cacheDir });
+    const inspector = await Inspector.open(model, {
+      weights: options.weights,
+      cacheDir: options.cacheDir,
+      batch: options.batch,
+      onPlan: options.onPlan,
+    });
     timings.load_backbone = (performance.now() - s) / 1000;
     const threshold = model.meta.thresholds.fpr0;
     const names = outputNames(

@@ -12,11 +12,12 @@ import type { ImageItem } from '../data/dataset.js';
 import { loadImage, loadMask, type LoadedImage } from '../image/load.js';
 import type { Preprocess } from '../image/preprocess.js';
 import { inputRects, type InputRect } from '../image/tiles.js';
-import type { Features, Scorer } from '../models/method.js';
+import type { CellRect, Features, Scorer } from '../models/method.js';
 import { getMethod } from '../models/registry.js';
 import { MapStep, type MapSettings } from '../postprocess/anomaly-map.js';
 import { KensaError } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
+import { checkScoring, gib } from './memory.js';
 import type { KensaModel } from './model-file.js';
 
 /** Most network inputs per backbone batch when scoring (larger batches speed up per-position products). */
@@ -236,12 +237,7 @@ export async function* scoreImages(
     });
   for await (const batch of inputBatches(backbone, items, preprocess, { ...options, onError })) {
     const t0 = performance.now();
-    const owned = batch.inputs.map(({ rect }) => ({
-      y0: rect.owned.y0 / s,
-      y1: rect.owned.y1 / s,
-      x0: rect.owned.x0 / s,
-      x1: rect.owned.x1 / s,
-    }));
+    const owned = batch.inputs.map(({ rect }) => ownedCells(rect, s));
     const scores = await scorer.score(batch.features, owned);
     const [, h, w] = scores.dims;
     const grid = scores.grid;
@@ -273,6 +269,17 @@ export async function* scoreImages(
       }
     });
     if (options.timing) options.timing.method += (performance.now() - t0) / 1000;
+    // a large image in tiles: say how far into it the run is
+    const last = batch.inputs[batch.inputs.length - 1].image;
+    if (last.rects.length > 1 && last.done < last.rects.length) {
+      options.onProgress?.({
+        task: options.task ?? 'score',
+        done,
+        total: items.length,
+        unit: 'images',
+        detail: `image ${last.index + 1}: tile ${last.done}/${last.rects.length}`,
+      });
+    }
     for (const r of finished) {
       yield r;
       done++;
@@ -281,20 +288,39 @@ export async function* scoreImages(
   }
 }
 
-/** Feature batches for fitting: the features, and each input's image index in `items`. */
+/** The cells of a grid at `stride` that a network input owns. */
+function ownedCells(rect: InputRect, stride: number): CellRect {
+  return {
+    y0: rect.owned.y0 / stride,
+    y1: rect.owned.y1 / stride,
+    x0: rect.owned.x0 / stride,
+    x1: rect.owned.x1 / stride,
+  };
+}
+
+/**
+ * Feature batches for fitting: the features, each input's image index in `items`, and the cells it owns
+ * at the method's `stride`.
+ */
 export async function* featureBatches(
   backbone: Backbone,
   items: readonly ImageItem[],
   preprocess: Preprocess,
   options: RunOptions = {},
-): AsyncGenerator<{ features: Features; images: number[]; completed: number }> {
+  stride: number,
+): AsyncGenerator<{ features: Features; images: number[]; owned: CellRect[]; completed: number }> {
   let completed = 0;
   for await (const batch of inputBatches(backbone, items, preprocess, options)) {
     for (const { image } of batch.inputs) {
       image.done++;
       if (image.done === image.rects.length) completed++;
     }
-    yield { features: batch.features, images: batch.inputs.map((i) => i.image.index), completed };
+    yield {
+      features: batch.features,
+      images: batch.inputs.map((i) => i.image.index),
+      owned: batch.inputs.map(({ rect }) => ownedCells(rect, stride)),
+      completed,
+    };
   }
 }
 
@@ -302,6 +328,10 @@ export interface OpenOptions {
   weights?: string;
   cacheDir?: string;
   threads?: number;
+  /** Most network inputs per backbone batch (for the memory check). */
+  batch?: number;
+  /** Told the memory estimate before the backbone loads. */
+  onPlan?: (message: string) => void;
 }
 
 /** Loads a model's backbone; refuses weights that differ from those the model was trained with. */
@@ -330,9 +360,19 @@ export class Inspector {
   ) {}
 
   static async open(model: KensaModel, options: OpenOptions = {}): Promise<Inspector> {
+    const method = getMethod(model.meta.method);
+    const { peak, budget } = checkScoring(
+      method,
+      model.state,
+      model.meta.preprocess,
+      options.batch ?? DEFAULT_BATCH,
+    );
+    options.onPlan?.(
+      `about ${gib(peak)} of memory at peak (${gib(budget)} allowed), whatever the number of images`,
+    );
     const backbone = await backboneFor(model, options);
     try {
-      return new Inspector(model, backbone, await getMethod(model.meta.method).openScorer(model.state));
+      return new Inspector(model, backbone, await method.openScorer(model.state));
     } catch (error) {
       await backbone.dispose();
       throw error;

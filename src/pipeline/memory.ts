@@ -13,7 +13,7 @@ import type { ImageItem } from '../data/dataset.js';
 import { probeImage } from '../image/load.js';
 import { fixedInputSize, type Preprocess } from '../image/preprocess.js';
 import { tileCount } from '../image/tiles.js';
-import type { Estimate, FitSettings, Method } from '../models/method.js';
+import type { Estimate, FitSettings, Method, MethodState } from '../models/method.js';
 import { KensaError } from '../util/errors.js';
 
 /** Bytes of backbone activations per input pixel at batch 1 (measured peak for EfficientNet-Lite0 and ResNet-18, with margin). */
@@ -118,6 +118,8 @@ export interface FitPlan {
   batch: number;
   pixelLimit?: number;
   onWarning?: (message: string) => void;
+  /** Told the estimate before any work: peak memory against the budget, and the model's size. */
+  onPlan?: (message: string) => void;
 }
 
 /** Peak bytes of a run: the method's part, the backbone's batch, images decoded ahead, the process. */
@@ -150,6 +152,7 @@ export async function fitSettings(method: Method, plan: FitPlan): Promise<FitSet
     cellsPerInput: grid ? grid[0] * grid[1] : (typical.inputPixels / (method.stride * method.stride)) | 0,
     images: plan.items.length,
     inputsPerImage: typical.inputs,
+    cellsPerImage: Math.ceil((typical.width * typical.height) / (method.stride * method.stride)),
     seed: plan.seed,
     d: plan.d,
     coreset: plan.coreset,
@@ -166,6 +169,9 @@ export async function fitSettings(method: Method, plan: FitPlan): Promise<FitSet
         ` (80 % of this machine's memory, or KENSA_MEMORY). ${whatFits(method, settings, budget, typical.inputPixels, plan.batch, typical.width * typical.height)}`,
     );
   }
+  plan.onPlan?.(
+    `about ${gib(peak)} of memory at peak (${gib(budget)} allowed), a model of about ${mib(estimate.modelBytes)}; ${estimate.detail}`,
+  );
   return settings;
 }
 
@@ -196,20 +202,36 @@ function whatFits(
   return 'Lower --size, --scale or --tile, or raise KENSA_MEMORY';
 }
 
-/** Checks that scoring with a model fits the budget (before test or predict start). */
-export function checkScoreMemory(
-  estimate: Estimate,
-  inputPixels: number,
+/**
+ * Checks that scoring with a model fits the budget, before test or predict start: the method's part, a
+ * backbone batch of the model's inputs, and images decoded ahead. Refuses with what would fit.
+ */
+export function checkScoring(
+  method: Method,
+  state: MethodState,
+  preprocess: Preprocess,
   batch: number,
-  imagePixels: number,
-): void {
-  const peak = peakBytes(estimate.scoreBytes, inputPixels, batch, imagePixels);
+): { peak: number; budget: number } {
+  const fixed = preprocess.tile
+    ? { width: preprocess.tile.size, height: preprocess.tile.size }
+    : fixedInputSize(preprocess);
+  // fit mode: about size² pixels; native scale: a large camera image as the working assumption
+  const typical =
+    fixed ??
+    (preprocess.mode === 'fit'
+      ? { width: preprocess.size, height: preprocess.size }
+      : { width: 2048, height: 2048 });
+  const inputPixels = typical.width * typical.height;
+  const cells = inputPixels / (method.stride * method.stride);
+  const inBatch = Math.max(1, Math.min(batch, Math.floor((32 * 224 * 224) / inputPixels)));
+  const peak = peakBytes(method.scoreBytes(state, inBatch, cells), inputPixels, batch, inputPixels);
   const budget = memoryBudget();
   if (peak > budget) {
     throw new KensaError(
       'E_ARGUMENT',
-      `scoring with this model needs about ${gib(peak)} of memory (${estimate.detail}), more than the ${gib(budget)} allowed; ` +
-        'lower --batch, or raise KENSA_MEMORY',
+      `scoring with this ${method.name} model needs about ${gib(peak)} of memory, more than the ${gib(budget)} allowed ` +
+        "(80 % of this machine's memory, or KENSA_MEMORY); lower --batch, or raise KENSA_MEMORY on a larger machine",
     );
   }
+  return { peak, budget };
 }

@@ -40,6 +40,8 @@ export interface PredictOptions {
   onProgress?: ProgressCallback;
   /** Notes for the user (e.g. files left out of the inputs). */
   onWarning?: (message: string) => void;
+  /** Told the memory estimate before any image is scored. */
+  onPlan?: (message: string) => void;
 }
 
 export interface PredictError {
@@ -100,7 +102,12 @@ export async function predict(
       items.map((i) => i.path),
       commonRoot(items.map((i) => i.path)),
     );
-    const inspector = await Inspector.open(model, { weights: options.weights, cacheDir: options.cacheDir });
+    const inspector = await Inspector.open(model, {
+      weights: options.weights,
+      cacheDir: options.cacheDir,
+      batch: options.batch,
+      onPlan: options.onPlan,
+    });
     const predictions: Prediction[] = [];
     const resultImages: ResultImage[] = [];
     const onError = options.failFast

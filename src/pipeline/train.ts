@@ -74,6 +74,8 @@ export interface TrainOptions {
   onProgress?: ProgressCallback;
   /** Warnings (e.g. few training images). */
   onWarning?: (message: string) => void;
+  /** Told the memory and model-size estimate before any work. */
+  onPlan?: (message: string) => void;
 }
 
 export interface TrainResult {
@@ -191,6 +193,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       batch: options.batch ?? DEFAULT_FIT_BATCH,
       pixelLimit: options.pixelLimit,
       onWarning: options.onWarning,
+      onPlan: options.onPlan,
     });
     fitter = method.createFitter(settings);
     const inputSize =
@@ -215,9 +218,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
     s = performance.now();
     let used = 0;
-    for await (const batch of featureBatches(backbone, fitItems, preprocess, { ...run, timing })) {
+    for await (const batch of featureBatches(
+      backbone,
+      fitItems,
+      preprocess,
+      { ...run, timing },
+      method.stride,
+    )) {
       const m0 = performance.now();
-      await fitter.add(batch.features, batch.images);
+      await fitter.add(batch.features, batch.images, batch.owned);
       timing.method += (performance.now() - m0) / 1000;
       used = batch.completed;
       options.onProgress?.({
@@ -276,7 +285,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const fold = {
           images: new Set(indices),
           features: async function* () {
-            for await (const b of featureBatches(backbone, list, preprocess, run))
+            for await (const b of featureBatches(backbone, list, preprocess, run, method.stride))
               yield { features: b.features, images: b.images.map((i) => indices[i]) };
           },
         };

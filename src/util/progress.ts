@@ -9,6 +9,8 @@ export interface ProgressEvent {
   total: number;
   /** Unit of done/total, e.g. "bytes" or "images". */
   unit: string;
+  /** Where inside the current item, e.g. "image 3: tile 40/72" for a large image cut into tiles. */
+  detail?: string;
 }
 
 export type ProgressCallback = (event: ProgressEvent) => void;

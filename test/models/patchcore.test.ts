@@ -171,10 +171,68 @@ describe('PatchCore', () => {
     expect(relativeMaxError(got.dist, want.dist)).toBeLessThan(1e-4);
   });
 
+  it('takes only the cells each tile owns', async () => {
+    const maps = randomMaps(mulberry32(12), 2, 8, 8);
+    const all = new PatchcoreFitter(C, 1, 3, 0);
+    const whole = { y0: 0, y1: 8, x0: 0, x1: 8 };
+    await all.add(maps, [0, 1], [whole, whole]);
+    const full = await all.finish();
+    const part = new PatchcoreFitter(C, 1, 3, 0);
+    const owned = [
+      { y0: 2, y1: 6, x0: 1, x1: 5 },
+      { y0: 0, y1: 8, x0: 6, x1: 8 },
+    ];
+    await part.add(maps, [0, 1], owned);
+    const some = await part.finish();
+    expect(some.patches).toBe(16 + 16);
+    // each kept row is the embedding of its cell, in the whole batch's rows
+    const D = full.dim;
+    const want: number[][] = [];
+    owned.forEach((o, b) => {
+      for (let y = o.y0; y < o.y1; y++)
+        for (let x = o.x0; x < o.x1; x++)
+          want.push(Array.from(full.bank.subarray(((b * 8 + y) * 8 + x) * D, ((b * 8 + y) * 8 + x + 1) * D)));
+    });
+    const got = Array.from({ length: some.patches }, (_, i) =>
+      Array.from(some.bank.subarray(i * D, (i + 1) * D)),
+    );
+    const key = (r: number[]) => r.map((v) => v.toFixed(5)).join(',');
+    expect(got.map(key).sort()).toEqual(want.map(key).sort());
+  });
+
+  it('scores the owned cells only, as the whole grid scores them', async () => {
+    const fitter = new PatchcoreFitter(C, 0.5, 3, 0);
+    const whole = { y0: 0, y1: 8, x0: 0, x1: 8 };
+    await fitter.add(randomMaps(mulberry32(21), 2, 8, 8), [0, 1], [whole, whole]);
+    const state = await fitter.finish();
+    const scorer = await PatchcoreScorer.open(state.bank, state.dim, state.neighbors, C);
+    const maps = randomMaps(mulberry32(22), 2, 8, 8);
+    const full = await scorer.score(maps);
+    const owned = [
+      { y0: 1, y1: 7, x0: 2, x1: 8 },
+      { y0: 0, y1: 3, x0: 0, x1: 5 },
+    ];
+    const part = await scorer.score(maps, owned);
+    await scorer.release();
+    for (let b = 0; b < 2; b++)
+      for (let y = 0; y < 8; y++)
+        for (let x = 0; x < 8; x++) {
+          const p = b * 64 + y * 8 + x;
+          const o = owned[b];
+          const inside = y >= o.y0 && y < o.y1 && x >= o.x0 && x < o.x1;
+          // the same distances (up to float32 rounding of a product of another size)
+          if (inside) expect(Math.abs(part.grid[p] - full.grid[p])).toBeLessThan(1e-4 * full.grid[p]);
+          else expect(part.grid[p]).toBe(0);
+        }
+    expect(part.peaks!.raw[0]).toBeLessThanOrEqual(full.peaks!.raw[0]);
+  });
+
   it('a fitted model scores its peak patch: an outlier patch raises the image score', async () => {
     const rand = mulberry32(8);
     const fitter = new PatchcoreFitter(C, 0.25, 3, 0);
-    for (let i = 0; i < 4; i++) await fitter.add(randomMaps(rand, 2, 8, 8), [2 * i, 2 * i + 1]);
+    const whole = { y0: 0, y1: 8, x0: 0, x1: 8 };
+    for (let i = 0; i < 4; i++)
+      await fitter.add(randomMaps(rand, 2, 8, 8), [2 * i, 2 * i + 1], [whole, whole]);
     const state = await fitter.finish();
     expect(state.bank.length / state.dim).toBe(Math.floor(8 * 64 * 0.25));
     const scorer = await PatchcoreScorer.open(state.bank, state.dim, state.neighbors, C);

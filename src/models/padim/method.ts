@@ -104,6 +104,12 @@ export const padim: Method<PadimState> = {
     return estimate(settings, settings.grid, dFor(settings), 32);
   },
 
+  scoreBytes(state, batch) {
+    const P = state.layout.height * state.layout.width;
+    const d = state.layout.index.length;
+    return P * d * d * 4 + 3 * P * batch * d * 4;
+  },
+
   createFitter(settings) {
     const d = dFor(settings);
     const total = settings.channels[0] + settings.channels[1] + settings.channels[2];

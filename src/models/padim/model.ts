@@ -51,13 +51,15 @@ class Accumulator {
   private buffer?: Float32Array;
   private filled = 0;
 
+  /** `acc`: a buffer of P·d·d values to reuse (zeroed here), e.g. the previous fold's. */
   constructor(
     private readonly P: number,
     private readonly d: number,
     private readonly K: number,
+    acc?: Float32Array,
   ) {
     this.sum = new Float64Array(P * d);
-    this.acc = new Float32Array(P * d * d);
+    this.acc = acc?.fill(0) ?? new Float32Array(P * d * d);
   }
 
   /** x: [P, B, d] centred embeddings of B images; sum: their sum over B. */
@@ -154,6 +156,7 @@ export class GaussianFitter implements Fitter<PadimState> {
   private readonly d: number;
   private readonly K: number;
   private total?: Accumulator;
+  private foldBuffer?: Float32Array;
   private shift?: Float32Array;
   private embed?: EmbedGraph;
 
@@ -194,7 +197,10 @@ export class GaussianFitter implements Fitter<PadimState> {
 
   async without(fold: Fold, onProgress?: (done: number, total: number) => void): Promise<Scorer> {
     const total = await this.fitted();
-    const part = new Accumulator(this.P, this.d, this.K);
+    // one buffer for every fold (the previous fold's scorer is released before the next fold starts),
+    // so memory stays two accumulators however many folds
+    const part = new Accumulator(this.P, this.d, this.K, this.foldBuffer);
+    this.foldBuffer = part.acc;
     for await (const batch of fold.features()) {
       const { x, sum } = await this.embeddings(batch.features);
       await part.add(x, sum, batch.features[0].dims[0]);
@@ -230,6 +236,7 @@ export class GaussianFitter implements Fitter<PadimState> {
     );
     const count = total.count;
     this.total = undefined;
+    this.foldBuffer = undefined;
     await this.release();
     return {
       method: 'padim',

@@ -18,8 +18,12 @@ import { OnnxSession } from '../../onnx/runtime.js';
 import { KensaError } from '../../util/errors.js';
 import { mulberry32 } from '../../util/random.js';
 
-/** Components of the random projection (the original PatchCore code's 128). */
-export const PROJECTION_DIM = 128;
+/**
+ * Components of the random projection. The original PatchCore code uses 128 and anomalib the
+ * Johnson-Lindenstrauss bound (~300); on Magnetic Tile Defects 96 gave the same image and pixel AUROC
+ * as 128 (within 0.004) with a 30 % faster coreset (BENCHMARKS.md).
+ */
+export const PROJECTION_DIM = 96;
 /** Candidates brought up to date per round, at least and at most (adapted to how often a round fails). */
 const MIN_CANDIDATES = 32;
 const MAX_CANDIDATES = 2048;
@@ -40,33 +44,57 @@ export function sparseProjection(C: number, dim: number, rand: () => number): Fl
   return m;
 }
 
-/** rows [N, C] → projected rows [N, dim] (a matrix product on onnxruntime, in blocks of rows). */
-export async function project(rows: Float32Array, C: number, matrix: Float32Array): Promise<Float32Array> {
-  const dim = matrix.length / C;
-  const N = rows.length / C;
-  const out = new Float32Array(N * dim);
-  const session = await OnnxSession.create(
-    encodeGraph(
-      'projection',
-      [{ op: 'MatMul', inputs: ['x', 'r'], output: 'y' }],
-      [vi('x', ['n', C])],
-      [vi('y', ['n', dim])],
-      [float32Tensor('r', [C, dim], matrix)],
-    ),
-    { arena: false },
-  );
-  try {
+/** The random projection as an onnxruntime session: rows [n, C] → [n, dim], in blocks of rows. */
+export class Projector {
+  private constructor(
+    private readonly session: OnnxSession,
+    readonly C: number,
+    readonly dim: number,
+  ) {}
+
+  static async create(C: number, matrix: Float32Array): Promise<Projector> {
+    const dim = matrix.length / C;
+    const session = await OnnxSession.create(
+      encodeGraph(
+        'projection',
+        [{ op: 'MatMul', inputs: ['x', 'r'], output: 'y' }],
+        [vi('x', ['n', C])],
+        [vi('y', ['n', dim])],
+        [float32Tensor('r', [C, dim], matrix)],
+      ),
+      { arena: false },
+    );
+    return new Projector(session, C, dim);
+  }
+
+  /** Projects `rows` into `out` (from row `at` on). */
+  async run(rows: Float32Array, out: Float32Array, at = 0): Promise<void> {
+    const { C, dim } = this;
+    const N = rows.length / C;
     for (let start = 0; start < N; start += PROJECT_ROWS) {
       const n = Math.min(PROJECT_ROWS, N - start);
-      const { y } = await session.run({
+      const { y } = await this.session.run({
         x: { data: rows.subarray(start * C, (start + n) * C), dims: [n, C] },
       });
-      out.set(y.data, start * dim);
+      out.set(y.data, (at + start) * dim);
     }
-  } finally {
-    await session.release();
   }
-  return out;
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+/** rows [N, C] → projected rows [N, dim] (a matrix product on onnxruntime, in blocks of rows). */
+export async function project(rows: Float32Array, C: number, matrix: Float32Array): Promise<Float32Array> {
+  const projector = await Projector.create(C, matrix);
+  try {
+    const out = new Float32Array((rows.length / C) * projector.dim);
+    await projector.run(rows, out);
+    return out;
+  } finally {
+    await projector.release();
+  }
 }
 
 /** Hands control back to the event loop (progress output, Ctrl-C) during long computations. */
@@ -265,4 +293,81 @@ export async function coresetIndices(
   const matrix = sparseProjection(C, PROJECTION_DIM, rand);
   const start = Math.floor(rand() * N);
   return kCenterGreedy(await project(rows, C, matrix), PROJECTION_DIM, n, start, onProgress);
+}
+
+/**
+ * Rows that arrive in batches, kept in one buffer that grows by half when full (start it at the expected
+ * count: then nothing is ever copied, and no second copy of every patch exists at any time).
+ */
+export class GrowingRows {
+  data: Float32Array;
+  length = 0;
+
+  constructor(
+    readonly width: number,
+    expected: number,
+  ) {
+    this.data = new Float32Array(Math.max(1, expected) * width);
+  }
+
+  /** Room for `n` more rows; returns the row index where they go. */
+  reserve(n: number): number {
+    const need = (this.length + n) * this.width;
+    if (need > this.data.length) {
+      const grown = new Float32Array(Math.max(need, Math.ceil(this.data.length * 1.5)));
+      grown.set(this.data.subarray(0, this.length * this.width));
+      this.data = grown;
+    }
+    const at = this.length;
+    this.length += n;
+    return at;
+  }
+
+  /** The rows added so far (a view). */
+  rows(): Float32Array {
+    return this.data.subarray(0, this.length * this.width);
+  }
+}
+
+/**
+ * The same coreset as coresetIndices, for rows that arrive in batches: each batch is projected as it
+ * comes (the projection drawn from `seed` first, the start after it, as there), so only the rows and
+ * their projection are kept, never a second copy.
+ */
+export class StreamingCoreset {
+  private readonly rand: () => number;
+  private readonly matrix: Float32Array;
+  private projector?: Projector;
+  readonly projected: GrowingRows;
+
+  constructor(
+    readonly C: number,
+    seed: number,
+    expected: number,
+  ) {
+    this.rand = mulberry32(seed);
+    this.matrix = sparseProjection(C, PROJECTION_DIM, this.rand);
+    this.projected = new GrowingRows(PROJECTION_DIM, expected);
+  }
+
+  async add(rows: Float32Array): Promise<void> {
+    this.projector ??= await Projector.create(this.C, this.matrix);
+    const n = rows.length / this.C;
+    const at = this.projected.reserve(n);
+    await this.projector.run(rows, this.projected.data, at);
+  }
+
+  /** The picked row indices (n of the rows added, in pick order; all of them when n ≥ their count). */
+  async take(n: number, onProgress?: (done: number, total: number) => void): Promise<Int32Array> {
+    await this.release();
+    const N = this.projected.length;
+    if (n >= N) return Int32Array.from({ length: N }, (_, i) => i);
+    const start = Math.floor(this.rand() * N);
+    return kCenterGreedy(this.projected.rows(), PROJECTION_DIM, n, start, onProgress);
+  }
+
+  async release(): Promise<void> {
+    await this.projector?.release();
+    this.projector = undefined;
+  }
 }

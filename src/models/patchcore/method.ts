@@ -26,7 +26,7 @@ function coresetFor(settings: FitSettings): number {
 
 function estimate(settings: FitSettings, coreset: number): Estimate {
   const C = settings.channels[1] + settings.channels[2];
-  const N = settings.images * settings.inputsPerImage * settings.cellsPerInput;
+  const N = settings.images * settings.cellsPerImage;
   const M = Math.max(1, Math.floor(N * coreset));
   const bank = M * C * 4;
   return {
@@ -51,19 +51,31 @@ export const patchcore: Method<PatchcoreState> = {
     if (settings.d !== undefined)
       throw new KensaError('E_ARGUMENT', '--d applies to --method padim only; leave it out for patchcore');
     const coreset = coresetFor(settings);
-    const N = settings.images * settings.inputsPerImage * settings.cellsPerInput;
+    const N = settings.images * settings.cellsPerImage;
     if (N > MAX_PATCHES) {
       throw new KensaError(
         'E_ARGUMENT',
         `PatchCore would take its coreset from ${N.toLocaleString('en')} training patches; at most ${MAX_PATCHES.toLocaleString('en')} fit in memory and time. ` +
-          `Train on fewer images (about ${Math.floor(MAX_PATCHES / (settings.inputsPerImage * settings.cellsPerInput))}), or lower the resolution (--size or --scale)`,
+          `Train on fewer images (about ${Math.floor(MAX_PATCHES / settings.cellsPerImage)}), or lower the resolution (--size or --scale)`,
       );
     }
     return estimate(settings, coreset);
   },
 
+  scoreBytes(state, batch, cells) {
+    // the bank, its rotated and transposed copies in the search graphs, one block of distances,
+    // and the embeddings of a batch
+    return 5 * state.bank.length * 4 + (1 << 24) * 4 * 2 + batch * cells * state.dim * 4 * 2;
+  },
+
   createFitter(settings) {
-    return new PatchcoreFitter(settings.channels, coresetFor(settings), DEFAULT_NEIGHBORS, settings.seed);
+    return new PatchcoreFitter(
+      settings.channels,
+      coresetFor(settings),
+      DEFAULT_NEIGHBORS,
+      settings.seed,
+      settings.images * settings.cellsPerImage,
+    );
   },
 
   openScorer(state) {

@@ -7,13 +7,14 @@
  * (m_test*), its nearest bank row m*, the k bank rows nearest to m* (m* first); with d_j the distances from
  * m_test* to those rows, the score is (1 − softmax(d)_0) · s*. With k = 1 it is s*.
  *
- * Fitting keeps every training patch embedding (with the index of its image) until the coreset is taken.
+ * Fitting keeps every training patch embedding (with the index of its image) and its random projection
+ * until the coreset is taken, each in one buffer sized from the expected patch count.
  * Out-of-fold calibration scores a fold against the bank without the rows drawn from that fold's images:
  * one coreset serves all folds.
  */
 import { KensaError } from '../../util/errors.js';
 import type { CellRect, Features, Fitter, Fold, MethodState, PatchScores, Scorer } from '../method.js';
-import { coresetIndices } from './coreset.js';
+import { GrowingRows, StreamingCoreset } from './coreset.js';
 import { EmbedGraph, NearestGraph, NearestSearch } from './graphs.js';
 
 /** Grid stride in input pixels (the stride-8 map). */
@@ -70,10 +71,11 @@ export class PatchcoreScorer implements Scorer {
     return new PatchcoreScorer(embed, nearest, support, bank, dim);
   }
 
+  /** Searches the nearest bank rows of the owned cells only: the cells a tile shares with a better-placed one stay 0. */
   async score(features: Features, owned?: readonly CellRect[]): Promise<PatchScores> {
     const [B, , h, w] = features[1].dims;
     const emb = await this.embed.run(features);
-    const { dist, index } = await this.nearest.run(emb);
+    const { dist, index } = await this.nearestOwned(emb, B, h, w, owned);
     const raw = new Float32Array(B);
     const top = new Int32Array(B);
     const nn = new Int32Array(B);
@@ -91,6 +93,38 @@ export class PatchcoreScorer implements Scorer {
       nn[b] = index[at];
     }
     return { grid: dist, dims: [B, h, w], peaks: { raw, score: await this.reweighted(emb, top, nn, raw) } };
+  }
+
+  private async nearestOwned(
+    emb: Float32Array,
+    B: number,
+    h: number,
+    w: number,
+    owned?: readonly CellRect[],
+  ): Promise<{ dist: Float32Array; index: Int32Array }> {
+    let n = 0;
+    for (const o of owned ?? []) n += (o.y1 - o.y0) * (o.x1 - o.x0);
+    if (!owned || n === B * h * w) return this.nearest.run(emb);
+    const C = this.dim;
+    const queries = new Float32Array(n * C);
+    const cells = new Int32Array(n);
+    let k = 0;
+    for (let b = 0; b < B; b++) {
+      const o = owned[b];
+      for (let y = o.y0; y < o.y1; y++) {
+        const from = b * h * w + y * w;
+        queries.set(emb.subarray((from + o.x0) * C, (from + o.x1) * C), k * C);
+        for (let x = o.x0; x < o.x1; x++) cells[k++] = from + x;
+      }
+    }
+    const found = await this.nearest.run(queries);
+    const dist = new Float32Array(B * h * w);
+    const index = new Int32Array(B * h * w);
+    for (let i = 0; i < n; i++) {
+      dist[cells[i]] = found.dist[i];
+      index[cells[i]] = found.index[i];
+    }
+    return { dist, index };
   }
 
   /** anomalib's image score from each image's peak patch (top), its nearest bank row (nn) and distance. */
@@ -135,54 +169,70 @@ export class PatchcoreScorer implements Scorer {
 
 /** Collects training patch embeddings (and their images), then takes the coreset once. */
 export class PatchcoreFitter implements Fitter<PatchcoreState> {
-  private readonly chunks: { rows: Float32Array; images: Int32Array }[] = [];
+  private rows?: GrowingRows;
+  private images: number[] = [];
+  private stream?: StreamingCoreset;
   private embed?: EmbedGraph;
   private picked?: { bank: Float32Array; images: Int32Array; patches: number };
 
+  /** `expected`: about how many patches will be added (the buffers start at that size). */
   constructor(
     private readonly channels: [number, number, number],
     private readonly coreset: number,
     private readonly neighbors: number,
     private readonly seed: number,
+    private readonly expected = 1 << 16,
   ) {}
 
   private get dim(): number {
     return this.channels[1] + this.channels[2];
   }
 
-  async add(features: Features, images: readonly number[]): Promise<void> {
+  /** Keeps each batch element's owned cells only: the overlaps of tiles are taken once. */
+  async add(features: Features, images: readonly number[], owned: readonly CellRect[]): Promise<void> {
     if (this.picked) throw new KensaError('E_ARGUMENT', 'patches cannot be added after the coreset is taken');
     this.embed ??= await EmbedGraph.create(this.channels);
-    const rows = await this.embed.run(features);
+    const all = await this.embed.run(features);
     const [B, , h, w] = features[1].dims;
-    const ids = new Int32Array(B * h * w);
-    for (let b = 0; b < B; b++) ids.fill(images[b], b * h * w, (b + 1) * h * w);
-    this.chunks.push({ rows, images: ids });
+    const C = this.dim;
+    this.rows ??= new GrowingRows(C, this.expected);
+    this.stream ??= new StreamingCoreset(C, this.seed, this.expected);
+    let n = 0;
+    for (const o of owned) n += (o.y1 - o.y0) * (o.x1 - o.x0);
+    const first = this.rows.reserve(n);
+    let at = first;
+    for (let b = 0; b < B; b++) {
+      const o = owned[b];
+      for (let y = o.y0; y < o.y1; y++) {
+        const from = (b * h + y) * w;
+        this.rows.data.set(all.subarray((from + o.x0) * C, (from + o.x1) * C), at * C);
+        for (let x = o.x0; x < o.x1; x++) this.images.push(images[b]);
+        at += o.x1 - o.x0;
+      }
+    }
+    await this.stream.add(this.rows.data.subarray(first * C, at * C));
   }
 
   /** The coreset of every patch added so far (taken once). */
   private async bankOf(onProgress?: (done: number, total: number) => void) {
     if (this.picked) return this.picked;
     const C = this.dim;
-    const N = this.chunks.reduce((s, c) => s + c.images.length, 0);
-    if (N === 0) throw new KensaError('E_ARGUMENT', 'PatchCore needs training patches; no image was added');
-    const rows = new Float32Array(N * C);
-    const images = new Int32Array(N);
-    let at = 0;
-    for (let chunk = this.chunks.shift(); chunk; chunk = this.chunks.shift()) {
-      rows.set(chunk.rows, at * C);
-      images.set(chunk.images, at);
-      at += chunk.images.length;
-    }
+    const N = this.rows?.length ?? 0;
+    if (!this.rows || !this.stream || N === 0)
+      throw new KensaError('E_ARGUMENT', 'PatchCore needs training patches; no image was added');
     const n = Math.max(1, Math.floor(N * this.coreset));
-    const picks = await coresetIndices(rows, C, n, this.seed, onProgress);
+    const picks = await this.stream.take(n, onProgress);
+    const rows = this.rows.data;
     const bank = new Float32Array(picks.length * C);
     const bankImages = new Int32Array(picks.length);
     picks.forEach((p, i) => {
       bank.set(rows.subarray(p * C, (p + 1) * C), i * C);
-      bankImages[i] = images[p];
+      bankImages[i] = this.images[p];
     });
     this.picked = { bank, images: bankImages, patches: N };
+    this.rows = undefined;
+    this.stream = undefined;
+    this.images = [];
     return this.picked;
   }
 
@@ -221,5 +271,6 @@ export class PatchcoreFitter implements Fitter<PatchcoreState> {
   async release(): Promise<void> {
     await this.embed?.release();
     this.embed = undefined;
+    await this.stream?.release();
   }
 }
