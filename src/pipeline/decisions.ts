@@ -8,7 +8,7 @@
  * scale is 1; for PatchCore it is its re-weighting of the peak patch. (Pixel metrics use the map itself.)
  */
 import { toOriginal, type Geometry } from '../image/preprocess.js';
-import { findRegions } from '../postprocess/regions.js';
+import { findRegions, tightBox } from '../postprocess/regions.js';
 import { KensaError, unknownChoice } from '../util/errors.js';
 import type { Thresholds } from './model-file.js';
 
@@ -52,12 +52,18 @@ export function resolveThreshold(
 }
 
 export interface DefectRegion {
-  /** Box in original-image pixels (whole pixels, inside the image). */
+  /**
+   * Box in original-image pixels (whole pixels, inside the image) that fits the defect: the region's
+   * core, narrowed to the pixels that stand out from the surface around it (postprocess/regions.ts).
+   */
   x: number;
   y: number;
   width: number;
   height: number;
-  /** Area of the region itself in original-image pixels. */
+  /**
+   * Area of the defect in original-image pixels: the pixels that stand out inside the box when the image
+   * was at hand (see `x`), else the region of the map above the threshold.
+   */
   area: number;
   /** The highest map value inside, on the scale of the image score. */
   peak_score: number;
@@ -78,7 +84,8 @@ export interface MapOf {
   map: Float32Array;
   mapMax: number;
   score: number;
-  image: { width: number; height: number; geometry: Geometry };
+  /** `rgb` (the processed image) lets the boxes fit the defect, not the map's smooth region. */
+  image: { width: number; height: number; geometry: Geometry; rgb?: Uint8Array };
 }
 
 /** The factor that puts an image's map on the scale of its score (1 when the score is the map's maximum). */
@@ -110,11 +117,16 @@ export function decide(r: MapOf, threshold: number): Decision {
     score: r.score,
     normalized_score: threshold > 0 && Number.isFinite(threshold) ? r.score / threshold : 0,
     threshold,
-    regions: regions.map((reg) => ({
-      ...originalBox(g, r.image.width, r.image.height, reg.x, reg.y, reg.width, reg.height),
-      area: Math.max(1, Math.round(reg.area * g.scaleX * g.scaleY)),
-      peak_score: reg.peak * scale,
-    })),
+    regions: regions.map((reg) => {
+      const box = r.image.rgb
+        ? tightBox(r.map, r.image.rgb, g.inputWidth, g.inputHeight, reg, threshold / scale)
+        : reg;
+      return {
+        ...originalBox(g, r.image.width, r.image.height, box.x, box.y, box.width, box.height),
+        area: Math.max(1, Math.round(box.area * g.scaleX * g.scaleY)),
+        peak_score: reg.peak * scale,
+      };
+    }),
     predicted: mask,
   };
 }

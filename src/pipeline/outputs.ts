@@ -135,7 +135,14 @@ export async function writeOverlay(
   const rel = `overlays/${name}.png`;
   await writeFileAtomic(
     join(out, rel),
-    await overlayPng(r.item.path, displayMap(r), r.image.geometry, model.meta.calibration.display, v.regions),
+    await overlayPng(
+      r.item.path,
+      displayMap(r),
+      r.image.geometry,
+      model.meta.calibration.display,
+      v.regions,
+      r.image.rgb,
+    ),
   );
   return rel;
 }

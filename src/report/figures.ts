@@ -176,7 +176,7 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
   const boxes =
     f.geometry && f.regions && shrink < 0.75 ? processedBoxes(f.regions.slice(0, MAX_CROPS), f.geometry) : [];
   const cropTop = top + ph + 40;
-  const height = boxes.length ? cropTop + CROP_SIDE + 30 : top + ph + 14;
+  const height = boxes.length ? cropTop + CROP_SIDE + 44 : top + ph + 14;
   let svg = `<rect width="100%" height="100%" fill="#fff"/>`;
   svg += `<text x="10" y="18" font-size="14" ${FONT} font-weight="bold" fill="${f.verdict === 'NG' ? '#c00' : '#060'}">${escape(f.title)} — ${f.verdict} (score ${f.score.toFixed(3)}, threshold ${f.threshold.toFixed(3)})</text>`;
   svg += panels
@@ -201,25 +201,34 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
     });
   }
   if (boxes.length) {
-    svg += `<text x="10" y="${cropTop - 12}" font-size="13" ${FONT}>Strongest regions, enlarged (heat map, red outline):</text>`;
+    svg += `<text x="10" y="${cropTop - 12}" font-size="13" ${FONT}>Strongest regions, enlarged (heat map; red outline: map above the threshold; white box: the defect):</text>`;
     for (const [k, b] of boxes.entries()) {
-      // a square crop around the region, at least 64 processed pixels, shown at CROP_SIDE
-      const side = Math.min(
-        Math.max(W, H),
-        Math.max(64, Math.ceil(1.6 * Math.max(b.x1 - b.x0, b.y1 - b.y0))),
-      );
+      // a square crop around the defect's box (three times its size, at least 64 processed pixels), shown at CROP_SIDE
+      const side = Math.min(Math.max(W, H), Math.max(64, Math.ceil(3 * Math.max(b.x1 - b.x0, b.y1 - b.y0))));
       const cw = Math.min(side, W);
       const chh = Math.min(side, H);
       const cx = Math.max(0, Math.min(W - cw, Math.round((b.x0 + b.x1 - cw) / 2)));
       const cy = Math.max(0, Math.min(H - chh, Math.round((b.y0 + b.y1 - chh) / 2)));
-      // the heat overlay, with the predicted regions' outlines in red
+      // the heat overlay, with the predicted regions' outlines in red and the defect's box in white (the
+      // ring of pixels just outside it)
       const crop = new Uint8Array(cw * chh * 3);
       for (let yy = 0; yy < chh; yy++) {
         for (let xx = 0; xx < cw; xx++) {
-          const p = (cy + yy) * W + cx + xx;
+          const px = cx + xx;
+          const py = cy + yy;
+          const p = py * W + px;
+          const ring =
+            px >= b.x0 - 1 &&
+            px <= b.x1 &&
+            py >= b.y0 - 1 &&
+            py <= b.y1 &&
+            (px === b.x0 - 1 || px === b.x1 || py === b.y0 - 1 || py === b.y1);
           const edge =
             f.predicted[p] && result[p * 3] === 255 && result[p * 3 + 1] === 0 && result[p * 3 + 2] === 0;
-          crop.set(edge ? [255, 0, 0] : heat.subarray(p * 3, p * 3 + 3), (yy * cw + xx) * 3);
+          crop.set(
+            ring ? [255, 255, 255] : edge ? [255, 0, 0] : heat.subarray(p * 3, p * 3 + 3),
+            (yy * cw + xx) * 3,
+          );
         }
       }
       const scale = CROP_SIDE / Math.max(cw, chh);
@@ -236,7 +245,8 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
         top: cropTop,
       });
       const r = b.region;
-      svg += `<text x="${left}" y="${cropTop + dh + 16}" font-size="12" ${FONT}>#${k + 1}: ${r.width}×${r.height} px at (${r.x}, ${r.y}), peak ${r.peak_score.toFixed(2)}</text>`;
+      svg += `<text x="${left}" y="${cropTop + dh + 16}" font-size="12" ${FONT}>#${k + 1}: ${r.width}×${r.height} px at (${r.x}, ${r.y})</text>`;
+      svg += `<text x="${left}" y="${cropTop + dh + 31}" font-size="12" ${FONT}>peak ${r.peak_score.toFixed(2)}</text>`;
     }
   }
   const doc = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${svg}</svg>`;
@@ -253,6 +263,7 @@ export async function overlayPng(
   g: Geometry,
   range: [number, number],
   regions: FigureRegion[] = [],
+  processed?: Uint8Array,
   maxSide = 1024,
 ): Promise<Uint8Array> {
   const base = sharp(file, { limitInputPixels: false }).autoOrient();
@@ -263,15 +274,16 @@ export async function overlayPng(
   const scale = Math.min(1, maxSide / Math.max(W0, H0));
   const w = Math.max(1, Math.round(W0 * scale));
   const h = Math.max(1, Math.round(H0 * scale));
-  const rgb = await base
-    .clone()
-    .removeAlpha()
-    .toColourspace('srgb')
-    .resize(w, h, { fit: 'fill' })
-    .raw()
-    .toBuffer();
-  // where the processed image lies, in overlay pixels
+  // where the processed image lies, in original pixels
   const [rx, ry, rw, rh] = shownRegion(g);
+  // the processed image (already decoded) serves as the picture when it shows the whole image at the
+  // overlay's resolution or finer: a large camera image is then not decoded a second time
+  const whole = Math.abs(rx) < 0.5 && Math.abs(ry) < 0.5 && Math.abs(rw - W0) < 1 && Math.abs(rh - H0) < 1;
+  const source =
+    processed && whole && g.inputWidth >= w && g.inputHeight >= h
+      ? sharp(processed, { raw: { width: g.inputWidth, height: g.inputHeight, channels: 3 } })
+      : base.clone().removeAlpha().toColourspace('srgb');
+  const rgb = await source.resize(w, h, { fit: 'fill' }).raw().toBuffer();
   const left = Math.max(0, Math.round(rx * scale));
   const top = Math.max(0, Math.round(ry * scale));
   const mw = Math.max(1, Math.min(w - left, Math.round(rw * scale)));
@@ -295,7 +307,9 @@ export async function overlayPng(
   const stroke = Math.max(2, Math.round(Math.max(w, h) / 400));
   const boxes = regions
     .map(
+      // red, edged in white so that it shows on the heat map's red too
       (r) =>
+        `<rect x="${r.x * scale - stroke}" y="${r.y * scale - stroke}" width="${r.width * scale + 2 * stroke}" height="${r.height * scale + 2 * stroke}" fill="none" stroke="#fff" stroke-width="${stroke + 2}"/>` +
         `<rect x="${r.x * scale - stroke}" y="${r.y * scale - stroke}" width="${r.width * scale + 2 * stroke}" height="${r.height * scale + 2 * stroke}" fill="none" stroke="#ff1744" stroke-width="${stroke}"/>`,
     )
     .join('');
