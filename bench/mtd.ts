@@ -6,7 +6,7 @@
  *
  *   npx tsx bench/mtd.ts --python /path/to/venv/bin/python [--data ../shared/datasets/mtd]
  *                        [--size 224] [--runs kensa-padim,kensa-patchcore,ref-padim,ref-patchcore]
- *                        [--extra-kensa "--val-fraction 0.1"]
+ *                        ["--extra-kensa=--val-fraction 0.1"]   (the = form: the value starts with a dash)
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

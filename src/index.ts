@@ -33,12 +33,13 @@ export type { Method, Scorer, Fitter, MethodState } from './models/method.js';
 // data and images
 export { openDataset, collectImages, IMAGE_EXTENSIONS } from './data/dataset.js';
 export type { Dataset, ImageItem } from './data/dataset.js';
-export { makeSyntheticDataset } from './data/synthetic.js';
+export { makeSyntheticDataset, makeSurfaceDataset } from './data/synthetic.js';
 export { loadImage, loadMask } from './image/load.js';
 export type { Preprocess, TileSettings } from './image/preprocess.js';
 // metrics
 export { auroc, averagePrecision, bestF1, confusion, rocCurve, prCurve } from './metrics/classification.js';
-export { aupro } from './metrics/aupro.js';
+export { aupro, pixelMetrics } from './metrics/aupro.js';
+export { PixelMetricsStream } from './metrics/pixel-stream.js';
 // backbones and weights
 export { Backbone, IMAGENET_MEAN, IMAGENET_STD } from './backbone/backbone.js';
 export type { BackboneOptions, FeatureMap } from './backbone/backbone.js';
