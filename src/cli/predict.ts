@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { predict } from '../pipeline/predict.js';
 import { join } from 'node:path';
 import { batch, pixelLimit, threshold } from './options.js';
-import { progressReporter } from './progress.js';
+import { notice, progressReporter } from './progress.js';
 
 export function register(program: Command): void {
   program
@@ -51,14 +51,8 @@ export function register(program: Command): void {
           failFast: o.failFast,
           pixelLimit: o.pixelLimit,
           onProgress: progress,
-          onPlan: (m) => {
-            progress.stop();
-            process.stderr.write(`memory: ${m}\n`);
-          },
-          onWarning: (m) => {
-            progress.stop();
-            process.stderr.write(`warning: ${m}\n`);
-          },
+          onPlan: notice(progress, 'memory'),
+          onWarning: notice(progress, 'warning'),
         });
         progress.stop();
         const ng = predictions.filter((p) => p.verdict === 'NG').length;

@@ -63,3 +63,11 @@ export function progressReporter(
   };
   return report;
 }
+
+/** A notice on stderr (`memory: …`, `warning: …`) that first clears a progress bar. */
+export function notice(progress: { stop(): void }, label: string): (message: string) => void {
+  return (message) => {
+    progress.stop();
+    process.stderr.write(`${label}: ${message}\n`);
+  };
+}

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { test } from '../pipeline/evaluate.js';
 import { batch, pixelLimit } from './options.js';
-import { progressReporter } from './progress.js';
+import { notice, progressReporter } from './progress.js';
 
 const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
 
@@ -43,10 +43,7 @@ export function register(program: Command): void {
           figures: o.figures,
           report: o.report,
           onProgress: progress,
-          onPlan: (m) => {
-            progress.stop();
-            process.stderr.write(`memory: ${m}\n`);
-          },
+          onPlan: notice(progress, 'memory'),
         });
         progress.stop();
         const c = metrics.confusion.fpr0;

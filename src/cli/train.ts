@@ -6,7 +6,7 @@ import { METHOD_NAMES } from '../models/registry.js';
 import { methodMeta, modelFileSize } from '../pipeline/model-file.js';
 import { DEFAULT_FOLDS, DEFAULT_METHOD, train } from '../pipeline/train.js';
 import { batch, fraction, integer, pixelLimit, preprocessFrom, probability, scale } from './options.js';
-import { progressReporter } from './progress.js';
+import { notice, progressReporter } from './progress.js';
 
 export function register(program: Command): void {
   program
@@ -102,14 +102,8 @@ export function register(program: Command): void {
           batch: o.batch,
           pixelLimit: o.pixelLimit,
           onProgress: progress,
-          onPlan: (m) => {
-            progress.stop();
-            process.stderr.write(`memory: ${m}\n`);
-          },
-          onWarning: (m) => {
-            progress.stop();
-            process.stderr.write(`warning: ${m}\n`);
-          },
+          onPlan: notice(progress, 'memory'),
+          onWarning: notice(progress, 'warning'),
         });
         progress.stop();
         const m = r.model.meta;

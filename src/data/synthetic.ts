@@ -77,8 +77,8 @@ async function writeRgb(path: string, img: Float32Array, size: number): Promise<
     .toFile(path);
 }
 
-async function writeMask(path: string, mask: Uint8Array, size: number): Promise<void> {
-  await sharp(Buffer.from(mask), { raw: { width: size, height: size, channels: 1 } })
+async function writeMask(path: string, mask: Uint8Array, width: number, height = width): Promise<void> {
+  await sharp(Buffer.from(mask), { raw: { width, height, channels: 1 } })
     .png()
     .toFile(path);
 }
@@ -293,9 +293,7 @@ export async function makeSurfaceDataset(
           longScratch(rand, img, mask, width, height, contrast);
           if (rand() < 0.3) speck(rand, img, mask, width, height, contrast);
         }
-        await sharp(Buffer.from(mask), { raw: { width, height, channels: 1 } })
-          .png()
-          .toFile(join(maskDir, `${name}_mask.png`));
+        await writeMask(join(maskDir, `${name}_mask.png`), mask, width, height);
       }
       await writeGray(join(dir, `${name}.png`), img, width, height, rand);
       options.onProgress?.(++done, total);
