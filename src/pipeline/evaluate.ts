@@ -20,7 +20,7 @@ import {
 import { PixelMetricsStream } from '../metrics/pixel-stream.js';
 import { curvePng } from '../report/figures.js';
 import { writeReport } from '../report/html.js';
-import { writeResultsFile, type ResultImage } from '../report/results-file.js';
+import { resultsModel, writeResultsFile, type ResultImage } from '../report/results-file.js';
 import { assertInteger, KensaError } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
 import { decide } from './decisions.js';
@@ -316,12 +316,7 @@ export async function test(
     await writeJson(join(options.out, 'metrics.json'), metrics);
     await writeResultsFile(options.out, {
       kind: 'test',
-      model: {
-        path: typeof options.model === 'string' ? options.model : undefined,
-        method: model.meta.method,
-        backbone: model.meta.backbone.name,
-        thresholds: { ...thresholds },
-      },
+      model: resultsModel(options.model, model.meta, thresholds),
       threshold,
       metrics: { ...metrics },
       images: resultImages,

@@ -11,7 +11,7 @@ import { PIXEL_LIMIT_RANGE } from '../image/load.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { writeCsv, writeJson } from '../io/results.js';
 import { writeReport } from '../report/html.js';
-import { writeResultsFile, type ResultImage } from '../report/results-file.js';
+import { resultsModel, writeResultsFile, type ResultImage } from '../report/results-file.js';
 import { assertInteger, KensaError } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
 import { decide, resolveThreshold, type DefectRegion, type ThresholdChoice } from './decisions.js';
@@ -219,12 +219,7 @@ export async function predict(
     );
     await writeResultsFile(options.out, {
       kind: 'predict',
-      model: {
-        path: typeof options.model === 'string' ? options.model : undefined,
-        method: model.meta.method,
-        backbone: model.meta.backbone.name,
-        thresholds: { ...model.meta.thresholds },
-      },
+      model: resultsModel(options.model, model.meta),
       threshold,
       images: resultImages,
     });

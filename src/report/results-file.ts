@@ -39,6 +39,23 @@ export interface ResultsFile {
   images: ResultImage[];
 }
 
+/**
+ * The model block of a results file: the model's path (when it was given as one), its method, backbone
+ * and thresholds (by default the model's own).
+ */
+export function resultsModel(
+  source: string | object,
+  meta: { method: string; backbone: { name: string }; thresholds: object },
+  thresholds: object = meta.thresholds,
+): ResultsFile['model'] {
+  return {
+    path: typeof source === 'string' ? source : undefined,
+    method: meta.method,
+    backbone: meta.backbone.name,
+    thresholds: { ...(thresholds as ResultsFile['model']['thresholds']) },
+  };
+}
+
 export async function writeResultsFile(dir: string, results: ResultsFile): Promise<void> {
   await writeJson(join(dir, RESULTS_FILE), results);
 }
