@@ -10,6 +10,8 @@ import * as demo from './demo.js';
 import * as fetchWeights from './fetch-weights.js';
 import * as predict from './predict.js';
 import * as report from './report.js';
+import * as serve from './serve.js';
+import { takeSignal } from './signals.js';
 import * as test from './test.js';
 import * as threshold from './threshold.js';
 import * as train from './train.js';
@@ -28,7 +30,7 @@ export function buildProgram(): Command {
     .version(pkg.version, '-v, --version')
     .showHelpAfterError('(run kensa --help for the commands)')
     .exitOverride();
-  for (const verb of [demo, train, test, predict, report, threshold, backbones, fetchWeights])
+  for (const verb of [demo, train, test, predict, serve, report, threshold, backbones, fetchWeights])
     verb.register(program);
   return program;
 }
@@ -54,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
 const EXIT_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
 for (const signal of Object.keys(EXIT_CODES) as (keyof typeof EXIT_CODES)[]) {
   process.on(signal, () => {
+    if (takeSignal(signal)) return;
     removePendingTemporaryFiles();
     releaseLocks();
     try {

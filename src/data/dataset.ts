@@ -43,6 +43,8 @@ export interface ImageItem {
   /** 0 good, 1 defective; undefined when unknown. */
   label?: 0 | 1;
   mask?: string;
+  /** The image's bytes when they are already in memory (the service); `path` then only names them. */
+  bytes?: Buffer;
 }
 
 export interface Dataset {

@@ -143,8 +143,32 @@ export async function loadImage(
   p: Preprocess,
   options: LoadOptions = {},
 ): Promise<LoadedImage> {
+  return decodeImage(await readImageFile(file), file, p, options);
+}
+
+/** The image's original size, from its header only (bytes received by the service). */
+export async function probeImageBytes(
+  bytes: Buffer,
+  name: string,
+  options: LoadOptions = {},
+): Promise<{ width: number; height: number }> {
+  try {
+    const { width, height } = await openSource(bytes, options.pixelLimit ?? DEFAULT_PIXEL_LIMIT);
+    return { width, height };
+  } catch (error) {
+    throw decodeError(name, error);
+  }
+}
+
+/** Decodes image bytes already in memory; `name` is what messages call them. */
+export async function decodeImage(
+  bytes: Buffer,
+  name: string,
+  p: Preprocess,
+  options: LoadOptions = {},
+): Promise<LoadedImage> {
+  const file = name;
   const pixelLimit = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
-  const bytes = await readImageFile(file);
   try {
     const source = await openSource(bytes, pixelLimit);
     const { width, height } = source;

@@ -9,7 +9,7 @@
  */
 import { Backbone } from '../backbone/backbone.js';
 import type { ImageItem } from '../data/dataset.js';
-import { loadImage, loadMask, type LoadedImage } from '../image/load.js';
+import { decodeImage, loadImage, loadMask, type LoadedImage } from '../image/load.js';
 import type { Preprocess } from '../image/preprocess.js';
 import { inputRects, type InputRect } from '../image/tiles.js';
 import type { CellRect, Features, Scorer } from '../models/method.js';
@@ -81,7 +81,9 @@ export async function* loadImages(
 ): AsyncGenerator<LoadedItem> {
   const loadOne = async (index: number): Promise<LoadedItem> => {
     const item = items[index];
-    const image = await loadImage(item.path, preprocess, { pixelLimit: options.pixelLimit });
+    const image = item.bytes
+      ? await decodeImage(item.bytes, item.path, preprocess, { pixelLimit: options.pixelLimit })
+      : await loadImage(item.path, preprocess, { pixelLimit: options.pixelLimit });
     if (!options.loadMasks || !item.mask) return { item, index, image };
     const { mask, warnings } = await loadMask(item.mask, preprocess, image.width, image.height, {
       pixelLimit: options.pixelLimit,

@@ -133,16 +133,18 @@ export async function writeOverlay(
   model: KensaModel,
 ): Promise<string> {
   const rel = `overlays/${name}.png`;
-  await writeFileAtomic(
-    join(out, rel),
-    await overlayPng(
-      r.item.path,
-      displayMap(r),
-      r.image.geometry,
-      model.meta.calibration.display,
-      v.regions,
-      r.image.rgb,
-    ),
-  );
+  await writeFileAtomic(join(out, rel), await overlayOf(r, v, model));
   return rel;
+}
+
+/** The heat-map overlay on the original image, as PNG bytes (written by predict, sent by the service). */
+export function overlayOf(r: ScoredImage, v: Decision, model: KensaModel): Promise<Uint8Array> {
+  return overlayPng(
+    r.item.bytes ?? r.item.path,
+    displayMap(r),
+    r.image.geometry,
+    model.meta.calibration.display,
+    v.regions,
+    r.image.rgb,
+  );
 }

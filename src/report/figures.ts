@@ -258,7 +258,7 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
  * the model saw (the centre crop in crop mode), with each region's box drawn in red.
  */
 export async function overlayPng(
-  file: string,
+  file: string | Buffer,
   map: Float32Array,
   g: Geometry,
   range: [number, number],

@@ -1,0 +1,127 @@
+/** kensa serve: the inspection service (HTTP), until SIGTERM or Ctrl-C. */
+import { readFileSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import type { Command } from 'commander';
+import { readProblem } from '../image/load.js';
+import { InspectionService, SERVE_DEFAULTS } from '../serve/server.js';
+import { KensaError } from '../util/errors.js';
+import { integer, pixelLimit, threshold } from './options.js';
+import { setGracefulStop } from './signals.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** `FILE` or `NAME=FILE` → a model's name (default: the file's name without extension) and file. */
+export function modelSpec(spec: string): { name: string; model: string } {
+  const eq = spec.indexOf('=');
+  // a file name may hold '=': only a name that could be a URL segment counts as a name
+  if (eq > 0 && /^[A-Za-z0-9._-]+$/.test(spec.slice(0, eq)))
+    return { name: spec.slice(0, eq), model: spec.slice(eq + 1) };
+  return {
+    name:
+      basename(spec, extname(spec))
+        .replace(/[^A-Za-z0-9._-]/g, '_')
+        .slice(0, 64) || 'model',
+    model: spec,
+  };
+}
+
+function readToken(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new KensaError('E_IO', readProblem((error as NodeJS.ErrnoException).code), { file });
+  }
+  const token = text.trim();
+  if (token.length < 16)
+    throw new KensaError(
+      'E_ARGUMENT',
+      'the token file must hold one secret of at least 16 characters (e.g. openssl rand -hex 32 > FILE)',
+      { file },
+    );
+  return token;
+}
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description(
+      'inspection service over HTTP: POST an image to /v1/inspect, get OK/NG, score and boxes (micro-batched)',
+    )
+    .requiredOption(
+      '--model <[name=]file>',
+      'model file from kensa train; repeat for more models (served at /v1/models/NAME/inspect; the first is the default)',
+      collect,
+    )
+    .option(
+      '--host <address>',
+      `address to listen on (other than loopback needs --token-file)`,
+      SERVE_DEFAULTS.host,
+    )
+    .option('--port <n>', `port (0: any free port)`, integer('--port', 0, 65535), SERVE_DEFAULTS.port)
+    .option('--token-file <file>', 'file holding the bearer token every request must carry')
+    .option(
+      '--threshold <t>',
+      'fpr0, f1, quantile, custom or a number (default: custom when the model has one, else fpr0)',
+      threshold,
+    )
+    .option(
+      '--max-batch <n>',
+      'most images per backbone batch',
+      integer('--max-batch', 1, 256),
+      SERVE_DEFAULTS.maxBatch,
+    )
+    .option(
+      '--max-wait-ms <ms>',
+      'longest an image waits for others to fill its batch',
+      integer('--max-wait-ms', 0, 10_000),
+      SERVE_DEFAULTS.maxWaitMs,
+    )
+    .option(
+      '--queue <n>',
+      'most images waiting; more are answered 503 with Retry-After',
+      integer('--queue', 1, 100_000),
+      SERVE_DEFAULTS.queueLimit,
+    )
+    .option(
+      '--max-body-mb <n>',
+      'largest request body (413 above)',
+      integer('--max-body-mb', 1, 4096),
+      SERVE_DEFAULTS.bodyLimitMb,
+    )
+    .option('--pixel-limit <n>', 'refuse images with more pixels than this (413)', pixelLimit)
+    .option(
+      '--timeout-ms <ms>',
+      'time limit of a request, receiving and scoring (408 while receiving, 504 while scoring)',
+      integer('--timeout-ms', 100, 3_600_000),
+      SERVE_DEFAULTS.timeoutMs,
+    )
+    .option('--save-ng <dir>', 'keep each NG image and its JSON answer in this folder')
+    .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
+    .action(async (o) => {
+      const service = await InspectionService.start({
+        models: (o.model as string[]).map(modelSpec),
+        host: o.host,
+        port: o.port,
+        token: o.tokenFile ? readToken(o.tokenFile) : undefined,
+        threshold: o.threshold,
+        maxBatch: o.maxBatch,
+        maxWaitMs: o.maxWaitMs,
+        queueLimit: o.queue,
+        bodyLimitMb: o.maxBodyMb,
+        pixelLimit: o.pixelLimit,
+        timeoutMs: o.timeoutMs,
+        saveNg: o.saveNg,
+        weights: o.weights,
+        onPlan: (line) => process.stderr.write(`kensa: memory: ${line}\n`),
+        onLog: (line) => process.stderr.write(`kensa: ${line}\n`),
+      });
+      await new Promise<void>((resolve, reject) => {
+        setGracefulStop((signal) => {
+          process.stderr.write(`kensa: ${signal}: finishing the requests in flight, then exiting\n`);
+          service.close().then(resolve, reject);
+        });
+      });
+      process.stderr.write('kensa: stopped\n');
+    });
+}

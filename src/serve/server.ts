@@ -1,0 +1,527 @@
+/**
+ * kensa serve: the inspection service for a production line. One process holds one or more models in
+ * memory; each photograph is POSTed as it is taken and answered with the verdict kensa predict would give
+ * (the same Inspector, the same decisions module, the same threshold), its regions in original pixels and
+ * optionally the heat-map overlay.
+ *
+ *   POST /v1/inspect                  the default (first) model
+ *   POST /v1/models/{name}/inspect    a named model
+ *   GET  /v1/models                   the models served, their thresholds and settings
+ *   GET  /healthz                     the process answers
+ *   GET  /readyz                      every model loaded and its backbone warm (503 until then)
+ *   GET  /metrics                     Prometheus text
+ *
+ * Bodies: the image's bytes (any content type but multipart), or multipart/form-data with one file part.
+ * Limits: body size (413), pixels (413), the whole request's time (receiving: 408 from Node's HTTP server,
+ * which also ends slow-loris connections; scoring: 504), a bounded queue (503 with Retry-After). Bad input
+ * is answered with a 4xx and a JSON error; it never reaches the scoring loop undecoded, and nothing in a
+ * request names a server-side path (evidence files are named by time and content hash).
+ *
+ * fastify does the HTTP (routing, body limits, content-type parsing, graceful close), @fastify/multipart
+ * the multipart bodies, prom-client the metrics.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import sharp from 'sharp';
+import { DEFAULT_PIXEL_LIMIT, probeImageBytes } from '../image/load.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { decide, resolveThreshold, type DefectRegion, type ThresholdChoice } from '../pipeline/decisions.js';
+import { Inspector } from '../pipeline/inspector.js';
+import { loadModel, type KensaModel } from '../pipeline/model-file.js';
+import { checkWritable } from '../pipeline/output-paths.js';
+import { overlayOf } from '../pipeline/outputs.js';
+import { getMethod } from '../models/registry.js';
+import { KensaError } from '../util/errors.js';
+import { DeadlineError, MicroBatcher, QueueFullError } from './batcher.js';
+
+export const SERVE_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8080,
+  maxBatch: 8,
+  maxWaitMs: 5,
+  queueLimit: 64,
+  bodyLimitMb: 64,
+  timeoutMs: 30_000,
+} as const;
+
+export interface ServiceOptions {
+  /** The models, by the name a URL uses; the first is the default. */
+  models: { name: string; model: string | KensaModel }[];
+  host?: string;
+  /** 0 picks a free port (see `port` on the started service). */
+  port?: number;
+  /** Required in `Authorization: Bearer …` on every route but /healthz and /readyz. */
+  token?: string;
+  threshold?: ThresholdChoice;
+  maxBatch?: number;
+  maxWaitMs?: number;
+  queueLimit?: number;
+  bodyLimitMb?: number;
+  pixelLimit?: number;
+  timeoutMs?: number;
+  /** Keep each NG image and its JSON here (written atomically). */
+  saveNg?: string;
+  weights?: string;
+  cacheDir?: string;
+  onPlan?: (message: string) => void;
+  /** Lines for the operator: listening, ready, evidence that could not be written. */
+  onLog?: (message: string) => void;
+}
+
+/** What POST …/inspect answers. */
+export interface InspectResponse {
+  model: string;
+  /** The multipart part's file name, when one was given (never used as a path). */
+  file?: string;
+  verdict: 'OK' | 'NG';
+  score: number;
+  normalized_score: number;
+  threshold: { name: string; value: number };
+  width: number;
+  height: number;
+  regions: DefectRegion[];
+  timings_ms: { queue: number; inference: number; total: number };
+  batch_size: number;
+  /** The heat-map overlay (PNG, base64), with ?heatmap=1. */
+  heatmap_png?: string;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.has(host) || /^127\./.test(host);
+}
+
+/** An HTTP error with the status it is answered with. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+interface Served {
+  name: string;
+  model: KensaModel;
+  inspector: Inspector;
+  batcher: MicroBatcher;
+  threshold: { name: string; value: number };
+}
+
+function metrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'kensa_process_' });
+  return {
+    registry,
+    requests: new Counter({
+      name: 'kensa_requests_total',
+      help: 'Inspection requests by model and outcome (ok, ng, client_error, overloaded, timeout, error)',
+      labelNames: ['model', 'outcome'] as const,
+      registers: [registry],
+    }),
+    latency: new Histogram({
+      name: 'kensa_request_duration_seconds',
+      help: 'Inspection request latency, from the request to the answer',
+      labelNames: ['model'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    queue: new Gauge({
+      name: 'kensa_queue_depth',
+      help: 'Images waiting for a batch',
+      labelNames: ['model'] as const,
+      registers: [registry],
+    }),
+    batches: new Histogram({
+      name: 'kensa_batch_size',
+      help: 'Images per backbone batch',
+      labelNames: ['model'] as const,
+      buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers: [registry],
+    }),
+    inFlight: new Gauge({
+      name: 'kensa_in_flight_requests',
+      help: 'Inspection requests being answered',
+      registers: [registry],
+    }),
+    evidenceErrors: new Counter({
+      name: 'kensa_evidence_errors_total',
+      help: 'NG images that could not be saved with --save-ng',
+      registers: [registry],
+    }),
+  };
+}
+
+/** A uniform gray image at the model's input size: one pass of it warms the backbone and the method. */
+async function warmUpImage(model: KensaModel): Promise<Buffer> {
+  const method = getMethod(model.meta.method);
+  const grid = method.inputGrid(model.state);
+  const [h, w] = grid ? [grid[0] * method.stride, grid[1] * method.stride] : [256, 256];
+  return sharp({ create: { width: w, height: h, channels: 3, background: { r: 128, g: 128, b: 128 } } })
+    .png()
+    .toBuffer();
+}
+
+const sameSecret = (a: string, b: string) =>
+  timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+
+/** The outcome label of an answered request. */
+function outcomeOf(status: number, verdict?: 'OK' | 'NG'): string {
+  if (status === 200 && verdict) return verdict.toLowerCase();
+  if (status === 503) return 'overloaded';
+  if (status === 504) return 'timeout';
+  if (status >= 400 && status < 500) return 'client_error';
+  return 'error';
+}
+
+export class InspectionService {
+  private ready = false;
+  private closing?: Promise<void>;
+
+  private constructor(
+    readonly app: FastifyInstance,
+    private readonly served: Map<string, Served>,
+    private readonly options: ServiceOptions,
+    private readonly m: ReturnType<typeof metrics>,
+  ) {}
+
+  /** The address the service listens on. */
+  get url(): string {
+    const a = this.app.server.address();
+    if (!a || typeof a === 'string') return String(a);
+    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+    return `http://${host}:${a.port}`;
+  }
+
+  get port(): number {
+    const a = this.app.server.address();
+    return a && typeof a === 'object' ? a.port : 0;
+  }
+
+  /** Loads the models, listens, warms each backbone; /readyz answers 200 once all are warm. */
+  static async start(options: ServiceOptions): Promise<InspectionService> {
+    const host = options.host ?? SERVE_DEFAULTS.host;
+    if (!options.models.length) throw new KensaError('E_ARGUMENT', 'give at least one model (--model FILE)');
+    if (!isLoopback(host) && !options.token)
+      throw new KensaError(
+        'E_ARGUMENT',
+        `binding to ${host} makes the service reachable from other machines: give a bearer token with --token-file FILE ` +
+          '(a file holding one secret line), or bind to 127.0.0.1',
+      );
+    const names = new Set<string>();
+    for (const { name } of options.models) {
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(name))
+        throw new KensaError(
+          'E_ARGUMENT',
+          `model name '${name}' is not usable in a URL: use letters, digits, '.', '_' and '-' (at most 64), as in --model NAME=FILE`,
+        );
+      if (names.has(name))
+        throw new KensaError(
+          'E_ARGUMENT',
+          `two models are named '${name}': name them with --model NAME=FILE`,
+        );
+      names.add(name);
+    }
+    if (options.saveNg) {
+      await mkdir(options.saveNg, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+        throw new KensaError('E_IO', `cannot create the evidence folder (${error.code})`, {
+          file: options.saveNg,
+        });
+      });
+      await checkWritable(options.saveNg, 'folder');
+    }
+    const m = metrics();
+    const served = new Map<string, Served>();
+    try {
+      for (const { name, model: source } of options.models) {
+        const model = typeof source === 'string' ? await loadModel(source) : source;
+        const threshold = resolveThreshold(model.meta.thresholds, options.threshold);
+        const inspector = await Inspector.open(model, {
+          weights: options.weights,
+          cacheDir: options.cacheDir,
+          batch: options.maxBatch ?? SERVE_DEFAULTS.maxBatch,
+          onPlan: options.onPlan && ((line) => options.onPlan!(`${name}: ${line}`)),
+        });
+        const batcher = new MicroBatcher(inspector, {
+          maxBatch: options.maxBatch ?? SERVE_DEFAULTS.maxBatch,
+          maxWaitMs: options.maxWaitMs ?? SERVE_DEFAULTS.maxWaitMs,
+          queueLimit: options.queueLimit ?? SERVE_DEFAULTS.queueLimit,
+          pixelLimit: options.pixelLimit,
+          onBatch: (size) => m.batches.observe({ model: name }, size),
+          onQueue: (depth) => m.queue.set({ model: name }, depth),
+        });
+        served.set(name, { name, model, inspector, batcher, threshold });
+      }
+    } catch (error) {
+      for (const s of served.values()) await s.inspector.dispose();
+      throw error;
+    }
+    const app = InspectionService.app(options);
+    const service = new InspectionService(app, served, options, m);
+    service.routes();
+    try {
+      await app.listen({ host, port: options.port ?? SERVE_DEFAULTS.port });
+    } catch (error) {
+      await service.close();
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new KensaError(
+        'E_IO',
+        code === 'EADDRINUSE'
+          ? `port ${options.port} on ${host} is in use: stop what uses it or pick another with --port`
+          : `cannot listen on ${host}:${options.port} (${code ?? (error as Error).message})`,
+        { cause: error },
+      );
+    }
+    options.onLog?.(`listening on ${service.url}`);
+    for (const s of served.values()) {
+      try {
+        await s.batcher.submit(await warmUpImage(s.model), 'warm-up image', 600_000);
+      } catch (error) {
+        options.onLog?.(`${s.name}: the warm-up image was not scored (${(error as Error).message})`);
+      }
+    }
+    service.ready = true;
+    options.onLog?.(`ready: ${[...served.keys()].join(', ')}`);
+    return service;
+  }
+
+  private static app(options: ServiceOptions): FastifyInstance {
+    const timeoutMs = options.timeoutMs ?? SERVE_DEFAULTS.timeoutMs;
+    // Node's own timeouts end connections that send too slowly (slow-loris): the headers and the whole
+    // request must arrive within the request time limit, checked every second
+    const serverFactory = (handler: (req: IncomingMessage, res: ServerResponse) => void) =>
+      createServer(
+        {
+          requestTimeout: timeoutMs,
+          headersTimeout: Math.min(timeoutMs, 10_000),
+          connectionsCheckingInterval: 1000,
+          keepAliveTimeout: 5000,
+        },
+        handler,
+      );
+    const app = Fastify({
+      serverFactory,
+      bodyLimit: Math.round((options.bodyLimitMb ?? SERVE_DEFAULTS.bodyLimitMb) * 1024 * 1024),
+      requestTimeout: timeoutMs,
+      return503OnClosing: true,
+      forceCloseConnections: 'idle',
+      logger: false,
+    });
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    return app;
+  }
+
+  private routes(): void {
+    const { app, m } = this;
+    const bodyLimit = Math.round((this.options.bodyLimitMb ?? SERVE_DEFAULTS.bodyLimitMb) * 1024 * 1024);
+    void app.register(multipart, { limits: { fileSize: bodyLimit, files: 1, fields: 8, parts: 10 } });
+    const token = this.options.token;
+    app.addHook('onRequest', async (req, reply) => {
+      if (!token || req.url === '/healthz' || req.url === '/readyz') return;
+      const header = req.headers.authorization ?? '';
+      const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+      if (!given || !sameSecret(given, token)) {
+        reply.header('WWW-Authenticate', 'Bearer');
+        return reply.code(401).send({ error: { status: 401, message: 'a bearer token is required' } });
+      }
+    });
+    app.addHook('onResponse', async (req, reply) => {
+      const model = (req as FastifyRequest & { kensaModel?: string }).kensaModel;
+      if (!model) return;
+      const verdict = (req as FastifyRequest & { kensaVerdict?: 'OK' | 'NG' }).kensaVerdict;
+      m.requests.inc({ model, outcome: outcomeOf(reply.statusCode, verdict) });
+      m.latency.observe({ model }, reply.elapsedTime / 1000);
+    });
+    app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, req, reply) => {
+      // fastify's and the multipart plugin's own refusals (body too large, malformed multipart, ...)
+      let status =
+        error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+      if (status === 500 && /multipart|boundary|form/i.test(`${error.code ?? ''} ${error.message}`))
+        status = 400;
+      const message =
+        status === 413
+          ? `the body is larger than the limit (${this.options.bodyLimitMb ?? SERVE_DEFAULTS.bodyLimitMb} MB; --max-body-mb)`
+          : status === 500
+            ? 'internal error'
+            : error.message;
+      if (status === 500) this.options.onLog?.(`internal error on ${req.method} ${req.url}: ${error.stack}`);
+      void reply.code(status).send({ error: { status, message } });
+    });
+    app.setNotFoundHandler((req, reply) => {
+      void reply.code(404).send({
+        error: {
+          status: 404,
+          message: `no route ${req.method} ${req.url.split('?')[0]}: POST /v1/inspect or /v1/models/NAME/inspect`,
+        },
+      });
+    });
+    app.get('/healthz', async () => ({ status: 'ok' }));
+    app.get('/readyz', async (_req, reply) => {
+      if (!this.ready || this.closing) return reply.code(503).send({ status: 'starting' });
+      return { status: 'ready', models: [...this.served.keys()] };
+    });
+    app.get('/metrics', async (_req, reply) => {
+      reply.type(m.registry.contentType);
+      return m.registry.metrics();
+    });
+    app.get('/v1/models', async () => ({
+      default: this.served.keys().next().value,
+      models: [...this.served.values()].map((s) => ({
+        name: s.name,
+        method: s.model.meta.method,
+        backbone: s.model.meta.backbone.name,
+        preprocess: s.model.meta.preprocess,
+        threshold: s.threshold,
+        thresholds: s.model.meta.thresholds,
+      })),
+    }));
+    const inspect = (name: () => string) => async (req: FastifyRequest, reply: FastifyReply) => {
+      const served = this.served.get(name());
+      if (!served)
+        return reply.code(404).send({
+          error: { status: 404, message: `no model named '${name()}'; GET /v1/models lists them` },
+        });
+      (req as FastifyRequest & { kensaModel?: string }).kensaModel = served.name;
+      m.inFlight.inc();
+      try {
+        const body = await this.inspect(served, req);
+        (req as FastifyRequest & { kensaVerdict?: string }).kensaVerdict = body.verdict;
+        return body;
+      } catch (error) {
+        const e =
+          error instanceof HttpError
+            ? error
+            : error instanceof QueueFullError
+              ? new HttpError(503, error.message, { 'Retry-After': '1' })
+              : error instanceof DeadlineError
+                ? new HttpError(504, error.message)
+                : null;
+        if (!e) throw error;
+        return reply
+          .code(e.status)
+          .headers(e.headers)
+          .send({ error: { status: e.status, message: e.message } });
+      } finally {
+        m.inFlight.dec();
+      }
+    };
+    app.post(
+      '/v1/inspect',
+      inspect(() => this.served.keys().next().value!),
+    );
+    app.post('/v1/models/:name/inspect', async (req, reply) =>
+      inspect(() => (req.params as { name: string }).name)(req, reply),
+    );
+  }
+
+  /** The image of a request: the body's bytes, or the one file part of a multipart body. */
+  private async imageOf(req: FastifyRequest): Promise<{ bytes: Buffer; file?: string }> {
+    if (req.isMultipart()) {
+      const part = await req.file();
+      if (!part)
+        throw new HttpError(400, 'the multipart body has no file part: send the image as a file field');
+      const bytes = await part.toBuffer();
+      // the name is kept for the answer only; it is never used as a path
+      return { bytes, file: part.filename?.split(/[\\/]/).pop() || undefined };
+    }
+    const body = req.body;
+    if (!Buffer.isBuffer(body) || !body.length)
+      throw new HttpError(
+        400,
+        'the body is empty: send the image file as the body (or as a multipart file part)',
+      );
+    return { bytes: body };
+  }
+
+  private async inspect(served: Served, req: FastifyRequest): Promise<InspectResponse> {
+    const start = performance.now();
+    const timeoutMs = this.options.timeoutMs ?? SERVE_DEFAULTS.timeoutMs;
+    const { bytes, file } = await this.imageOf(req);
+    if (!bytes.length) throw new HttpError(400, 'the image file is empty');
+    const label = file ?? 'request body';
+    const pixelLimit = this.options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
+    try {
+      await probeImageBytes(bytes, label, { pixelLimit });
+    } catch (error) {
+      const message = (error as Error).message;
+      throw /pixel limit/i.test(message)
+        ? new HttpError(413, `${label}: the image has more than ${pixelLimit} pixels (--pixel-limit)`)
+        : new HttpError(415, message);
+    }
+    const remaining = Math.max(1, timeoutMs - (performance.now() - start));
+    let r;
+    try {
+      r = await served.batcher.submit(bytes, label, remaining);
+    } catch (error) {
+      if (error instanceof KensaError && (error.code === 'E_FORMAT' || error.code === 'E_ARGUMENT'))
+        throw new HttpError(422, error.message);
+      throw error;
+    }
+    const v = decide(r.scored, served.threshold.value);
+    const answer: InspectResponse = {
+      model: served.name,
+      ...(file ? { file } : {}),
+      verdict: v.verdict,
+      score: r.scored.score,
+      normalized_score: v.normalized_score,
+      threshold: served.threshold,
+      width: r.scored.image.width,
+      height: r.scored.image.height,
+      regions: v.regions,
+      timings_ms: { queue: r.queueMs, inference: r.batchMs, total: 0 },
+      batch_size: r.batchSize,
+    };
+    const query = req.query as Record<string, string | undefined>;
+    const heatmap = query.heatmap === '1' || query.heatmap === 'true';
+    if (heatmap || (this.options.saveNg && v.verdict === 'NG')) {
+      const png = await overlayOf(r.scored, v, served.model);
+      if (heatmap) answer.heatmap_png = Buffer.from(png).toString('base64');
+    }
+    answer.timings_ms.total = performance.now() - start;
+    if (this.options.saveNg && v.verdict === 'NG') await this.saveEvidence(bytes, answer);
+    return answer;
+  }
+
+  /** Keeps an NG image and its answer: `<time>-<sha256 prefix>.<format>` and `.json`, written atomically. */
+  private async saveEvidence(bytes: Buffer, answer: InspectResponse): Promise<void> {
+    const dir = this.options.saveNg!;
+    const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 12);
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    try {
+      const format =
+        (
+          await sharp(bytes)
+            .metadata()
+            .catch(() => undefined)
+        )?.format ?? 'img';
+      const base = join(dir, `${stamp}-${answer.model}-${hash}`);
+      const { heatmap_png: _h, ...json } = answer;
+      await writeFileAtomic(`${base}.${format}`, bytes);
+      await writeFileAtomic(`${base}.json`, JSON.stringify(json, null, 2) + '\n');
+    } catch (error) {
+      this.m.evidenceErrors.inc();
+      this.options.onLog?.(`warning: an NG image could not be saved in ${dir}: ${(error as Error).message}`);
+    }
+  }
+
+  /** Stops accepting, answers what is in flight and queued, then frees the models. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.app.close();
+      for (const s of this.served.values()) {
+        await s.batcher.close();
+        await s.inspector.dispose();
+      }
+    })();
+    return this.closing;
+  }
+}
