@@ -25,6 +25,17 @@ export interface BackboneOptions extends ResolveOptions {
   head?: boolean;
 }
 
+/** The backbone's ONNX graph itself (kensa export): weights resolved and read, the graph built. */
+export async function backboneGraph(
+  name: string,
+  options: ResolveOptions = {},
+): Promise<{ bytes: Uint8Array; weights: ResolvedWeights }> {
+  const spec = getBackbone(name);
+  const weights = await resolveWeights(spec, options);
+  const stateDict = await readCheckpoint(weights.path);
+  return { bytes: buildBackboneGraph(spec.architecture, spec.name, stateDict), weights };
+}
+
 export class Backbone {
   private constructor(
     readonly spec: BackboneSpec,

@@ -7,6 +7,7 @@ import { releaseLocks } from '../pipeline/output-paths.js';
 import { KensaError } from '../util/errors.js';
 import * as backbones from './backbones.js';
 import * as demo from './demo.js';
+import * as exportVerb from './export.js';
 import * as fetchWeights from './fetch-weights.js';
 import * as predict from './predict.js';
 import * as report from './report.js';
@@ -30,7 +31,18 @@ export function buildProgram(): Command {
     .version(pkg.version, '-v, --version')
     .showHelpAfterError('(run kensa --help for the commands)')
     .exitOverride();
-  for (const verb of [demo, train, test, predict, serve, report, threshold, backbones, fetchWeights])
+  for (const verb of [
+    demo,
+    train,
+    test,
+    predict,
+    serve,
+    exportVerb,
+    report,
+    threshold,
+    backbones,
+    fetchWeights,
+  ])
     verb.register(program);
   return program;
 }

@@ -103,3 +103,12 @@ export function preprocessFrom(o: PreprocessOptions): Preprocess {
   if (o.tile !== undefined && o.size === undefined) return { mode: 'scale', scale: 1, ...tile };
   return { mode: 'fit', size: o.size ?? DEFAULT_SIZE, ...tile };
 }
+
+/** One of a fixed list of names. */
+export const choice =
+  <T extends string>(name: string, choices: readonly T[]) =>
+  (value: string): T => {
+    const found = choices.find((c) => c === value);
+    if (!found) throw expected(`one of ${choices.join(', ')}`, name, value);
+    return found;
+  };

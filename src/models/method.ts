@@ -9,6 +9,7 @@
  * The pipeline picks a method by the name stored in the model (`meta.method`) through the registry
  * (models/registry.ts), never by testing which one it is.
  */
+import type { NodeSpec, TensorProto } from '../onnx/graph.js';
 import type { FeatureMap } from '../backbone/backbone.js';
 import type { MapSettings } from '../postprocess/anomaly-map.js';
 import type { Tensor } from '../util/tensor.js';
@@ -118,6 +119,20 @@ export interface Estimate {
   detail: string;
 }
 
+/**
+ * A method's scoring as ONNX nodes, for `kensa export`: from the backbone's outputs (`layer1`, `layer2`,
+ * `layer3`, batch first) to the patch-score grid [N, h, w] — the computation the Scorer runs, with the
+ * state as initializers.
+ */
+export interface MethodGraph {
+  nodes: NodeSpec[];
+  initializers: TensorProto[];
+  /** The value holding the grid [N, h, w]. */
+  grid: string;
+  /** The value holding the method's own image score [N], where it has one (else: the map's maximum). */
+  score?: string;
+}
+
 export interface Method<S extends MethodState = MethodState> {
   readonly name: string;
   /** One line for help texts. */
@@ -136,6 +151,8 @@ export interface Method<S extends MethodState = MethodState> {
   scoreBytes(state: S, batch: number, cells: number): number;
   createFitter(settings: FitSettings): Fitter<S>;
   openScorer(state: S): Promise<Scorer>;
+  /** The scorer's computation as ONNX nodes (kensa export). */
+  exportGraph(state: S): MethodGraph;
   /** The method's metadata block (its settings and sizes; stored in the model under the method's name). */
   describe(state: S): Record<string, unknown>;
   /** The state as model-file tensors (names prefixed with the method name) and its metadata block. */

@@ -62,38 +62,60 @@ export const int64Tensor = (name: string, values: number[]) =>
 
 export const DataType = onnx.TensorProto.DataType;
 
-/** Encodes a small graph (opset 17, plus onnxruntime's com.microsoft domain) to ONNX bytes. */
-export function encodeGraph(
-  name: string,
-  nodes: NodeSpec[],
-  inputs: ReturnType<typeof valueInfo>[],
-  outputs: ReturnType<typeof valueInfo>[],
-  initializer: InstanceType<typeof onnx.TensorProto>[] = [],
-): Uint8Array {
+export type TensorProto = InstanceType<typeof onnx.TensorProto>;
+export type NodeProto = InstanceType<typeof onnx.NodeProto>;
+export type ValueInfo = ReturnType<typeof valueInfo>;
+
+/** A node spec as an ONNX NodeProto (named after its first output). */
+export function nodeProto(n: NodeSpec): NodeProto {
+  return onnx.NodeProto.create({
+    opType: n.op,
+    domain: n.domain ?? '',
+    input: n.inputs,
+    output: typeof n.output === 'string' ? [n.output] : n.output,
+    name: typeof n.output === 'string' ? n.output : n.output[0],
+    attribute: Object.entries(n.attrs ?? {}).map(([k, v]) => attribute(k, v)),
+  });
+}
+
+/** Encodes a graph (opset 17, plus onnxruntime's com.microsoft domain) with optional metadata. */
+export function encodeModel(model: {
+  name: string;
+  nodes: NodeProto[];
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+  initializers?: TensorProto[];
+  metadata?: Record<string, string>;
+  /** Leave out the com.microsoft domain (a graph for other runtimes). */
+  standardOnly?: boolean;
+}): Uint8Array {
   return onnx.ModelProto.encode(
     onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'kensa',
       opsetImport: [
         { domain: '', version: OPSET },
-        { domain: 'com.microsoft', version: 1 },
+        ...(model.standardOnly ? [] : [{ domain: 'com.microsoft', version: 1 }]),
       ],
+      metadataProps: Object.entries(model.metadata ?? {}).map(([key, value]) => ({ key, value })),
       graph: {
-        name,
-        node: nodes.map((n) =>
-          onnx.NodeProto.create({
-            opType: n.op,
-            domain: n.domain ?? '',
-            input: n.inputs,
-            output: typeof n.output === 'string' ? [n.output] : n.output,
-            name: typeof n.output === 'string' ? n.output : n.output[0],
-            attribute: Object.entries(n.attrs ?? {}).map(([k, v]) => attribute(k, v)),
-          }),
-        ),
-        input: inputs,
-        output: outputs,
-        initializer,
+        name: model.name,
+        node: model.nodes,
+        input: model.inputs,
+        output: model.outputs,
+        initializer: model.initializers ?? [],
       },
     }),
   ).finish();
+}
+
+/** Encodes a small graph (opset 17, plus onnxruntime's com.microsoft domain) to ONNX bytes. */
+export function encodeGraph(
+  name: string,
+  nodes: NodeSpec[],
+  inputs: ValueInfo[],
+  outputs: ValueInfo[],
+  initializer: TensorProto[] = [],
+): Uint8Array {
+  return encodeModel({ name, nodes: nodes.map(nodeProto), inputs, outputs, initializers: initializer });
 }

@@ -7,6 +7,7 @@
  * The score of an image depends on the image and the model only — never on which other images are in
  * the same batch or run.
  */
+import type { ResolvedWeights } from '../backbone/weights.js';
 import { Backbone } from '../backbone/backbone.js';
 import type { ImageItem } from '../data/dataset.js';
 import { decodeImage, loadImage, loadMask, type LoadedImage } from '../image/load.js';
@@ -339,18 +340,24 @@ export interface OpenOptions {
 /** Loads a model's backbone; refuses weights that differ from those the model was trained with. */
 export async function backboneFor(model: KensaModel, options: OpenOptions = {}): Promise<Backbone> {
   const backbone = await Backbone.load(model.meta.backbone.name, options);
-  if (backbone.weights && backbone.weights.sha256 !== model.meta.backbone.weights_sha256) {
-    const same = backbone.weights.official && model.meta.backbone.weights_official;
-    if (!same) {
-      await backbone.dispose();
-      throw new KensaError(
-        'E_ARGUMENT',
-        `the model was trained with ${model.meta.backbone.name} weights of sha256 ${model.meta.backbone.weights_sha256}, ` +
-          `but ${backbone.weights.path} has sha256 ${backbone.weights.sha256}. Pass the same weights with --weights`,
-      );
-    }
+  try {
+    if (backbone.weights) checkWeights(model, backbone.weights);
+  } catch (error) {
+    await backbone.dispose();
+    throw error;
   }
   return backbone;
+}
+
+/** Refuses weights other than those the model was trained with (the official file counts as itself). */
+export function checkWeights(model: KensaModel, weights: ResolvedWeights): void {
+  if (weights.sha256 === model.meta.backbone.weights_sha256) return;
+  if (weights.official && model.meta.backbone.weights_official) return;
+  throw new KensaError(
+    'E_ARGUMENT',
+    `the model was trained with ${model.meta.backbone.name} weights of sha256 ${model.meta.backbone.weights_sha256}, ` +
+      `but ${weights.path} has sha256 ${weights.sha256}. Pass the same weights with --weights`,
+  );
 }
 
 /** A model ready to score images: its backbone and its method's scorer. */

@@ -13,6 +13,8 @@
  * band form to.
  */
 
+import { float32Tensor, int64Tensor, type NodeSpec, type TensorProto } from '../onnx/graph.js';
+
 /**
  * How the smoothing extends the map past its edges: 'reflect' is scipy's default (d c b a | a b c d),
  * used by the public PaDiM code; 'mirror' (d c b | a b c d) is torch's reflect padding, used by anomalib's
@@ -233,4 +235,78 @@ export class MapStep {
     }
     return max;
   }
+}
+
+/**
+ * The map step as ONNX nodes, for kensa export: `grid` [N, h, w] → `map` [N, H, W], where H and W are
+ * those of `like` (an NCHW tensor: the network input). Bilinear upsampling is Resize (linear, half-pixel
+ * centres: F.interpolate(align_corners=False)); the Gaussian is one Conv per axis on a map padded as
+ * `settings.padding` says (reflect: d c b a | a b c d, from reversed slices; mirror: d c b | a b c d).
+ * The same arithmetic as MapStep, with H and W free: one graph serves every input size. Needs H and W
+ * above the Gaussian's radius.
+ */
+export function mapStepNodes(
+  settings: MapSettings,
+  grid: string,
+  like: string,
+): { nodes: NodeSpec[]; initializers: TensorProto[]; map: string; radius: number } {
+  const k = gaussianKernel(settings.sigma);
+  const r = (k.length - 1) / 2;
+  const kernel = Float32Array.from(k);
+  const big = 1 << 30;
+  // slices of the padding along `axis`: reversed runs next to each edge
+  const [lead, trail] =
+    settings.padding === 'reflect'
+      ? [
+          [r - 1, -big],
+          [-1, -r - 1],
+        ]
+      : [
+          [r, 0],
+          [-2, -r - 2],
+        ];
+  const pad = (input: string, axis: number, output: string): NodeSpec[] => [
+    { op: 'Slice', inputs: [input, 'lead_start', 'lead_end', `axis${axis}`, 'back'], output: `${output}_a` },
+    {
+      op: 'Slice',
+      inputs: [input, 'trail_start', 'trail_end', `axis${axis}`, 'back'],
+      output: `${output}_b`,
+    },
+    { op: 'Concat', inputs: [`${output}_a`, input, `${output}_b`], output, attrs: { axis } },
+  ];
+  const nodes: NodeSpec[] = [
+    { op: 'Shape', inputs: [like], output: 'like_shape' },
+    { op: 'Slice', inputs: ['like_shape', 'two', 'four'], output: 'hw' },
+    { op: 'Unsqueeze', inputs: [grid, 'one'], output: 'g4' },
+    { op: 'Shape', inputs: ['g4'], output: 'g4_shape' },
+    { op: 'Slice', inputs: ['g4_shape', 'zero', 'two'], output: 'nc' },
+    { op: 'Concat', inputs: ['nc', 'hw'], output: 'sizes', attrs: { axis: 0 } },
+    {
+      op: 'Resize',
+      inputs: ['g4', '', '', 'sizes'],
+      output: 'up',
+      attrs: { mode: 'linear', coordinate_transformation_mode: 'half_pixel' },
+    },
+    ...pad('up', 2, 'pad_y'),
+    { op: 'Conv', inputs: ['pad_y', 'kernel_y'], output: 'smooth_y' },
+    ...pad('smooth_y', 3, 'pad_x'),
+    { op: 'Conv', inputs: ['pad_x', 'kernel_x'], output: 'smooth' },
+    { op: 'Squeeze', inputs: ['smooth', 'one'], output: 'map' },
+  ];
+  const initializers = [
+    int64Tensor('zero', [0]),
+    int64Tensor('one', [1]),
+    int64Tensor('two', [2]),
+    int64Tensor('four', [4]),
+    int64Tensor('axis2', [2]),
+    int64Tensor('axis3', [3]),
+    int64Tensor('back', [-1]),
+    int64Tensor('lead_start', [lead[0]]),
+    int64Tensor('lead_end', [lead[1]]),
+    int64Tensor('trail_start', [trail[0]]),
+    int64Tensor('trail_end', [trail[1]]),
+    float32Tensor('kernel_y', [1, 1, k.length, 1], kernel),
+    float32Tensor('kernel_x', [1, 1, 1, k.length], kernel),
+  ];
+  return { nodes, initializers, map: 'map', radius: r };
 }

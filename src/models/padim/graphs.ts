@@ -9,9 +9,15 @@
  * in JavaScript.
  */
 import type { FeatureMap } from '../../backbone/backbone.js';
-import { encodeGraph, int64Tensor as i64, valueInfo as vi, type NodeSpec as Node } from '../../onnx/graph.js';
+import {
+  encodeGraph,
+  float32Tensor,
+  int64Tensor as i64,
+  valueInfo as vi,
+  type NodeSpec as Node,
+} from '../../onnx/graph.js';
 import { OnnxSession, type RunOutput } from '../../onnx/runtime.js';
-import type { PatchScores } from '../method.js';
+import type { MethodGraph, PatchScores } from '../method.js';
 import type { EmbeddingLayout } from './embedding.js';
 
 /**
@@ -111,6 +117,46 @@ export class EmbedGraph {
   }
 }
 
+/** Feature maps (+ `mean` [P, 1, d], `precision` [P, d, d]) → Mahalanobis distances `dist` [B, h, w]. */
+function distanceNodes(layout: EmbeddingLayout): Node[] {
+  return [
+    ...embeddingNodes(layout),
+    { op: 'Sub', inputs: ['x', 'mean'], output: 'diff' },
+    { op: 'MatMul', inputs: ['diff', 'precision'], output: 'y' },
+    { op: 'Mul', inputs: ['y', 'diff'], output: 'prod' },
+    { op: 'ReduceSum', inputs: ['prod', 'axis2'], output: 'm2', attrs: { keepdims: 0 } },
+    { op: 'Relu', inputs: ['m2'], output: 'm2pos' },
+    { op: 'Sqrt', inputs: ['m2pos'], output: 'dist_pb' },
+    { op: 'Transpose', inputs: ['dist_pb'], output: 'dist_bp', attrs: { perm: [1, 0] } },
+    { op: 'Reshape', inputs: ['dist_bp', 'shape_grid'], output: 'dist' },
+  ];
+}
+
+const distanceInitializers = (layout: EmbeddingLayout) => [
+  ...embeddingInitializers(layout),
+  i64('axis2', [2]),
+  i64('shape_grid', [-1, layout.height, layout.width]),
+];
+
+/** The distance computation for kensa export: the statistics become initializers of the graph. */
+export function distanceExportGraph(
+  layout: EmbeddingLayout,
+  mean: Float32Array,
+  precision: Float32Array,
+): MethodGraph {
+  const P = layout.height * layout.width;
+  const d = layout.index.length;
+  return {
+    nodes: distanceNodes(layout),
+    initializers: [
+      ...distanceInitializers(layout),
+      float32Tensor('mean', [P, 1, d], mean),
+      float32Tensor('precision', [P, d, d], precision),
+    ],
+    grid: 'dist',
+  };
+}
+
 /** From feature maps to the Mahalanobis distance of every patch [B, h, w], with the model's statistics. */
 export class DistanceGraph {
   private constructor(
@@ -126,28 +172,13 @@ export class DistanceGraph {
   ): Promise<DistanceGraph> {
     const P = layout.height * layout.width;
     const d = layout.index.length;
-    const nodes: Node[] = [
-      ...embeddingNodes(layout),
-      { op: 'Sub', inputs: ['x', 'mean'], output: 'diff' },
-      { op: 'MatMul', inputs: ['diff', 'precision'], output: 'y' },
-      { op: 'Mul', inputs: ['y', 'diff'], output: 'prod' },
-      { op: 'ReduceSum', inputs: ['prod', 'axis2'], output: 'm2', attrs: { keepdims: 0 } },
-      { op: 'Relu', inputs: ['m2'], output: 'm2pos' },
-      { op: 'Sqrt', inputs: ['m2pos'], output: 'dist_pb' },
-      { op: 'Transpose', inputs: ['dist_pb'], output: 'dist_bp', attrs: { perm: [1, 0] } },
-      { op: 'Reshape', inputs: ['dist_bp', 'shape_grid'], output: 'dist' },
-    ];
     // mean and precision are inputs, not initializers: no copy of hundreds of megabytes into the graph
     const model = encodeGraph(
       'padim',
-      nodes,
+      distanceNodes(layout),
       [...featureInputs(layout), vi('mean', [P, 1, d]), vi('precision', [P, d, d])],
       [vi('dist', ['b', layout.height, layout.width])],
-      [
-        ...embeddingInitializers(layout),
-        i64('axis2', [2]),
-        i64('shape_grid', [-1, layout.height, layout.width]),
-      ],
+      distanceInitializers(layout),
     );
     return new DistanceGraph(await OnnxSession.create(model), layout, {
       mean: { data: mean, dims: [P, 1, d] },

@@ -5,6 +5,7 @@
  * each symmetric precision matrix, row by row (format version 2; version 1 files hold the full
  * padim.precision [P, d, d] and still load); padim.channel_index [d] i32.
  */
+import { distanceExportGraph } from './graphs.js';
 import { KensaError, invalidParameter } from '../../util/errors.js';
 import type { Tensor } from '../../util/tensor.js';
 import type { Estimate, FitSettings, Method } from '../method.js';
@@ -128,6 +129,10 @@ export const padim: Method<PadimState> = {
 
   openScorer(state) {
     return PadimScorer.open(state.layout, state.mean, state.precision);
+  },
+
+  exportGraph(state) {
+    return distanceExportGraph(state.layout, state.mean, state.precision);
   },
 
   describe(state) {

@@ -23,35 +23,12 @@ export class EmbedGraph {
 
   static async create(channels: [number, number, number]): Promise<EmbedGraph> {
     const [, c2, c3] = channels;
-    const nodes: NodeSpec[] = [
-      {
-        op: 'AveragePool',
-        inputs: ['layer2'],
-        output: 'p2',
-        attrs: { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], count_include_pad: 1 },
-      },
-      {
-        op: 'AveragePool',
-        inputs: ['layer3'],
-        output: 'p3',
-        attrs: { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], count_include_pad: 1 },
-      },
-      {
-        op: 'Resize',
-        inputs: ['p3', '', 'scales'],
-        output: 'u3',
-        attrs: { mode: 'linear', coordinate_transformation_mode: 'half_pixel' },
-      },
-      { op: 'Concat', inputs: ['p2', 'u3'], output: 'cat', attrs: { axis: 1 } },
-      { op: 'Transpose', inputs: ['cat'], output: 'nhwc', attrs: { perm: [0, 2, 3, 1] } },
-      { op: 'Reshape', inputs: ['nhwc', 'rows'], output: 'emb' },
-    ];
     const model = encodeGraph(
       'patchcore-embed',
-      nodes,
+      embedNodes(),
       [vi('layer2', ['b', c2, 'h', 'w']), vi('layer3', ['b', c3, 'h3', 'w3'])],
       [vi('emb', ['n', c2 + c3])],
-      [float32Tensor('scales', [4], Float32Array.from([1, 1, 2, 2])), int64Tensor('rows', [-1, c2 + c3])],
+      embedInitializers(c2 + c3),
     );
     return new EmbedGraph(await OnnxSession.create(model));
   }
@@ -64,6 +41,160 @@ export class EmbedGraph {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** layer2, layer3 → pooled, upsampled, concatenated → `emb` [B·h·w, C] (and `p2`, the pooled layer2). */
+function embedNodes(): NodeSpec[] {
+  return [
+    {
+      op: 'AveragePool',
+      inputs: ['layer2'],
+      output: 'p2',
+      attrs: { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], count_include_pad: 1 },
+    },
+    {
+      op: 'AveragePool',
+      inputs: ['layer3'],
+      output: 'p3',
+      attrs: { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], count_include_pad: 1 },
+    },
+    {
+      op: 'Resize',
+      inputs: ['p3', '', 'scales'],
+      output: 'u3',
+      attrs: { mode: 'linear', coordinate_transformation_mode: 'half_pixel' },
+    },
+    { op: 'Concat', inputs: ['p2', 'u3'], output: 'cat', attrs: { axis: 1 } },
+    { op: 'Transpose', inputs: ['cat'], output: 'nhwc', attrs: { perm: [0, 2, 3, 1] } },
+    { op: 'Reshape', inputs: ['nhwc', 'rows'], output: 'emb' },
+  ];
+}
+
+const embedInitializers = (C: number) => [
+  float32Tensor('scales', [4], Float32Array.from([1, 1, 2, 2])),
+  int64Tensor('rows', [-1, C]),
+];
+
+/** Bank rows per block of the exported nearest-neighbour search ([Q, EXPORT_BLOCK] distances at a time). */
+export const EXPORT_BLOCK = 8192;
+
+/**
+ * The scorer as one graph, for kensa export: the embedding; the nearest bank row of every patch, exactly
+ * (the bank in blocks of EXPORT_BLOCK rows: each block's smallest distance and its row, then the smallest
+ * of the blocks — the full search's answer, without a [patches, bank] matrix); the grid [N, h, w]; and
+ * anomalib's re-weighted image score from the peak patch, as PatchcoreScorer computes it.
+ */
+export function patchcoreExportGraph(
+  bank: Float32Array,
+  C: number,
+  neighbors: number,
+): { nodes: NodeSpec[]; initializers: ReturnType<typeof float32Tensor>[]; grid: string; score: string } {
+  const M = bank.length / C;
+  const nodes: NodeSpec[] = [
+    ...embedNodes(),
+    { op: 'Shape', inputs: ['p2'], output: 'p2_shape' },
+    { op: 'Slice', inputs: ['p2_shape', 'zero', 'one'], output: 'n' },
+    { op: 'Slice', inputs: ['p2_shape', 'two', 'four'], output: 'hw' },
+    { op: 'Concat', inputs: ['n', 'hw'], output: 'grid_shape', attrs: { axis: 0 } },
+    { op: 'Concat', inputs: ['n', 'minus_one'], output: 'flat_shape', attrs: { axis: 0 } },
+    { op: 'Mul', inputs: ['emb', 'emb'], output: 'ee' },
+    { op: 'ReduceSum', inputs: ['ee', 'one'], output: 'e_sq', attrs: { keepdims: 1 } },
+  ];
+  const initializers = [
+    ...embedInitializers(C),
+    int64Tensor('zero', [0]),
+    int64Tensor('one', [1]),
+    int64Tensor('two', [2]),
+    int64Tensor('four', [4]),
+    int64Tensor('minus_one', [-1]),
+  ];
+  const blocks = Math.ceil(M / EXPORT_BLOCK);
+  const bankSq = new Float32Array(M);
+  for (let m = 0; m < M; m++) {
+    let s = 0;
+    for (let c = 0; c < C; c++) s += bank[m * C + c] ** 2;
+    bankSq[m] = s;
+  }
+  for (let k = 0; k < blocks; k++) {
+    const from = k * EXPORT_BLOCK;
+    const to = Math.min(M, from + EXPORT_BLOCK);
+    initializers.push(
+      float32Tensor(`bank_${k}`, [to - from, C], bank.slice(from * C, to * C)),
+      float32Tensor(`bank_sq_${k}`, [1, to - from], bankSq.slice(from, to)),
+      int64Tensor(`offset_${k}`, [from]),
+    );
+    nodes.push(
+      // −2·e·bᵀ + |b|²; |e|² is added to the smallest only
+      {
+        op: 'Gemm',
+        inputs: ['emb', `bank_${k}`, `bank_sq_${k}`],
+        output: `part_${k}`,
+        attrs: { transB: 1, alpha: { float: -2 } },
+      },
+      { op: 'ReduceMin', inputs: [`part_${k}`], output: `min_${k}`, attrs: { axes: [1], keepdims: 1 } },
+      { op: 'ArgMin', inputs: [`part_${k}`], output: `arg_${k}`, attrs: { axis: 1, keepdims: 1 } },
+      { op: 'Add', inputs: [`arg_${k}`, `offset_${k}`], output: `row_${k}` },
+    );
+  }
+  const range = Array.from({ length: blocks }, (_, k) => k);
+  nodes.push(
+    { op: 'Concat', inputs: range.map((k) => `min_${k}`), output: 'mins', attrs: { axis: 1 } },
+    { op: 'Concat', inputs: range.map((k) => `row_${k}`), output: 'rows_k', attrs: { axis: 1 } },
+    { op: 'ReduceMin', inputs: ['mins'], output: 'part_min', attrs: { axes: [1], keepdims: 1 } },
+    { op: 'ArgMin', inputs: ['mins'], output: 'block', attrs: { axis: 1, keepdims: 1 } },
+    { op: 'GatherElements', inputs: ['rows_k', 'block'], output: 'nearest', attrs: { axis: 1 } },
+    { op: 'Add', inputs: ['part_min', 'e_sq'], output: 'd2' },
+    { op: 'Relu', inputs: ['d2'], output: 'd2pos' },
+    { op: 'Sqrt', inputs: ['d2pos'], output: 'dist' },
+    { op: 'Reshape', inputs: ['dist', 'grid_shape'], output: 'grid' },
+    // the peak patch of each image and its distance s*
+    { op: 'Reshape', inputs: ['dist', 'flat_shape'], output: 'dist_flat' },
+    { op: 'ReduceMax', inputs: ['dist_flat'], output: 's_star', attrs: { axes: [1], keepdims: 0 } },
+  );
+  if (neighbors <= 1) {
+    nodes.push({ op: 'Identity', inputs: ['s_star'], output: 'score' });
+    return { nodes, initializers, grid: 'grid', score: 'score' };
+  }
+  const K = Math.min(neighbors, M);
+  initializers.push(int64Tensor('k', [K]));
+  nodes.push(
+    { op: 'Concat', inputs: range.map((k) => `bank_${k}`), output: 'bank', attrs: { axis: 0 } },
+    { op: 'Concat', inputs: range.map((k) => `bank_sq_${k}`), output: 'bank_sq', attrs: { axis: 1 } },
+    { op: 'ArgMax', inputs: ['dist_flat'], output: 'top', attrs: { axis: 1, keepdims: 1 } },
+    { op: 'Concat', inputs: ['n', 'minus_one', 'emb_width'], output: 'emb3_shape', attrs: { axis: 0 } },
+    { op: 'Reshape', inputs: ['emb', 'emb3_shape'], output: 'emb3' },
+    { op: 'GatherND', inputs: ['emb3', 'top'], output: 'peak', attrs: { batch_dims: 1 } },
+    { op: 'Reshape', inputs: ['nearest', 'flat_shape'], output: 'nearest_flat' },
+    { op: 'GatherElements', inputs: ['nearest_flat', 'top'], output: 'm_row', attrs: { axis: 1 } },
+    { op: 'Squeeze', inputs: ['m_row', 'one'], output: 'm_row1' },
+    { op: 'Gather', inputs: ['bank', 'm_row1'], output: 'm_star', attrs: { axis: 0 } },
+    // the bank rows nearest to m* (m* first) and the peak patch's distances to them
+    {
+      op: 'Gemm',
+      inputs: ['m_star', 'bank', 'bank_sq'],
+      output: 'support_part',
+      attrs: { transB: 1, alpha: { float: -2 } },
+    },
+    {
+      op: 'TopK',
+      inputs: ['support_part', 'k'],
+      output: ['support_d', 'support'],
+      attrs: { axis: 1, largest: 0, sorted: 1 },
+    },
+    { op: 'Gather', inputs: ['bank', 'support'], output: 'support_rows', attrs: { axis: 0 } },
+    { op: 'Unsqueeze', inputs: ['peak', 'one'], output: 'peak3' },
+    { op: 'Sub', inputs: ['support_rows', 'peak3'], output: 'sdiff' },
+    { op: 'Mul', inputs: ['sdiff', 'sdiff'], output: 'sdiff2' },
+    { op: 'ReduceSum', inputs: ['sdiff2', 'two'], output: 'sd2', attrs: { keepdims: 0 } },
+    { op: 'Sqrt', inputs: ['sd2'], output: 'sd' },
+    { op: 'Softmax', inputs: ['sd'], output: 'soft', attrs: { axis: 1 } },
+    { op: 'Slice', inputs: ['soft', 'zero', 'one', 'one'], output: 'soft0' },
+    { op: 'Squeeze', inputs: ['soft0', 'one'], output: 'soft0_1' },
+    { op: 'Sub', inputs: ['one_f', 'soft0_1'], output: 'weight' },
+    { op: 'Mul', inputs: ['weight', 's_star'], output: 'score' },
+  );
+  initializers.push(int64Tensor('emb_width', [C]), float32Tensor('one_f', [1], Float32Array.from([1])));
+  return { nodes, initializers, grid: 'grid', score: 'score' };
 }
 
 /** Squared distances are computed in blocks of about this many values ([Q, M] for Q patch rows). */

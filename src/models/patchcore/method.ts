@@ -2,6 +2,7 @@
  * PatchCore as a method (models/method.ts): a coreset memory bank of good patches, nearest-neighbour
  * distance. Stored tensor: patchcore.memory_bank [M, C] f32.
  */
+import { patchcoreExportGraph } from './graphs.js';
 import { invalidParameter, KensaError } from '../../util/errors.js';
 import type { Estimate, FitSettings, Method } from '../method.js';
 import { PROJECTION_DIM } from './coreset.js';
@@ -80,6 +81,10 @@ export const patchcore: Method<PatchcoreState> = {
 
   openScorer(state) {
     return PatchcoreScorer.open(state.bank, state.dim, state.neighbors, state.channels);
+  },
+
+  exportGraph(state) {
+    return patchcoreExportGraph(state.bank, state.dim, state.neighbors);
   },
 
   describe(state) {

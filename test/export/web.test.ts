@@ -1,0 +1,92 @@
+/// <reference lib="dom" />
+/**
+ * The web export in a real browser (Playwright + Debian's Chromium, headless), opened from file://: the
+ * operator's page loads the model offline, images are given to it as a drop would, and it shows the
+ * verdicts and scores kensa predict gives (within 1e-3 relative; the images are at the model's input size,
+ * so the browser does not resample them), with a heat map and boxes for each; the page switches to
+ * Japanese. Skipped, with a message, where /usr/bin/chromium is absent (.ci/run installs it).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeSyntheticDataset } from '../../src/data/synthetic.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const present = existsSync(CHROMIUM);
+if (!present)
+  console.warn(
+    `skipping the browser test of the web export: ${CHROMIUM} is absent (apt-get install -y chromium)`,
+  );
+
+const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'kensa-web-'));
+const kensa = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`kensa ${args.join(' ')} exited ${r.status}:\n${r.stderr}`);
+  return r;
+};
+let browser: Browser;
+
+describe.skipIf(!present)('the web export in Chromium, from file://', () => {
+  beforeAll(async () => {
+    const data = join(dir, 'data');
+    await makeSyntheticDataset(data, { size: 96, train: 16, testGood: 3, testPerDefect: 3, seed: 41 });
+    const model = join(dir, 'm.kensa');
+    kensa('train', '--data', data, '--size', '96', '--out', model);
+    kensa('export', '--model', model, '--out', join(dir, 'web'), '--format', 'web');
+    kensa('predict', '--model', model, '--out', join(dir, 'predict'), '--no-overlays', join(data, 'test'));
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('shows kensa predict’s verdicts and scores, with heat maps and boxes, in English and Japanese', async () => {
+    const predicted: { file: string; score: number; verdict: string; regions: unknown[] }[] = JSON.parse(
+      readFileSync(join(dir, 'predict', 'predictions.json'), 'utf8'),
+    ).predictions;
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`file://${join(dir, 'web', 'index.html')}`);
+    await page.waitForSelector('body[data-ready], body[data-failed]', { timeout: 60_000 });
+    expect(await page.locator('#status').innerText()).toMatch(/^Ready\. Model: patchcore/);
+    await page.setInputFiles(
+      '#files',
+      predicted.map((p) => p.file),
+    );
+    await page.waitForSelector(`body[data-done="${predicted.length}"]`, { timeout: 120_000 });
+    const shown = await page.$$eval('.result', (boxes) =>
+      boxes.map((b) => ({
+        verdict: b.getAttribute('data-verdict'),
+        score: Number(b.getAttribute('data-score')),
+        canvas: b.querySelectorAll('canvas').length,
+      })),
+    );
+    expect(shown).toHaveLength(predicted.length);
+    shown.forEach((s, i) => {
+      expect(s.verdict, predicted[i].file).toBe(predicted[i].verdict);
+      expect(Math.abs(s.score - predicted[i].score) / predicted[i].score).toBeLessThan(1e-3);
+      expect(s.canvas).toBe(1);
+    });
+    const ng = predicted.filter((p) => p.verdict === 'NG').length;
+    expect(ng).toBeGreaterThan(0);
+    expect(await page.locator('#summary').innerText()).toBe(
+      `${predicted.length} images: ${ng} NG, ${predicted.length - ng} OK`,
+    );
+    await page.click('#lang');
+    expect(await page.locator('#summary').innerText()).toBe(
+      `${predicted.length} 枚: NG ${ng} 枚、OK ${predicted.length - ng} 枚`,
+    );
+    expect(await page.locator('h1').innerText()).toBe('kensa — 検査');
+    expect(errors).toEqual([]);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'web-export.png'), fullPage: true });
+    // nothing was fetched from the network
+    expect(readdirSync(join(dir, 'web'))).toContain('ort-wasm-simd-threaded.wasm');
+  });
+});
