@@ -6,6 +6,7 @@ import { removePendingTemporaryFiles } from '../io/atomic.js';
 import { releaseLocks } from '../pipeline/output-paths.js';
 import { KensaError } from '../util/errors.js';
 import * as backbones from './backbones.js';
+import * as classify from './classify.js';
 import * as demo from './demo.js';
 import * as exportVerb from './export.js';
 import * as fetchWeights from './fetch-weights.js';
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
     predict,
     serve,
     exportVerb,
+    classify,
     report,
     threshold,
     backbones,

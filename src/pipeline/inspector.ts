@@ -203,7 +203,7 @@ export async function* inputBatches(
 }
 
 /** Map steps by geometry, built once each. */
-class MapSteps {
+export class MapSteps {
   private readonly steps = new Map<string, MapStep>();
   constructor(private readonly settings: MapSettings) {}
 
@@ -350,7 +350,12 @@ export async function backboneFor(model: KensaModel, options: OpenOptions = {}):
 }
 
 /** Refuses weights other than those the model was trained with (the official file counts as itself). */
-export function checkWeights(model: KensaModel, weights: ResolvedWeights): void {
+export function checkWeights(
+  model: {
+    meta: { backbone: Pick<KensaModel['meta']['backbone'], 'name' | 'weights_sha256' | 'weights_official'> };
+  },
+  weights: ResolvedWeights,
+): void {
   if (weights.sha256 === model.meta.backbone.weights_sha256) return;
   if (weights.official && model.meta.backbone.weights_official) return;
   throw new KensaError(

@@ -197,11 +197,16 @@ export const SCRIPT = String.raw`
     }).join('') : '<p>' + t('none') + '</p>';
     var model = data.model.path || 'MODEL';
     var t4 = threshold.toFixed(4);
-    $('cmd-predict').value = 'kensa predict --model ' + shq(model) + ' --threshold ' + t4 + ' --out RESULTS IMAGES...';
+    // a classifier (kensa classify) is used with its own verb and keeps no custom threshold
+    var classifier = data.model.method === 'classifier';
+    var verb = classifier ? 'kensa classify predict' : 'kensa predict';
+    $('cmd-predict').value = verb + ' --model ' + shq(model) + ' --threshold ' + t4 + ' --out RESULTS IMAGES...';
     $('cmd-store').value = 'kensa threshold --model ' + shq(model) + ' --set ' + t4;
+    $('cmd-store').parentNode.style.display = $('cmd-store').parentNode.previousElementSibling.style.display = classifier ? 'none' : '';
     var ps = psq(model) !== shq(model);
     $('ps-rows').style.display = ps ? '' : 'none';
-    $('cmd-predict-ps').value = 'kensa predict --model ' + psq(model) + ' --threshold ' + t4 + ' --out RESULTS IMAGES...';
+    $('cmd-store-ps').parentNode.style.display = classifier ? 'none' : '';
+    $('cmd-predict-ps').value = verb + ' --model ' + psq(model) + ' --threshold ' + t4 + ' --out RESULTS IMAGES...';
     $('cmd-store-ps').value = 'kensa threshold --model ' + psq(model) + ' --set ' + t4;
   }
   $('nglist').onclick = function (e) { var li = e.target.closest('li'); if (li) openImage(Number(li.getAttribute('data-index'))); };

@@ -42,6 +42,10 @@ export interface FigureInput {
   regions?: FigureRegion[];
   /** Maps the regions back to processed pixels. */
   geometry?: Geometry;
+  /** The title's numbers, when they are not "score S, threshold T" (a classifier's probability). */
+  scoreText?: string;
+  /** The colour bar's label (default "Anomaly score"). */
+  mapLabel?: string;
 }
 
 /** Longest panel side in the figure. */
@@ -115,7 +119,13 @@ async function panel(px: Uint8Array, width: number, height: number, w: number, h
  * A colour bar of `height` px for [lo, hi] with five ticks and the threshold marked; when the map goes
  * past the top of the range, an arrow above the bar says so ("max 12.3").
  */
-export function colourBar(height: number, range: [number, number], threshold: number, max?: number): string {
+export function colourBar(
+  height: number,
+  range: [number, number],
+  threshold: number,
+  max?: number,
+  label = 'Anomaly score',
+): string {
   const [lo, hi] = range;
   const stops = Array.from({ length: 11 }, (_, i) => {
     const [r, g, b] = jet(1 - i / 10);
@@ -137,7 +147,7 @@ export function colourBar(height: number, range: [number, number], threshold: nu
   return (
     `<defs><linearGradient id="cb" x1="0" y1="0" x2="0" y2="1">${stops}</linearGradient></defs>` +
     `<rect x="0" y="0" width="16" height="${height}" fill="url(#cb)" stroke="#000"/>${thr}${over}${ticks.map(tick).join('')}` +
-    `<text transform="translate(72 ${height / 2}) rotate(90)" text-anchor="middle" font-size="12" ${FONT}>Anomaly score</text>`
+    `<text transform="translate(72 ${height / 2}) rotate(90)" text-anchor="middle" font-size="12" ${FONT}>${escape(label)}</text>`
   );
 }
 
@@ -178,7 +188,7 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
   const cropTop = top + ph + 40;
   const height = boxes.length ? cropTop + CROP_SIDE + 44 : top + ph + 14;
   let svg = `<rect width="100%" height="100%" fill="#fff"/>`;
-  svg += `<text x="10" y="18" font-size="14" ${FONT} font-weight="bold" fill="${f.verdict === 'NG' ? '#c00' : '#060'}">${escape(f.title)} — ${f.verdict} (score ${f.score.toFixed(3)}, threshold ${f.threshold.toFixed(3)})</text>`;
+  svg += `<text x="10" y="18" font-size="14" ${FONT} font-weight="bold" fill="${f.verdict === 'NG' ? '#c00' : '#060'}">${escape(f.title)} — ${f.verdict} (${f.scoreText ?? `score ${f.score.toFixed(3)}, threshold ${f.threshold.toFixed(3)}`})</text>`;
   svg += panels
     .map(
       ([t], i) =>
@@ -189,7 +199,7 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
     svg += `<rect x="${x(1)}" y="${top}" width="${pw}" height="${ph}" fill="#eee"/><text x="${x(1) + pw / 2}" y="${top + ph / 2}" text-anchor="middle" font-size="12" ${FONT} fill="#666">no mask</text>`;
   let max = -Infinity;
   for (let i = 0; i < f.map.length; i++) if (f.map[i] > max) max = f.map[i];
-  svg += `<g transform="translate(${x(2) + pw + 8} ${top})">${colourBar(ph, f.range, f.threshold, max)}</g>`;
+  svg += `<g transform="translate(${x(2) + pw + 8} ${top})">${colourBar(ph, f.range, f.threshold, max, f.mapLabel)}</g>`;
   const layers: OverlayOptions[] = [];
   for (const [i, [, px, nearest]] of panels.entries()) {
     if (!px) continue;
@@ -340,7 +350,19 @@ export async function curvePng(
   yLabel: string,
   curves: Curve[],
   diagonal = false,
+  /** The axes' ranges (default [0, 1] each): a learning curve's epochs and losses. */
+  range: { x: [number, number]; y: [number, number] } = { x: [0, 1], y: [0, 1] },
 ): Promise<Uint8Array> {
+  const unit = (v: number, [lo, hi]: [number, number]) => (v - lo) / (hi - lo || 1);
+  const label = (v: number, [lo, hi]: [number, number]) => {
+    const value = lo + v * (hi - lo);
+    return value.toFixed(hi - lo >= 10 ? 0 : hi - lo >= 0.5 ? 1 : 2);
+  };
+  curves = curves.map((c) => ({
+    ...c,
+    x: c.x.map((v) => unit(v, range.x)),
+    y: c.y.map((v) => unit(v, range.y)),
+  }));
   const W = 480;
   const H = 420;
   const m = { l: 60, r: 20, t: 40, b: 50 };
@@ -353,8 +375,8 @@ export async function curvePng(
     .map(
       (v) =>
         `<line x1="${px(v)}" x2="${px(v)}" y1="${py(0)}" y2="${py(1)}" stroke="#eee"/><line x1="${px(0)}" x2="${px(1)}" y1="${py(v)}" y2="${py(v)}" stroke="#eee"/>` +
-        `<text x="${px(v)}" y="${py(0) + 16}" text-anchor="middle" font-size="11" ${FONT}>${v.toFixed(1)}</text>` +
-        `<text x="${px(0) - 6}" y="${py(v) + 4}" text-anchor="end" font-size="11" ${FONT}>${v.toFixed(1)}</text>`,
+        `<text x="${px(v)}" y="${py(0) + 16}" text-anchor="middle" font-size="11" ${FONT}>${label(v, range.x)}</text>` +
+        `<text x="${px(0) - 6}" y="${py(v) + 4}" text-anchor="end" font-size="11" ${FONT}>${label(v, range.y)}</text>`,
     )
     .join('');
   const lines = curves

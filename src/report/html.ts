@@ -9,14 +9,20 @@ import { readResultsFile, type ResultsFile } from './results-file.js';
 import { SCRIPT, STYLES } from './client.js';
 
 export const REPORT_FILE = 'report.html';
+/** A classifier's learning curves (loss and accuracy per epoch), shown with the ROC and PR curves. */
+export const LEARNING_CURVES = 'learning_curves.png';
 
 /** JSON that can sit inside a <script> element. */
 const embed = (value: unknown) => JSON.stringify(value).replace(/</g, '\\u003c');
 
-export function reportHtml(results: ResultsFile, extras: { roc?: boolean; pr?: boolean } = {}): string {
+export function reportHtml(
+  results: ResultsFile,
+  extras: { roc?: boolean; pr?: boolean; learning?: boolean } = {},
+): string {
   const curves = [
     extras.roc ? '<img src="roc.png" alt="ROC">' : '',
     extras.pr ? '<img src="pr.png" alt="PR">' : '',
+    extras.learning ? `<img src="${LEARNING_CURVES}" alt="learning curves">` : '',
   ].join('');
   return `<!doctype html>
 <html lang="en">
@@ -79,7 +85,11 @@ export async function writeReport(dir: string): Promise<string> {
   const path = join(dir, REPORT_FILE);
   await writeFileAtomic(
     path,
-    reportHtml(results, { roc: existsSync(join(dir, 'roc.png')), pr: existsSync(join(dir, 'pr.png')) }),
+    reportHtml(results, {
+      roc: existsSync(join(dir, 'roc.png')),
+      pr: existsSync(join(dir, 'pr.png')),
+      learning: existsSync(join(dir, LEARNING_CURVES)),
+    }),
   );
   return path;
 }

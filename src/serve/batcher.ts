@@ -71,21 +71,37 @@ export class MicroBatcher {
     return this.queue.length;
   }
 
-  /** Scores one image (its bytes; `name` only names it in messages); rejects after `deadlineMs`. */
-  submit(bytes: Buffer, name: string, deadlineMs: number): Promise<BatchResult> {
+  /**
+   * Scores one image (its bytes; `name` only names it in messages); rejects after `deadlineMs`, or when
+   * `signal` aborts (the client has gone) while the image is still queued: nobody waits for its answer.
+   */
+  submit(bytes: Buffer, name: string, deadlineMs: number, signal?: AbortSignal): Promise<BatchResult> {
     if (this.closed) return Promise.reject(new KensaError('E_RUNTIME', 'the service is shutting down'));
     if (this.queue.length >= this.options.queueLimit)
       return Promise.reject(new QueueFullError(this.options.queueLimit));
     return new Promise<BatchResult>((resolve, reject) => {
       const job: Job = { item: { path: name, bytes }, enqueued: performance.now(), resolve, reject };
-      job.timer = setTimeout(() => {
+      const dequeue = () => {
         const at = this.queue.indexOf(job);
         if (at >= 0) {
           this.queue.splice(at, 1);
           this.options.onQueue?.(this.queue.length);
         }
+      };
+      job.timer = setTimeout(() => {
+        dequeue();
         reject(new DeadlineError(deadlineMs));
       }, deadlineMs);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          if (job.started !== undefined) return;
+          dequeue();
+          clearTimeout(job.timer);
+          reject(new KensaError('E_RUNTIME', 'the client closed the connection'));
+        },
+        { once: true },
+      );
       this.queue.push(job);
       this.options.onQueue?.(this.queue.length);
       this.schedule();

@@ -393,7 +393,7 @@ export class InspectionService {
       (req as FastifyRequest & { kensaModel?: string }).kensaModel = served.name;
       m.inFlight.inc();
       try {
-        const body = await this.inspect(served, req);
+        const body = await this.inspect(served, req, reply);
         (req as FastifyRequest & { kensaVerdict?: string }).kensaVerdict = body.verdict;
         return body;
       } catch (error) {
@@ -442,7 +442,7 @@ export class InspectionService {
     return { bytes: body };
   }
 
-  private async inspect(served: Served, req: FastifyRequest): Promise<InspectResponse> {
+  private async inspect(served: Served, req: FastifyRequest, reply: FastifyReply): Promise<InspectResponse> {
     const start = performance.now();
     const timeoutMs = this.options.timeoutMs ?? SERVE_DEFAULTS.timeoutMs;
     const { bytes, file } = await this.imageOf(req);
@@ -458,9 +458,15 @@ export class InspectionService {
         : new HttpError(415, message);
     }
     const remaining = Math.max(1, timeoutMs - (performance.now() - start));
+    // a client that goes away while its image waits takes the image out of the queue
+    const gone = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableFinished) gone.abort();
+    };
+    reply.raw.once('close', onClose);
     let r;
     try {
-      r = await served.batcher.submit(bytes, label, remaining);
+      r = await served.batcher.submit(bytes, label, remaining, gone.signal);
     } catch (error) {
       if (error instanceof KensaError && (error.code === 'E_FORMAT' || error.code === 'E_ARGUMENT'))
         throw new HttpError(422, error.message);

@@ -1,0 +1,229 @@
+/** kensa classify train|test|predict: a supervised OK/NG classifier for those who have NG images. */
+import { join } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { AUGMENTATIONS, type Augmentation } from '../models/classifier/augment.js';
+import { predictClassifier, testClassifier, trainClassifier } from '../pipeline/classify.js';
+import { batch, fraction, integer, pixelLimit, preprocessFrom, scale } from './options.js';
+import { notice, progressReporter } from './progress.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** --augment all | none | a comma-separated list of kinds. */
+function augmentations(value: string): Augmentation[] {
+  if (value === 'all') return [...AUGMENTATIONS];
+  if (value === 'none') return [];
+  const kinds = value.split(',').map((k) => k.trim());
+  const bad = kinds.filter((k) => !(AUGMENTATIONS as readonly string[]).includes(k));
+  if (bad.length)
+    throw new InvalidArgumentError(
+      `Expected all, none or a list of ${AUGMENTATIONS.join(', ')} for --augment but received '${value}'`,
+    );
+  return kinds as Augmentation[];
+}
+
+/** --threshold fpr0 | f1 | a probability in (0, 1). */
+function threshold(value: string): 'fpr0' | 'f1' | number {
+  if (value === 'fpr0' || value === 'f1') return value;
+  const n = Number(value);
+  if (value.trim() === '' || !(n > 0 && n < 1))
+    throw new InvalidArgumentError(
+      `Expected fpr0, f1 or a probability in (0, 1) for --threshold but received '${value}'`,
+    );
+  return n;
+}
+
+const THRESHOLD_HELP = 'fpr0 (no good validation image NG; default), f1, or a probability';
+
+export function register(program: Command): void {
+  const classify = program
+    .command('classify')
+    .description(
+      'supervised OK/NG classifier from good and NG images (train, test, predict), with class activation maps',
+    );
+
+  classify
+    .command('train')
+    .description('train on good and NG images: train/good and train/<defect>/ of --data, or --good and --ng')
+    .option('--data <dir>', 'data folder: train/good (OK) and one folder per defect type under train/ (NG)')
+    .option('--good <path>', 'good images (folder, file or quoted pattern); repeatable', collect)
+    .option('--ng <path>', 'NG images (folder, file or quoted pattern); repeatable', collect)
+    .requiredOption('--out <model>', 'classifier file to write (e.g. line3.classifier)')
+    .option('--backbone <name>', 'feature extractor (frozen)', 'efficientnet_lite0')
+    .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
+    .option(
+      '--size <n>',
+      'process at about n×n pixels, aspect ratio kept (default 224)',
+      integer('--size', 32, 8192),
+    )
+    .option('--square', 'squeeze every image to --size × --size instead')
+    .option('--scale <f>', 'process at f × the native resolution', scale)
+    .option(
+      '--augment <kinds>',
+      `augmentations: all, none, or a list of ${AUGMENTATIONS.join(',')}`,
+      augmentations,
+    )
+    .option('--copies <n>', 'augmented copies of each training image (default 4)', integer('--copies', 0, 64))
+    .option(
+      '--val-fraction <f>',
+      'share of each class held out for validation (default 0.2)',
+      fraction('--val-fraction'),
+    )
+    .option('--epochs <n>', 'most training epochs (default 300)', integer('--epochs', 1, 100000))
+    .option(
+      '--patience <n>',
+      'epochs without a better validation loss before stopping (default 40)',
+      integer('--patience', 1, 100000),
+    )
+    .option(
+      '--seed <n>',
+      'seed for the split, the augmentation and the training',
+      integer('--seed', 0, 2 ** 31 - 1),
+    )
+    .option('--batch <n>', 'images per backbone batch', batch)
+    .option('--pixel-limit <n>', 'refuse images with more pixels than this', pixelLimit)
+    .action(async (o) => {
+      const progress = progressReporter();
+      try {
+        const { model, curves } = await trainClassifier({
+          data: o.data,
+          good: o.good,
+          ng: o.ng,
+          out: o.out,
+          backbone: o.backbone,
+          weights: o.weights,
+          preprocess: o.size || o.square || o.scale ? preprocessFrom(o) : undefined,
+          augment: o.augment,
+          copies: o.copies,
+          valFraction: o.valFraction,
+          epochs: o.epochs,
+          patience: o.patience,
+          seed: o.seed,
+          batch: o.batch,
+          pixelLimit: o.pixelLimit,
+          onProgress: progress,
+          onWarning: notice(progress, 'warning'),
+        });
+        progress.stop();
+        const m = model.meta;
+        const last = m.history[m.training.best_epoch - 1] ?? m.history.at(-1)!;
+        console.log(`classifier written: ${o.out}`);
+        console.log(
+          `  ${m.training.good} good and ${m.training.ng} NG training images (+${m.training.copies} augmented copies each: ${m.training.augment.join(', ') || 'none'}); ` +
+            `validation ${m.training.validation.good} good, ${m.training.validation.ng} NG`,
+        );
+        console.log(
+          `  ${m.training.epochs} epochs, best ${m.training.best_epoch}: validation loss ${last.val_loss?.toFixed(4) ?? 'n/a'}, accuracy ${last.val_accuracy?.toFixed(3) ?? 'n/a'}; ` +
+            `calibration error ${m.calibration.ece_before?.toFixed(3) ?? 'n/a'} → ${m.calibration.ece_after?.toFixed(3) ?? 'n/a'} (temperature ${m.calibration.temperature.toFixed(2)})`,
+        );
+        console.log(
+          `  thresholds (probability of NG): fpr0 ${m.thresholds.fpr0.toPrecision(4)}${m.thresholds.f1 !== undefined ? `, f1 ${m.thresholds.f1.toPrecision(4)}` : ''}; ` +
+            `learning curves: ${curves}; ${m.training.seconds.toFixed(1)} s`,
+        );
+      } finally {
+        progress.stop();
+      }
+    });
+
+  classify
+    .command('test')
+    .description(
+      'evaluate on test/good and test/<defect>: metrics, curves, predictions, figures with class activation maps',
+    )
+    .requiredOption('--model <file>', 'classifier file from kensa classify train')
+    .requiredOption('--data <dir>', 'data folder with test/good and test/<defect type>')
+    .requiredOption('--out <dir>', 'results folder')
+    .option('--threshold <t>', THRESHOLD_HELP, threshold)
+    .option('--no-figures', 'skip the five-panel figure of each image')
+    .option('--report', 'also write report.html (learning curves, ROC, PR, the images)')
+    .option('--weights <file>', 'backbone weights file')
+    .option('--batch <n>', 'images per backbone batch', batch)
+    .option('--pixel-limit <n>', 'refuse images with more pixels than this', pixelLimit)
+    .action(async (o) => {
+      const progress = progressReporter();
+      try {
+        const m = (await testClassifier({
+          model: o.model,
+          data: o.data,
+          out: o.out,
+          threshold: o.threshold,
+          figures: o.figures,
+          report: o.report,
+          weights: o.weights,
+          batch: o.batch,
+          pixelLimit: o.pixelLimit,
+          onProgress: progress,
+          onWarning: notice(progress, 'warning'),
+        })) as {
+          image_auroc: number | null;
+          calibration_error: number | null;
+          threshold: { name: string; value: number };
+          confusion: Record<string, { tp: number; fp: number; fn: number; tn: number }>;
+          counts: { images: number };
+        };
+        progress.stop();
+        const c = m.confusion[m.threshold.name === 'value' ? 'value' : m.threshold.name];
+        console.log(
+          `results: ${o.out} (metrics.json, predictions.csv, roc.png, pr.png, ${'learning_curves.png'}${o.figures ? ', figures/' : ''})`,
+        );
+        console.log(
+          `  ${m.counts.images} images: image AUROC ${m.image_auroc?.toFixed(4) ?? 'n/a'}, calibration error ${m.calibration_error?.toFixed(3) ?? 'n/a'}; ` +
+            `at ${m.threshold.name} (p > ${m.threshold.value.toPrecision(4)}): ${c.tp} of ${c.tp + c.fn} NG found, ${c.fp} false alarms of ${c.fp + c.tn} good`,
+        );
+        if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
+      } finally {
+        progress.stop();
+      }
+    });
+
+  classify
+    .command('predict')
+    .description(
+      'inspect images with a classifier: probability of NG, verdict, class-activation regions, overlays',
+    )
+    .argument('<images...>', 'image files, folders or quoted glob patterns')
+    .requiredOption('--model <file>', 'classifier file from kensa classify train')
+    .requiredOption('--out <dir>', 'results folder')
+    .option('--threshold <t>', THRESHOLD_HELP, threshold)
+    .option('--no-overlays', 'skip the heat-map overlays')
+    .option('--figures', 'also write the five-panel figure of each image')
+    .option('--report', 'also write report.html')
+    .option('--weights <file>', 'backbone weights file')
+    .option('--batch <n>', 'images per backbone batch', batch)
+    .option('--pixel-limit <n>', 'refuse images with more pixels than this', pixelLimit)
+    .action(async (images: string[], o) => {
+      const progress = progressReporter();
+      try {
+        const r = await predictClassifier({
+          model: o.model,
+          inputs: images,
+          out: o.out,
+          threshold: o.threshold,
+          overlays: o.overlays,
+          figures: o.figures,
+          report: o.report,
+          weights: o.weights,
+          batch: o.batch,
+          pixelLimit: o.pixelLimit,
+          onProgress: progress,
+          onWarning: notice(progress, 'warning'),
+        });
+        progress.stop();
+        const ng = r.predictions.filter((p) => p.verdict === 'NG').length;
+        console.log(
+          `results: ${o.out} (predictions.csv, predictions.json, regions.csv, ng_list.txt${o.overlays ? ', overlays/' : ''})`,
+        );
+        console.log(
+          `  ${r.predictions.length} images: ${ng} NG, ${r.predictions.length - ng} OK (p(NG) > ${r.threshold.toPrecision(4)})`,
+        );
+        if (r.errors.length) {
+          process.stderr.write(
+            `kensa: ${r.errors.length} image(s) could not be read; see ${o.out}/errors.csv\n`,
+          );
+          process.exitCode = 3;
+        }
+        if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
+      } finally {
+        progress.stop();
+      }
+    });
+}
