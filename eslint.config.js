@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', '**/*.py', '.scratch/'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', '**/*.py', '.scratch/', '.venv-tools/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -3,8 +3,9 @@
  * run. autocannon (closed loop: each client sends its next image when the last is answered) at 1, 4 and
  * 16 clients for --duration seconds each: answers per second, p50/p95/p99 latency (from every answer's
  * own time), errors and non-200 answers, the service's RSS before and after each run (growth would be a
- * leak). During the 16-client run a separate client sends every image once and compares the verdict and
- * score with kensa predict's. Then overload (more clients than the queue holds): 503s, no crash, and
+ * leak; measured from after one unloaded pass over every image, which also checks the verdicts). During
+ * the 16-client run a separate client sends every image once and compares the verdict and score with
+ * kensa predict's. Then overload (more clients than the queue holds): 503s, no crash, and
  * recovery at one client afterwards. Prints a Markdown table for BENCHMARKS.md; writes bench/out/serve.json.
  *
  *   npm run build
@@ -173,6 +174,9 @@ async function verify(): Promise<{
   return { images: files.length, verdicts_equal: equal, max_relative_score_difference: worst };
 }
 
+// every image once, unloaded: the verdicts, and every image shape seen (onnxruntime keeps buffers per
+// shape), so that RSS from here on shows growth, not warm-up
+const unloaded = await verify();
 const rssStart = rssMb('VmRSS');
 const runs: Run[] = [];
 const clientCounts = values.clients!.split(',').map(Number);
@@ -205,6 +209,7 @@ const out = {
   train_s: trainSeconds,
   predict: { seconds: predictSeconds, images_per_s: files.length / predictSeconds },
   runs,
+  unloaded,
   under_load: underLoad,
   overload,
   recovery,
@@ -235,8 +240,9 @@ for (const r of runs) console.log(row('load', r));
 console.log(row('overload', overload));
 console.log(row('recovery', recovery));
 console.log(
-  `\nunder load: ${underLoad?.verdicts_equal}/${underLoad?.images} verdicts equal to kensa predict's, ` +
+  `\nunloaded: ${unloaded.verdicts_equal}/${unloaded.images} verdicts equal to kensa predict's; ` +
+    `under load: ${underLoad?.verdicts_equal}/${underLoad?.images} verdicts equal to kensa predict's, ` +
     `largest relative score difference ${underLoad?.max_relative_score_difference.toExponential(1)}; ` +
-    `RSS ${f(rssStart, 0)} MB at the start, ${f(rssEnd, 0)} MB at the end, peak ${f(rssPeak, 0)} MB; ` +
+    `RSS ${f(rssStart, 0)} MB after a first pass over every image, ${f(rssEnd, 0)} MB at the end, peak ${f(rssPeak, 0)} MB; ` +
     `/readyz after overload ${ready}; SIGTERM exit code ${exitCode}`,
 );

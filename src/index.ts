@@ -27,9 +27,27 @@ export {
   MODEL_FORMAT_VERSION,
 } from './pipeline/model-file.js';
 export type { KensaModel, ModelMetadata, Thresholds, CalibrationSummary } from './pipeline/model-file.js';
+// the supervised classifier
+export { trainClassifier, testClassifier, predictClassifier, learningCurves } from './pipeline/classify.js';
+export type {
+  ClassifyTrainOptions,
+  ClassifyTestOptions,
+  ClassifyPredictOptions,
+  ClassifiedImage,
+} from './pipeline/classify.js';
+export { loadClassifier, saveClassifier } from './models/classifier/model-file.js';
+export type { ClassifierModel, ClassifierMeta } from './models/classifier/model-file.js';
+// the service and the exports
+export { InspectionService, SERVE_DEFAULTS } from './serve/server.js';
+export type { ServiceOptions, InspectResponse } from './serve/server.js';
+export { MicroBatcher } from './serve/batcher.js';
+export { exportModel, tritonConfig, EXPORT_FORMATS } from './export/export.js';
+export type { ExportModelOptions, ExportFormat } from './export/export.js';
+export { exportOnnx } from './export/onnx.js';
+export type { ExportInfo } from './export/onnx.js';
 // methods
 export { METHODS, METHOD_NAMES, getMethod } from './models/registry.js';
-export type { Method, Scorer, Fitter, MethodState } from './models/method.js';
+export type { Method, MethodGraph, Scorer, Fitter, MethodState } from './models/method.js';
 // data and images
 export { openDataset, collectImages, IMAGE_EXTENSIONS } from './data/dataset.js';
 export type { Dataset, ImageItem } from './data/dataset.js';

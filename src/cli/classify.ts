@@ -32,6 +32,20 @@ function threshold(value: string): 'fpr0' | 'f1' | number {
   return n;
 }
 
+/** The options test and predict share, from the parsed command line. */
+const runOptions = (o: Record<string, unknown>, progress: ReturnType<typeof progressReporter>) => ({
+  model: o.model as string,
+  out: o.out as string,
+  threshold: o.threshold as 'fpr0' | 'f1' | number | undefined,
+  figures: o.figures as boolean | undefined,
+  report: o.report as boolean | undefined,
+  weights: o.weights as string | undefined,
+  batch: o.batch as number | undefined,
+  pixelLimit: o.pixelLimit as number | undefined,
+  onProgress: progress,
+  onWarning: notice(progress, 'warning'),
+});
+
 const THRESHOLD_HELP = 'fpr0 (no good validation image NG; default), f1, or a probability';
 
 export function register(program: Command): void {
@@ -84,7 +98,7 @@ export function register(program: Command): void {
     .action(async (o) => {
       const progress = progressReporter();
       try {
-        const { model, curves } = await trainClassifier({
+        const { model, curves, seconds } = await trainClassifier({
           data: o.data,
           good: o.good,
           ng: o.ng,
@@ -117,7 +131,7 @@ export function register(program: Command): void {
         );
         console.log(
           `  thresholds (probability of NG): fpr0 ${m.thresholds.fpr0.toPrecision(4)}${m.thresholds.f1 !== undefined ? `, f1 ${m.thresholds.f1.toPrecision(4)}` : ''}; ` +
-            `learning curves: ${curves}; ${m.training.seconds.toFixed(1)} s`,
+            `learning curves: ${curves}; ${seconds.toFixed(1)} s`,
         );
       } finally {
         progress.stop();
@@ -142,17 +156,8 @@ export function register(program: Command): void {
       const progress = progressReporter();
       try {
         const m = (await testClassifier({
-          model: o.model,
+          ...runOptions(o, progress),
           data: o.data,
-          out: o.out,
-          threshold: o.threshold,
-          figures: o.figures,
-          report: o.report,
-          weights: o.weights,
-          batch: o.batch,
-          pixelLimit: o.pixelLimit,
-          onProgress: progress,
-          onWarning: notice(progress, 'warning'),
         })) as {
           image_auroc: number | null;
           calibration_error: number | null;
@@ -194,18 +199,9 @@ export function register(program: Command): void {
       const progress = progressReporter();
       try {
         const r = await predictClassifier({
-          model: o.model,
+          ...runOptions(o, progress),
           inputs: images,
-          out: o.out,
-          threshold: o.threshold,
           overlays: o.overlays,
-          figures: o.figures,
-          report: o.report,
-          weights: o.weights,
-          batch: o.batch,
-          pixelLimit: o.pixelLimit,
-          onProgress: progress,
-          onWarning: notice(progress, 'warning'),
         });
         progress.stop();
         const ng = r.predictions.filter((p) => p.verdict === 'NG').length;

@@ -67,7 +67,7 @@ export const DEFAULT_VAL_FRACTION = 0.2;
 const PATCHCORE_MAP = { sigma: 4, padding: 'mirror' } as const;
 
 /** One image's embedding: its patch rows [h·w, C] and grid. */
-interface Embedded {
+export interface Embedded {
   index: number;
   item: ImageItem;
   image: LoadedImage;
@@ -122,7 +122,7 @@ class Features {
 }
 
 /** The average of the patch rows: the image's feature vector. */
-function pooled(e: Embedded, C: number): Float32Array {
+export function pooled(e: Embedded, C: number): Float32Array {
   const v = new Float32Array(C);
   const n = e.h * e.w;
   for (let p = 0; p < n; p++) for (let c = 0; c < C; c++) v[c] += e.rows[p * C + c] / n;
@@ -130,7 +130,7 @@ function pooled(e: Embedded, C: number): Float32Array {
 }
 
 /** CAM on the grid: w·x̃ + b per patch (raw logit units; its mean is the image's logit). */
-function camGrid(model: ClassifierModel, e: Embedded): Float32Array {
+export function camGrid(model: ClassifierModel, e: Embedded): Float32Array {
   const { mean, std, weight, bias } = model.head;
   const C = weight.length;
   const n = e.h * e.w;
@@ -183,6 +183,7 @@ export interface ClassifyTrainResult {
   model: ClassifierModel;
   /** The learning curves' PNG, written beside the model. */
   curves: string;
+  seconds: number;
 }
 
 /** Good and NG images from the options, labelled; each class must hold at least one image. */
@@ -402,7 +403,6 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
           weight_decay: settings.weightDecay,
           patience: settings.patience,
           seed: settings.seed,
-          seconds: 0,
           skipped: skipped.length,
         },
         history,
@@ -420,11 +420,10 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
     }
     const top = Math.max(quantile(camTop, 0.99), logitAt(model, thresholds.fpr0) + 1, 1);
     model.meta.display = [Math.min(0, logitAt(model, thresholds.fpr0) - 2), top];
-    model.meta.training.seconds = (performance.now() - t0) / 1000;
     await saveClassifier(options.out, model);
     const curves = `${options.out.slice(0, options.out.length - extname(options.out).length)}.learning.png`;
     await writeFileAtomic(curves, await learningCurves(history));
-    return { model, curves };
+    return { model, curves, seconds: (performance.now() - t0) / 1000 };
   } finally {
     await features.dispose();
   }

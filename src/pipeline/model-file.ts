@@ -215,6 +215,12 @@ function metadataProblem(m: Record<string, unknown>): string | undefined {
 
 /** The metadata block of a file's safetensors metadata, validated (format, version, fields). */
 export function parseModelMetadata(metadata: Record<string, string>, file: string): ModelMetadata {
+  if (metadata.format === 'kensa-classifier')
+    throw new KensaError(
+      'E_FORMAT',
+      'this is a classifier (kensa classify train), not an anomaly model: use kensa classify test / kensa classify predict with it',
+      { file },
+    );
   if (metadata.format !== MODEL_FORMAT)
     invalid(
       file,

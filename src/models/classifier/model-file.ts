@@ -48,7 +48,6 @@ export interface ClassifierMeta {
     weight_decay: number;
     patience: number;
     seed: number;
-    seconds: number;
     skipped: number;
   };
   history: EpochRecord[];

@@ -1,0 +1,152 @@
+/**
+ * kensa classify from the command line (built dist/), on a generated data set whose first three test
+ * images of each defect type are moved into train/<type>/: train writes the classifier and its learning
+ * curves, test writes metrics (with a calibration error), curves, figures with class activation maps and
+ * the report, predict gives verdicts with regions on NG images only. Bad input: no NG folder, no good
+ * images, a single NG image, an unreadable image, the wrong kind of model — each a clear message.
+ */
+import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { makeSyntheticDataset } from '../../src/data/synthetic.js';
+
+const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'kensa-classify-'));
+const data = join(dir, 'data');
+const model = join(dir, 'm.classifier');
+const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+const kensa = (...args: string[]) => {
+  const r = run(...args);
+  if (r.status !== 0) throw new Error(`kensa ${args.join(' ')} exited ${r.status}:\n${r.stderr}`);
+  return r;
+};
+
+beforeAll(async () => {
+  await makeSyntheticDataset(data, { size: 96, train: 24, testGood: 8, testPerDefect: 9, seed: 51 });
+  for (const type of readdirSync(join(data, 'test')).filter((t) => t !== 'good')) {
+    mkdirSync(join(data, 'train', type));
+    for (const f of readdirSync(join(data, 'test', type))
+      .sort()
+      .slice(0, 3))
+      renameSync(join(data, 'test', type, f), join(data, 'train', type, f));
+  }
+});
+
+describe('kensa classify', () => {
+  it('train: the classifier, its thresholds and learning curves', () => {
+    const r = kensa('classify', 'train', '--data', data, '--size', '96', '--out', model, '--copies', '2');
+    expect(r.stdout).toContain(`classifier written: ${model}`);
+    expect(r.stdout).toMatch(
+      /\d+ good and \d+ NG training images \(\+2 augmented copies each: flip, rot90, rotate, shift, color, blur\)/,
+    );
+    expect(r.stdout).toMatch(/thresholds \(probability of NG\): fpr0 [\d.e-]+, f1 [\d.e-]+/);
+    expect(existsSync(join(dir, 'm.learning.png'))).toBe(true);
+    // the same data and seed give the same classifier
+    kensa(
+      'classify',
+      'train',
+      '--data',
+      data,
+      '--size',
+      '96',
+      '--out',
+      join(dir, 'again.classifier'),
+      '--copies',
+      '2',
+    );
+    expect(readFileSync(join(dir, 'again.classifier')).equals(readFileSync(model))).toBe(true);
+  });
+
+  it('test: metrics with calibration, curves, figures with class activation maps, the report', () => {
+    const out = join(dir, 'test');
+    const r = kensa('classify', 'test', '--model', model, '--data', data, '--out', out, '--report');
+    expect(r.stdout).toMatch(/image AUROC [\d.]+, calibration error [\d.]+/);
+    const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+    expect(m.image_auroc).toBeGreaterThan(0.9);
+    expect(m.counts).toMatchObject({ good: 8, defective: 12 });
+    expect(m.calibration_error).toBeGreaterThanOrEqual(0);
+    expect(m.confusion.fpr0.tp + m.confusion.fpr0.fn).toBe(12);
+    for (const f of ['roc.png', 'pr.png', 'learning_curves.png', 'predictions.csv', 'ng_list.txt'])
+      expect(existsSync(join(out, f)), f).toBe(true);
+    expect(readdirSync(join(out, 'figures'))).toHaveLength(20);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(html).toContain('src="learning_curves.png"');
+  });
+
+  it('predict: verdicts, regions on NG images only, NG list, overlays', () => {
+    const out = join(dir, 'predict');
+    const r = kensa('classify', 'predict', '--model', model, '--out', out, join(data, 'test'));
+    expect(r.stdout).toMatch(/20 images: \d+ NG, \d+ OK/);
+    const json = JSON.parse(readFileSync(join(out, 'predictions.json'), 'utf8'));
+    for (const p of json.predictions) {
+      expect(p.verdict).toBe(p.probability > json.threshold ? 'NG' : 'OK');
+      expect(p.regions.length > 0).toBe(p.verdict === 'NG');
+    }
+    const ng = json.predictions
+      .filter((p: { verdict: string }) => p.verdict === 'NG')
+      .map((p: { file: string }) => p.file);
+    expect(readFileSync(join(out, 'ng_list.txt'), 'utf8').trim().split('\n').filter(Boolean)).toEqual(ng);
+    expect(readdirSync(join(out, 'overlays'))).toHaveLength(20);
+  });
+
+  it('bad input: clear messages', async () => {
+    // no NG folder
+    const onlyGood = join(dir, 'only-good');
+    await makeSyntheticDataset(onlyGood, { size: 64, train: 4, testGood: 1, testPerDefect: 1, seed: 3 });
+    let r = run('classify', 'train', '--data', onlyGood, '--out', join(dir, 'x.classifier'));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('no NG images: put them in a folder per defect type under train/');
+    // neither --data nor --good/--ng
+    r = run('classify', 'train', '--out', join(dir, 'x.classifier'));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('give --data DIR, or both --good and --ng');
+    // a single NG image, and an unreadable one among the good: trained, with warnings
+    const one = join(dir, 'one');
+    mkdirSync(join(one, 'ng'), { recursive: true });
+    renameSync(
+      join(onlyGood, 'test', 'dust', readdirSync(join(onlyGood, 'test', 'dust'))[0]),
+      join(one, 'ng', 'a.png'),
+    );
+    writeFileSync(join(onlyGood, 'train', 'good', 'broken.png'), 'not an image');
+    r = run(
+      'classify',
+      'train',
+      '--good',
+      join(onlyGood, 'train', 'good'),
+      '--ng',
+      join(one, 'ng'),
+      '--size',
+      '64',
+      '--out',
+      join(one, 'm.classifier'),
+      '--copies',
+      '1',
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('1 NG image: it is used for training');
+    expect(r.stderr).toMatch(/left out: .*broken\.png: cannot decode the image/);
+    // the wrong kind of model, both ways
+    r = run('classify', 'predict', '--model', join(dir, 'nope.kensa'), '--out', join(dir, 'p2'), data);
+    expect(r.status).toBe(1);
+    kensa('train', '--data', onlyGood, '--size', '64', '--out', join(dir, 'anomaly.kensa'));
+    r = run('classify', 'predict', '--model', join(dir, 'anomaly.kensa'), '--out', join(dir, 'p3'), data);
+    expect(r.stderr).toContain('this is an anomaly model (kensa train), not a classifier');
+    r = run('predict', '--model', model, '--out', join(dir, 'p4'), data);
+    expect(r.stderr).toContain('this is a classifier (kensa classify train), not an anomaly model');
+    r = run('classify', 'train', '--data', data, '--out', join(dir, 'y.classifier'), '--augment', 'mirror');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(
+      "Expected all, none or a list of flip, rot90, rotate, shift, color, blur for --augment but received 'mirror'",
+    );
+  });
+});
