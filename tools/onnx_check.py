@@ -34,10 +34,8 @@ def round16(v):
     return max(16, round(v / 16) * 16)
 
 
-def geometry(p, info, width, height):
+def geometry(p, width, height):
     """The input size and crop of an image (kensa's image/preprocess.ts geometry())."""
-    if p["mode"] != "crop" and info["input"]["height"]:
-        return (info["input"]["width"], info["input"]["height"], 0, 0, info["input"]["width"], info["input"]["height"])
     if p["mode"] == "resize":
         return (p["size"], p["size"], 0, 0, p["size"], p["size"])
     if p["mode"] == "fit":
@@ -86,7 +84,7 @@ def main():
         expected = {str(Path(p["file"]).resolve()): p for p in json.loads(Path(a.expect).read_text())["predictions"]}
     for f in a.images or []:
         img = Image.open(f).convert("RGB")
-        rw, rh, left, top, w, h = geometry(info["preprocess"], info, img.width, img.height)
+        rw, rh, left, top, w, h = geometry(info["preprocess"], img.width, img.height)
         img = img.resize((rw, rh), Image.BILINEAR).crop((left, top, left + w, top + h))
         amap, score = run(np.asarray(img, dtype=np.uint8))
         row = {"file": f, "score": score, "verdict": "NG" if score > threshold else "OK"}

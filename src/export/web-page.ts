@@ -96,7 +96,6 @@ button { font-size: 14px; }
   function round16(v) { return Math.max(16, Math.round(v / 16) * 16); }
   function geometry(p, width, height) {
     function plain(w, h) { return { rw: w, rh: h, left: 0, top: 0, w: w, h: h, sx: width / w, sy: height / h }; }
-    if (info.input.width && info.input.height && p.mode !== 'crop') return plain(info.input.width, info.input.height);
     if (p.mode === 'resize') return plain(p.size, p.size);
     if (p.mode === 'fit') { var f = p.size / Math.sqrt(width * height); return plain(Math.min(16384, round16(width * f)), Math.min(16384, round16(height * f))); }
     if (p.mode === 'scale') return plain(round16(width * p.scale), round16(height * p.scale));
@@ -119,6 +118,9 @@ button { font-size: 14px; }
   async function inspect(file) {
     var bitmap = await createImageBitmap(file, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
     var W0 = bitmap.width, H0 = bitmap.height, g = geometry(info.preprocess, W0, H0);
+    // a model with one input size (PaDiM) takes no other, as kensa predict refuses it
+    if (info.input.width && (g.w !== info.input.width || g.h !== info.input.height))
+      throw new Error('after preprocessing this image is ' + g.w + '×' + g.h + ' pixels; the model takes ' + info.input.width + '×' + info.input.height);
     var canvas = document.createElement('canvas');
     canvas.width = g.w; canvas.height = g.h;
     var ctx = canvas.getContext('2d', { willReadFrequently: true });

@@ -36,6 +36,13 @@ export class DeadlineError extends Error {
   }
 }
 
+/** The client left while its image was queued (answered 499, which nobody receives). */
+export class ClientGoneError extends Error {
+  constructor() {
+    super('the client closed the connection');
+  }
+}
+
 export interface BatchResult {
   scored: ScoredImage;
   /** Milliseconds waiting in the queue, and in the batch (decode to map). */
@@ -98,7 +105,7 @@ export class MicroBatcher {
           if (job.started !== undefined) return;
           dequeue();
           clearTimeout(job.timer);
-          reject(new KensaError('E_RUNTIME', 'the client closed the connection'));
+          reject(new ClientGoneError());
         },
         { once: true },
       );

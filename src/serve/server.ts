@@ -37,7 +37,7 @@ import { checkWritable } from '../pipeline/output-paths.js';
 import { overlayOf } from '../pipeline/outputs.js';
 import { getMethod } from '../models/registry.js';
 import { KensaError } from '../util/errors.js';
-import { DeadlineError, MicroBatcher, QueueFullError } from './batcher.js';
+import { ClientGoneError, DeadlineError, MicroBatcher, QueueFullError } from './batcher.js';
 
 export const SERVE_DEFAULTS = {
   host: '127.0.0.1',
@@ -404,7 +404,9 @@ export class InspectionService {
               ? new HttpError(503, error.message, { 'Retry-After': '1' })
               : error instanceof DeadlineError
                 ? new HttpError(504, error.message)
-                : null;
+                : error instanceof ClientGoneError
+                  ? new HttpError(499, error.message)
+                  : null;
         if (!e) throw error;
         return reply
           .code(e.status)
