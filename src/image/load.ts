@@ -160,14 +160,13 @@ export async function probeImageBytes(
   }
 }
 
-/** Decodes image bytes already in memory; `name` is what messages call them. */
+/** Decodes image bytes already in memory; `file` is what messages call them (a path or a request). */
 export async function decodeImage(
   bytes: Buffer,
-  name: string,
+  file: string,
   p: Preprocess,
   options: LoadOptions = {},
 ): Promise<LoadedImage> {
-  const file = name;
   const pixelLimit = options.pixelLimit ?? DEFAULT_PIXEL_LIMIT;
   try {
     const source = await openSource(bytes, pixelLimit);
