@@ -292,6 +292,16 @@ describe('kensa serve under overload, with a token, evidence and SIGTERM', () =>
       expect(kept[0]).toMatch(/-m-[0-9a-f]{12}\.json$/);
       expect(readFileSync(join(evidence, kept[1])).equals(body)).toBe(true);
       expect(JSON.parse(readFileSync(join(evidence, kept[0]), 'utf8')).score).toBe(a.score);
+      // a path in the request is never used as one: only its last part is echoed; evidence is named by hash
+      const form = new FormData();
+      form.append('image', new Blob([body]), '../../evil.png');
+      const b = await (
+        await post(`${s.url}/v1/inspect`, form, { authorization: 'Bearer a-secret-of-enough-length' })
+      ).json();
+      expect(b.file).toBe('evil.png');
+      expect(readdirSync(evidence)).toHaveLength(4);
+      expect(readdirSync(evidence).some((f) => f.includes('evil'))).toBe(false);
+      expect(readdirSync(join(evidence, '..')).some((f) => f.includes('evil'))).toBe(false);
     } finally {
       s.child.kill('SIGKILL');
     }
