@@ -33,6 +33,14 @@ export interface EfficientNetLiteArchitecture {
   imageSize: number;
 }
 
+/** What a model file records of the backbone it was trained with (the weights by their sha256). */
+export interface ModelBackbone {
+  name: string;
+  weights_sha256: string;
+  weights_official: boolean;
+  channels: [number, number, number];
+}
+
 export interface BackboneSpec {
   name: string;
   architecture: ResNetArchitecture | EfficientNetLiteArchitecture;

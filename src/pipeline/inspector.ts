@@ -7,6 +7,7 @@
  * The score of an image depends on the image and the model only — never on which other images are in
  * the same batch or run.
  */
+import type { ModelBackbone } from '../backbone/registry.js';
 import type { ResolvedWeights } from '../backbone/weights.js';
 import { Backbone } from '../backbone/backbone.js';
 import type { ImageItem } from '../data/dataset.js';
@@ -350,12 +351,7 @@ export async function backboneFor(model: KensaModel, options: OpenOptions = {}):
 }
 
 /** Refuses weights other than those the model was trained with (the official file counts as itself). */
-export function checkWeights(
-  model: {
-    meta: { backbone: Pick<KensaModel['meta']['backbone'], 'name' | 'weights_sha256' | 'weights_official'> };
-  },
-  weights: ResolvedWeights,
-): void {
+export function checkWeights(model: { meta: { backbone: ModelBackbone } }, weights: ResolvedWeights): void {
   if (weights.sha256 === model.meta.backbone.weights_sha256) return;
   if (weights.official && model.meta.backbone.weights_official) return;
   throw new KensaError(

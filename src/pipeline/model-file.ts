@@ -13,6 +13,7 @@
  * Format versions: 2 (this one); 1 (kensa 0.1: PaDiM with full precision matrices, hold-out calibration)
  * still loads.
  */
+import type { ModelBackbone } from '../backbone/registry.js';
 import { stat } from 'node:fs/promises';
 import { getBackbone } from '../backbone/registry.js';
 import {
@@ -71,12 +72,7 @@ export interface ModelMetadata {
   /** The method's name (models/registry.ts); its settings are stored under that name. */
   method: string;
   kensa_version: string;
-  backbone: {
-    name: string;
-    weights_sha256: string;
-    weights_official: boolean;
-    channels: [number, number, number];
-  };
+  backbone: ModelBackbone;
   preprocess: Preprocess;
   map: MapSettings;
   training: {

@@ -4,6 +4,7 @@
  * map settings for the class activation maps, the head's bias and temperature, the training summary and
  * per-epoch history, calibration errors, the thresholds (probabilities) and the heat map's range.
  */
+import type { ModelBackbone } from '../../backbone/registry.js';
 import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
 import type { Preprocess } from '../../image/preprocess.js';
 import type { MapSettings } from '../../postprocess/anomaly-map.js';
@@ -25,12 +26,7 @@ export interface ClassifierMeta {
   format_version: number;
   method: 'classifier';
   kensa_version: string;
-  backbone: {
-    name: string;
-    weights_sha256: string;
-    weights_official: boolean;
-    channels: [number, number, number];
-  };
+  backbone: ModelBackbone;
   preprocess: Preprocess;
   map: MapSettings;
   features: { dim: number; stride: number; pooling: 'mean' };
