@@ -4,13 +4,15 @@
  * operator's page loads the model offline, images are given to it as a drop would, and it shows the
  * verdicts and scores kensa predict gives (within 1e-3 relative; the images are at the model's input size,
  * so the browser does not resample them), with a heat map and boxes for each; the page switches to
- * Japanese. Skipped, with a message, where /usr/bin/chromium is absent (.ci/run installs it).
+ * Japanese; a PaDiM export gives its scores too and refuses an image of another shape, as kensa does.
+ * Skipped, with a message, where /usr/bin/chromium is absent (.ci/run installs it).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
 
@@ -39,6 +41,19 @@ describe.skipIf(!present)('the web export in Chromium, from file://', () => {
     kensa('train', '--data', data, '--size', '96', '--out', model);
     kensa('export', '--model', model, '--out', join(dir, 'web'), '--format', 'web');
     kensa('predict', '--model', model, '--out', join(dir, 'predict'), '--no-overlays', join(data, 'test'));
+    // a PaDiM model too: one input size, refused for an image of another shape
+    const padim = join(dir, 'padim.kensa');
+    kensa('train', '--method', 'padim', '--data', data, '--size', '96', '--out', padim);
+    kensa('export', '--model', padim, '--out', join(dir, 'web-padim'), '--format', 'web');
+    kensa(
+      'predict',
+      '--model',
+      padim,
+      '--out',
+      join(dir, 'predict-padim'),
+      '--no-overlays',
+      join(data, 'test'),
+    );
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   });
   afterAll(async () => {
@@ -88,5 +103,35 @@ describe.skipIf(!present)('the web export in Chromium, from file://', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'web-export.png'), fullPage: true });
     // nothing was fetched from the network
     expect(readdirSync(join(dir, 'web'))).toContain('ort-wasm-simd-threaded.wasm');
+  });
+
+  it('a PaDiM export: the same scores, and an image of another shape refused with the reason', async () => {
+    const predicted: { file: string; score: number; verdict: string }[] = JSON.parse(
+      readFileSync(join(dir, 'predict-padim', 'predictions.json'), 'utf8'),
+    ).predictions;
+    const wide = join(dir, 'wide.png');
+    await sharp({ create: { width: 192, height: 96, channels: 3, background: '#888' } })
+      .png()
+      .toFile(wide);
+    const page = await browser.newPage();
+    await page.goto(`file://${join(dir, 'web-padim', 'index.html')}`);
+    await page.waitForSelector('body[data-ready], body[data-failed]', { timeout: 60_000 });
+    expect(await page.locator('#status').innerText()).toMatch(/^Ready\. Model: padim/);
+    await page.setInputFiles('#files', [...predicted.map((p) => p.file), wide]);
+    await page.waitForSelector(`body[data-done="${predicted.length + 1}"]`, { timeout: 120_000 });
+    const shown = await page.$$eval('.result', (boxes) =>
+      boxes.map((b) => ({
+        verdict: b.getAttribute('data-verdict'),
+        score: Number(b.getAttribute('data-score')),
+        error: b.getAttribute('data-error'),
+      })),
+    );
+    predicted.forEach((p, i) => {
+      expect(shown[i].verdict, p.file).toBe(p.verdict);
+      expect(Math.abs(shown[i].score - p.score) / p.score).toBeLessThan(1e-3);
+    });
+    expect(shown[predicted.length].error).toBe(
+      'after preprocessing this image is 128×64 pixels; the model takes 96×96',
+    );
   });
 });
