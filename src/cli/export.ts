@@ -47,6 +47,14 @@ export function register(program: Command): void {
         maxQueueDelayMs: o.maxQueueDelayMs,
         weights: o.weights,
       });
+      if (r.info.tiling) {
+        console.log(`exported (onnx, tiled): ${o.out}  [${r.files.join(', ')}]`);
+        console.log(
+          `  tile.onnx: tiles uint8 [N, ${r.info.tiling.size}, ${r.info.tiling.size}, 3] → grids; map.onnx: the stitched grid → the map; ` +
+            `how to tile and stitch: kensa.json (tiling.rule); NG when score > ${r.info.threshold.value.toFixed(4)} (${r.info.threshold.name})`,
+        );
+        return;
+      }
       const size = r.info.input.height
         ? `${r.info.input.height}×${r.info.input.width}`
         : 'H×W from the image size';

@@ -1,7 +1,8 @@
 /**
  * kensa export: a trained model written for other runtimes, from one graph (export/onnx.ts):
  *
- *   onnx    OUT/model.onnx and OUT/kensa.json (the metadata, readable without an ONNX library)
+ *   onnx    OUT/model.onnx and OUT/kensa.json (the metadata, readable without an ONNX library); a tiled
+ *           model: OUT/tile.onnx and OUT/map.onnx, with the stitching rule in kensa.json
  *   triton  a model repository for Triton Inference Server's ONNX Runtime backend:
  *           OUT/NAME/config.pbtxt (dynamic batching, max batch size, names, types, shapes),
  *           OUT/NAME/1/model.onnx, OUT/NAME/kensa.json
@@ -119,13 +120,24 @@ export async function exportModel(options: ExportModelOptions): Promise<ExportRe
     );
   await checkWritable(out, 'folder');
   const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
-  const { bytes, info } = await exportOnnx(model, options);
+  if (model.meta.preprocess.tile && format !== 'onnx')
+    throw new KensaError(
+      'E_ARGUMENT',
+      `the model scores images in tiles of ${model.meta.preprocess.tile.size} pixels, stitched before the map step: ` +
+        `--format onnx writes its tile and map graphs with the stitching rule; --format ${format} takes one-graph models. ` +
+        'Serve this model with kensa serve, or export a model trained without --tile',
+    );
+  const { bytes, map, info } = await exportOnnx(model, options);
   const files: string[] = [];
   const write = async (rel: string, data: Uint8Array | string) => {
     await writeFileAtomic(join(out, rel), data);
     files.push(rel);
   };
-  if (format === 'onnx') {
+  if (map) {
+    await write('tile.onnx', bytes);
+    await write('map.onnx', map);
+    await write('kensa.json', json(info));
+  } else if (format === 'onnx') {
     await write('model.onnx', bytes);
     await write('kensa.json', json(info));
   } else if (format === 'triton') {

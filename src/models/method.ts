@@ -131,6 +131,8 @@ export interface MethodGraph {
   grid: string;
   /** The value holding the method's own image score [N], where it has one (else: the map's maximum). */
   score?: string;
+  /** The raw peak [N] that decides which tile's score is the image's (PatchCore: the largest distance). */
+  peak?: string;
 }
 
 export interface Method<S extends MethodState = MethodState> {
@@ -151,8 +153,12 @@ export interface Method<S extends MethodState = MethodState> {
   scoreBytes(state: S, batch: number, cells: number): number;
   createFitter(settings: FitSettings): Fitter<S>;
   openScorer(state: S): Promise<Scorer>;
-  /** The scorer's computation as ONNX nodes (kensa export). */
-  exportGraph(state: S): MethodGraph;
+  /**
+   * The scorer's computation as ONNX nodes (kensa export). With `owned` (the name of a 0/1 input
+   * [N, h, w]: a tile's own cells), the method's image score comes from those cells only, as when tiles
+   * are stitched; `score` is then that tile's, and `peak` the raw value that picks the image's tile.
+   */
+  exportGraph(state: S, owned?: string): MethodGraph;
   /** The method's metadata block (its settings and sizes; stored in the model under the method's name). */
   describe(state: S): Record<string, unknown>;
   /** The state as model-file tensors (names prefixed with the method name) and its metadata block. */

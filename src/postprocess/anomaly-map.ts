@@ -239,7 +239,8 @@ export class MapStep {
 
 /**
  * The map step as ONNX nodes, for kensa export: `grid` [N, h, w] → `map` [N, H, W], where H and W are
- * those of `like` (an NCHW tensor: the network input). Bilinear upsampling is Resize (linear, half-pixel
+ * those of `size.like` (an NCHW tensor: the network input) or the values of `size.hw` (int64 [2]: a
+ * tiled image's size, for the map of its stitched grid). Bilinear upsampling is Resize (linear, half-pixel
  * centres: F.interpolate(align_corners=False)); the Gaussian is one Conv per axis on a map padded as
  * `settings.padding` says (reflect: d c b a | a b c d, from reversed slices; mirror: d c b | a b c d).
  * The same arithmetic as MapStep, with H and W free: one graph serves every input size. Needs H and W
@@ -248,7 +249,7 @@ export class MapStep {
 export function mapStepNodes(
   settings: MapSettings,
   grid: string,
-  like: string,
+  size: { like: string } | { hw: string },
 ): { nodes: NodeSpec[]; initializers: TensorProto[]; map: string; radius: number } {
   const k = gaussianKernel(settings.sigma);
   const r = (k.length - 1) / 2;
@@ -275,8 +276,13 @@ export function mapStepNodes(
     { op: 'Concat', inputs: [`${output}_a`, input, `${output}_b`], output, attrs: { axis } },
   ];
   const nodes: NodeSpec[] = [
-    { op: 'Shape', inputs: [like], output: 'like_shape' },
-    { op: 'Slice', inputs: ['like_shape', 'two', 'four'], output: 'hw' },
+    // the map's size: of the network input (NCHW), or given as [H, W]
+    ...('like' in size
+      ? [
+          { op: 'Shape', inputs: [size.like], output: 'like_shape' },
+          { op: 'Slice', inputs: ['like_shape', 'two', 'four'], output: 'hw' },
+        ]
+      : [{ op: 'Identity', inputs: [size.hw], output: 'hw' }]),
     { op: 'Unsqueeze', inputs: [grid, 'one'], output: 'g4' },
     { op: 'Shape', inputs: ['g4'], output: 'g4_shape' },
     { op: 'Slice', inputs: ['g4_shape', 'zero', 'two'], output: 'nc' },

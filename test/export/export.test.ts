@@ -1,9 +1,10 @@
 /**
  * kensa export, both methods: the ONNX graph run by onnxruntime (Node) on the pixels kensa feeds its
  * backbone gives kensa predict's scores (1e-4 relative) and kensa's maps (1e-3 of the map's maximum);
- * the metadata says what a caller needs; the Triton repository and the web folder hold their files;
- * tiled models are refused with the reason. The Python and browser proofs are in python.test.ts and
- * web.test.ts.
+ * the metadata says what a caller needs; the Triton repository and the web folder hold their files; a
+ * tiled model's tile and map graphs, tiled and stitched by the rule in kensa.json, give kensa's scores and
+ * maps (both methods); triton and web refuse tiled models with the reason. The Python and browser proofs
+ * are in python.test.ts and web.test.ts.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
 import { exportOnnx } from '../../src/export/onnx.js';
+import { inputRects } from '../../src/image/tiles.js';
 import { Inspector } from '../../src/pipeline/inspector.js';
 import { loadModel } from '../../src/pipeline/model-file.js';
 
@@ -150,10 +152,18 @@ describe('kensa export: triton, web, refusals', () => {
     expect(page).not.toMatch(/https?:\/\/(?!www\.w3\.org)/);
   });
 
-  it('refuses a tiled model, an unknown format and a bad name, saying why', async () => {
-    const m = await loadModel(model());
-    m.meta.preprocess = { ...m.meta.preprocess, tile: { size: 64, overlap: 16 } };
-    await expect(exportOnnx(m)).rejects.toThrow(/tiles of 64 pixels, stitched before the map step/);
+  it('refuses a tiled model for triton and web, an unknown format and a bad name, saying why', async () => {
+    const tiled = join(dir, 'tiled-refused.kensa');
+    kensa('train', '--data', data, '--size', '96', '--tile', '64', '--overlap', '32', '--out', tiled);
+    const web = spawnSync(
+      process.execPath,
+      [BIN, 'export', '--model', tiled, '--out', join(dir, 'tw'), '--format', 'web'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(web.status).toBe(2);
+    expect(web.stderr).toContain('--format onnx writes its tile and map graphs with the stitching rule');
     const bad = spawnSync(
       process.execPath,
       [BIN, 'export', '--model', model(), '--out', dir, '--format', 'tflite'],
@@ -170,5 +180,93 @@ describe('kensa export: triton, web, refusals', () => {
     );
     expect(name.status).toBe(2);
     expect(name.stderr).toContain("for --name but received '../x'");
+  });
+});
+
+describe.each(['patchcore', 'padim'])('kensa export of a tiled model (%s): tile and map graphs', (method) => {
+  it('tiled and stitched by the rule in kensa.json, the graphs give kensa’s scores and maps', async () => {
+    const model = join(dir, `tiled-${method}.kensa`);
+    const out = join(dir, `tiled-${method}-onnx`);
+    kensa(
+      'train',
+      '--method',
+      method,
+      '--data',
+      data,
+      '--size',
+      '96',
+      '--tile',
+      '64',
+      '--overlap',
+      '32',
+      '--out',
+      model,
+    );
+    const r = kensa('export', '--model', model, '--out', out);
+    expect(r.stdout).toContain('exported (onnx, tiled)');
+    const info = JSON.parse(readFileSync(join(out, 'kensa.json'), 'utf8'));
+    expect(info.tiling).toMatchObject({
+      size: 64,
+      overlap: 32,
+      graphs: { tile: 'tile.onnx', map: 'map.onnx' },
+    });
+    expect(info.tiling.rule).toContain('tile offsets are');
+    const tileGraph = await ort.InferenceSession.create(join(out, 'tile.onnx'));
+    const mapGraph = await ort.InferenceSession.create(join(out, 'map.onnx'));
+    const results = join(dir, `tiled-${method}-predict`);
+    kensa('predict', '--model', model, '--out', results, '--no-overlays', join(data, 'test'));
+    const predicted = new Map<string, { score: number }>(
+      JSON.parse(readFileSync(join(results, 'predictions.json'), 'utf8')).predictions.map(
+        (p: { file: string }) => [p.file, p],
+      ),
+    );
+    const m = await loadModel(model);
+    const s = info.tiling.stride as number;
+    const inspector = await Inspector.open(m);
+    try {
+      for await (const k of inspector.score([...predicted.keys()].map((path) => ({ path })))) {
+        const { inputWidth: W, inputHeight: H } = k.image.geometry;
+        const grid = new Float32Array((H / s) * (W / s));
+        let best = { peak: -Infinity, score: -Infinity };
+        for (const rect of inputRects(W, H, m.meta.preprocess.tile)) {
+          // the tile's pixels and its own cells
+          const T = rect.width;
+          const pixels = new Uint8Array(T * T * 3);
+          for (let y = 0; y < T; y++)
+            pixels.set(
+              k.image.rgb.subarray(((rect.y + y) * W + rect.x) * 3, ((rect.y + y) * W + rect.x + T) * 3),
+              y * T * 3,
+            );
+          const c = T / s;
+          const owned = new Float32Array(c * c);
+          const o = rect.owned;
+          for (let y = o.y0 / s; y < o.y1 / s; y++)
+            for (let x = o.x0 / s; x < o.x1 / s; x++) owned[y * c + x] = 1;
+          const feeds: Record<string, ort.Tensor> = { image: new ort.Tensor('uint8', pixels, [1, T, T, 3]) };
+          if (tileGraph.inputNames.includes('owned'))
+            feeds.owned = new ort.Tensor('float32', owned, [1, c, c]);
+          const t = await tileGraph.run(feeds);
+          const g = t.grid.data as Float32Array;
+          for (let y = o.y0 / s; y < o.y1 / s; y++)
+            for (let x = o.x0 / s; x < o.x1 / s; x++)
+              grid[(rect.y / s + y) * (W / s) + rect.x / s + x] = g[y * c + x];
+          if (t.peak && (t.peak.data as Float32Array)[0] > best.peak)
+            best = { peak: (t.peak.data as Float32Array)[0], score: (t.score.data as Float32Array)[0] };
+        }
+        const mp = await mapGraph.run({
+          grid: new ort.Tensor('float32', grid, [1, H / s, W / s]),
+          size: new ort.Tensor('int64', BigInt64Array.from([BigInt(H), BigInt(W)]), [2]),
+        });
+        const map = mp.anomaly_map.data as Float32Array;
+        const score = method === 'patchcore' ? best.score : (mp.map_max.data as Float32Array)[0];
+        const p = predicted.get(k.item.path)!;
+        expect(Math.abs(score - p.score) / p.score).toBeLessThan(1e-4);
+        let err = 0;
+        for (let i = 0; i < map.length; i++) err = Math.max(err, Math.abs(map[i] - k.map[i]));
+        expect(err / k.mapMax).toBeLessThan(1e-3);
+      }
+    } finally {
+      await inspector.dispose();
+    }
   });
 });

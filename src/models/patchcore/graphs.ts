@@ -88,6 +88,8 @@ export function patchcoreExportGraph(
   bank: Float32Array,
   C: number,
   neighbors: number,
+  /** A graph input [N, h, w] of 0/1: the cells the image score may come from (a tile's own cells). */
+  owned?: string,
 ): { nodes: NodeSpec[]; initializers: ReturnType<typeof float32Tensor>[]; grid: string; score: string } {
   const M = bank.length / C;
   const nodes: NodeSpec[] = [
@@ -147,8 +149,15 @@ export function patchcoreExportGraph(
     { op: 'Relu', inputs: ['d2'], output: 'd2pos' },
     { op: 'Sqrt', inputs: ['d2pos'], output: 'dist' },
     { op: 'Reshape', inputs: ['dist', 'grid_shape'], output: 'grid' },
-    // the peak patch of each image and its distance s*
-    { op: 'Reshape', inputs: ['dist', 'flat_shape'], output: 'dist_flat' },
+    // the peak patch of each image (among its owned cells) and its distance s*; distances are ≥ 0, so
+    // zeroing the cells a tile does not own leaves the owned maximum
+    { op: 'Reshape', inputs: ['dist', 'flat_shape'], output: owned ? 'dist_all' : 'dist_flat' },
+    ...(owned
+      ? [
+          { op: 'Reshape', inputs: [owned, 'flat_shape'], output: 'owned_flat' },
+          { op: 'Mul', inputs: ['dist_all', 'owned_flat'], output: 'dist_flat' },
+        ]
+      : []),
     { op: 'ReduceMax', inputs: ['dist_flat'], output: 's_star', attrs: { axes: [1], keepdims: 0 } },
   );
   if (neighbors <= 1) {

@@ -83,8 +83,8 @@ export const patchcore: Method<PatchcoreState> = {
     return PatchcoreScorer.open(state.bank, state.dim, state.neighbors, state.channels);
   },
 
-  exportGraph(state) {
-    return patchcoreExportGraph(state.bank, state.dim, state.neighbors);
+  exportGraph(state, owned) {
+    return { ...patchcoreExportGraph(state.bank, state.dim, state.neighbors, owned), peak: 's_star' };
   },
 
   describe(state) {
