@@ -266,7 +266,7 @@ describe('kensa serve under overload, with a token, evidence and SIGTERM', () =>
     }
   });
 
-  it('binding beyond loopback needs a token; the token guards all but the health checks', async () => {
+  it('binding beyond loopback needs a token; the token guards all but the health checks; two models', async () => {
     const refused = spawnSync(process.execPath, [BIN, 'serve', '--model', model, '--host', '0.0.0.0'], {
       encoding: 'utf8',
     });
@@ -275,7 +275,10 @@ describe('kensa serve under overload, with a token, evidence and SIGTERM', () =>
     const tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, 'a-secret-of-enough-length\n');
     const evidence = join(dir, 'evidence');
-    const s = await serve('--token-file', tokenFile, '--save-ng', evidence, '--threshold', '0.000001');
+    const s = await serve(
+      ...['--token-file', tokenFile, '--save-ng', evidence, '--threshold', '0.000001'],
+      ...['--model', `second=${model}`],
+    );
     try {
       expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
       expect((await fetch(`${s.url}/metrics`)).status).toBe(401);
@@ -302,6 +305,12 @@ describe('kensa serve under overload, with a token, evidence and SIGTERM', () =>
       expect(readdirSync(evidence)).toHaveLength(4);
       expect(readdirSync(evidence).some((f) => f.includes('evil'))).toBe(false);
       expect(readdirSync(join(evidence, '..')).some((f) => f.includes('evil'))).toBe(false);
+      // a second model, by its name
+      const auth = { authorization: 'Bearer a-secret-of-enough-length' };
+      const models = await (await fetch(`${s.url}/v1/models`, { headers: auth })).json();
+      expect(models.models.map((x: { name: string }) => x.name)).toEqual(['m', 'second']);
+      const second = await (await post(`${s.url}/v1/models/second/inspect`, body, auth)).json();
+      expect([second.model, second.score]).toEqual(['second', a.score]);
     } finally {
       s.child.kill('SIGKILL');
     }
