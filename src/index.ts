@@ -34,6 +34,7 @@ export type {
   ClassifyTestOptions,
   ClassifyPredictOptions,
   ClassifiedImage,
+  Classification,
 } from './pipeline/classify.js';
 export { loadClassifier, saveClassifier } from './models/classifier/model-file.js';
 export type { ClassifierModel, ClassifierMeta } from './models/classifier/model-file.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import type { Command } from 'commander';
 import { readProblem } from '../image/load.js';
-import { InspectionService, SERVE_DEFAULTS } from '../serve/server.js';
+import { InspectionService, SERVE_DEFAULTS, SERVE_RANGES } from '../serve/server.js';
 import { KensaError } from '../util/errors.js';
 import { integer, pixelLimit, threshold } from './options.js';
 import { setGracefulStop } from './signals.js';
@@ -58,7 +58,12 @@ export function register(program: Command): void {
       `address to listen on (other than loopback needs --token-file)`,
       SERVE_DEFAULTS.host,
     )
-    .option('--port <n>', `port (0: any free port)`, integer('--port', 0, 65535), SERVE_DEFAULTS.port)
+    .option(
+      '--port <n>',
+      `port (0: any free port)`,
+      integer('--port', SERVE_RANGES.port[0], SERVE_RANGES.port[1]),
+      SERVE_DEFAULTS.port,
+    )
     .option('--token-file <file>', 'file holding the bearer token every request must carry')
     .option(
       '--threshold <t>',
@@ -68,32 +73,32 @@ export function register(program: Command): void {
     .option(
       '--max-batch <n>',
       'most images per backbone batch',
-      integer('--max-batch', 1, 256),
+      integer('--max-batch', SERVE_RANGES.maxBatch[0], SERVE_RANGES.maxBatch[1]),
       SERVE_DEFAULTS.maxBatch,
     )
     .option(
       '--max-wait-ms <ms>',
       'longest an image waits for others to fill its batch',
-      integer('--max-wait-ms', 0, 10_000),
+      integer('--max-wait-ms', SERVE_RANGES.maxWaitMs[0], SERVE_RANGES.maxWaitMs[1]),
       SERVE_DEFAULTS.maxWaitMs,
     )
     .option(
       '--queue <n>',
       'most images waiting; more are answered 503 with Retry-After',
-      integer('--queue', 1, 100_000),
+      integer('--queue', SERVE_RANGES.queueLimit[0], SERVE_RANGES.queueLimit[1]),
       SERVE_DEFAULTS.queueLimit,
     )
     .option(
       '--max-body-mb <n>',
       'largest request body (413 above)',
-      integer('--max-body-mb', 1, 4096),
+      integer('--max-body-mb', SERVE_RANGES.bodyLimitMb[0], SERVE_RANGES.bodyLimitMb[1]),
       SERVE_DEFAULTS.bodyLimitMb,
     )
     .option('--pixel-limit <n>', 'refuse images with more pixels than this (413)', pixelLimit)
     .option(
       '--timeout-ms <ms>',
       'time limit of a request, receiving and scoring (408 while receiving, 504 while scoring)',
-      integer('--timeout-ms', 100, 3_600_000),
+      integer('--timeout-ms', SERVE_RANGES.timeoutMs[0], SERVE_RANGES.timeoutMs[1]),
       SERVE_DEFAULTS.timeoutMs,
     )
     .option('--save-ng <dir>', 'keep each NG image and its JSON answer in this folder')

@@ -47,11 +47,12 @@ import {
   type ClassifierModel,
 } from '../models/classifier/model-file.js';
 import { EmbedGraph } from '../models/patchcore/graphs.js';
+import { getMethod } from '../models/registry.js';
 import { PATCHCORE_STRIDE } from '../models/patchcore/model.js';
 import { curvePng, fivePanelFigure, overlayPng, thumbnailJpeg } from '../report/figures.js';
 import { LEARNING_CURVES, writeReport } from '../report/html.js';
 import { writeResultsFile, type ResultImage } from '../report/results-file.js';
-import { KensaError, assertInteger } from '../util/errors.js';
+import { KensaError, assertInteger, invalidParameter } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
 import { mulberry32, shuffledIndices } from '../util/random.js';
 import { quantile } from '../util/stats.js';
@@ -64,7 +65,8 @@ import { listLine } from './predict.js';
 
 export const DEFAULT_COPIES = 4;
 export const DEFAULT_VAL_FRACTION = 0.2;
-const PATCHCORE_MAP = { sigma: 4, padding: 'mirror' } as const;
+/** Augmented copies embedded together (their PNG bytes are held until then). */
+const AUGMENTED_CHUNK = 64;
 
 /** One image's embedding: its patch rows [h·w, C] and grid. */
 export interface Embedded {
@@ -256,7 +258,12 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
     seed: options.seed ?? 0,
   };
   assertInteger('epochs', settings.epochs, 1, 100_000);
+  assertInteger('patience', settings.patience, 1, 100_000);
   assertInteger('copies', options.copies ?? DEFAULT_COPIES, 0, 64);
+  if (options.batch !== undefined) assertInteger('batch', options.batch, 1, 4096);
+  const valFraction = options.valFraction ?? DEFAULT_VAL_FRACTION;
+  if (!(valFraction > 0 && valFraction < 1))
+    throw invalidParameter('val-fraction', 'a number in (0, 1)', valFraction);
   const preprocess = validatePreprocess(
     options.preprocess ?? { mode: 'fit', size: options.size ?? DEFAULT_SIZE },
   );
@@ -272,7 +279,6 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
     warn(
       '1 NG image: it is used for training, so no NG image is left for validation — early stopping watches the good images only and no f1 threshold is stored. Add NG images for a classifier you can trust',
     );
-  const valFraction = options.valFraction ?? DEFAULT_VAL_FRACTION;
   const { train, validation } = split([...good, ...ng], valFraction, settings.seed);
   const enabled = new Set(options.augment ?? AUGMENTATIONS);
   const copies = enabled.size ? (options.copies ?? DEFAULT_COPIES) : 0;
@@ -287,15 +293,25 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
     const all = [...train, ...validation];
     const examples = new Map<number, Example>();
     const random = mulberry32(settings.seed + 7);
-    const augmented: ImageItem[] = [];
-    const owner: number[] = [];
+    // augmented copies of training images (PNG bytes at the processed size), embedded a chunk at a time
+    // so that only one chunk of them is ever held
+    let augmented: { item: ImageItem; owner: number }[] = [];
+    const embedAugmented = async () => {
+      // the copies are already at the processed size: scale 1 keeps them as they are
+      for await (const e of features.embedded(
+        augmented.map((a) => a.item),
+        { mode: 'scale', scale: 1 },
+        { batch: options.batch ?? DEFAULT_FIT_BATCH },
+      ))
+        examples.get(augmented[e.index].owner)?.views.push(pooled(e, C));
+      augmented = [];
+    };
     let done = 0;
     for await (const e of features.embedded(all, preprocess, {
       batch: options.batch ?? DEFAULT_FIT_BATCH,
       onError,
     })) {
       examples.set(e.index, { views: [pooled(e, C)], label: e.item.label as 0 | 1 });
-      // augmented copies of training images, as PNG bytes at the processed size
       if (e.index < train.length) {
         const g = e.image.geometry;
         for (let k = 0; k < copies; k++) {
@@ -307,32 +323,21 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
           const bytes = await sharp(a.rgb, { raw: { width: a.width, height: a.height, channels: 3 } })
             .png({ compressionLevel: 0 })
             .toBuffer();
-          augmented.push({ path: `${e.item.path} (augmented ${k + 1})`, bytes, label: e.item.label });
-          owner.push(e.index);
+          augmented.push({
+            item: { path: `${e.item.path} (augmented ${k + 1})`, bytes, label: e.item.label },
+            owner: e.index,
+          });
         }
+        if (augmented.length >= AUGMENTED_CHUNK) await embedAugmented();
       }
       options.onProgress?.({
-        task: 'classify train: features',
+        task: 'classify train: features (with augmented copies)',
         done: ++done,
         total: all.length,
         unit: 'images',
       });
     }
-    // the copies are already at the processed size: scale 1 keeps them as they are
-    let n = 0;
-    for await (const e of features.embedded(
-      augmented,
-      { mode: 'scale', scale: 1 },
-      { batch: options.batch ?? DEFAULT_FIT_BATCH },
-    )) {
-      examples.get(owner[e.index])?.views.push(pooled(e, C));
-      options.onProgress?.({
-        task: 'classify train: augmented copies',
-        done: ++n,
-        total: augmented.length,
-        unit: 'images',
-      });
-    }
+    await embedAugmented();
     const trainEx = train.map((_, i) => examples.get(i)).filter((e): e is Example => !!e);
     const valEx = validation.map((_, i) => examples.get(train.length + i)).filter((e): e is Example => !!e);
     if (!trainEx.some((e) => e.label === 0) || !trainEx.some((e) => e.label === 1))
@@ -341,6 +346,8 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
         'after leaving out unreadable images, a class has no training image left',
       );
     const { params, history, bestEpoch } = trainHead(trainEx, valEx, settings, options.onEpoch);
+    const categories: Record<string, number> = {};
+    for (const i of [...good, ...ng]) categories[i.category!] = (categories[i.category!] ?? 0) + 1;
     // temperature scaling and thresholds on the validation images (the training ones, where there are none)
     const calib = valEx.length ? valEx : trainEx;
     const logits = calib.map((e) => logitOf(params, e.views[0]));
@@ -379,18 +386,13 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
           channels: features.backbone.channels,
         },
         preprocess,
-        map: PATCHCORE_MAP,
+        map: getMethod('patchcore').map,
         features: { dim: C, stride: PATCHCORE_STRIDE, pooling: 'mean' },
         head: { bias: params.bias, temperature: params.temperature },
         training: {
           good: trainEx.filter((e) => e.label === 0).length,
           ng: trainEx.filter((e) => e.label === 1).length,
-          categories: Object.fromEntries(
-            [...new Set([...good, ...ng].map((i) => i.category!))].map((c) => [
-              c,
-              [...good, ...ng].filter((i) => i.category === c).length,
-            ]),
-          ),
+          categories,
           validation: {
             good: valEx.filter((e) => e.label === 0).length,
             ng: valEx.filter((e) => e.label === 1).length,
@@ -484,6 +486,27 @@ export interface ClassifiedImage {
   regionLevel: number;
   predicted: Uint8Array;
 }
+
+/** What the result files keep of a classified image: not its map or pixels, which would grow with the run. */
+export interface Classification {
+  item: ImageItem;
+  probability: number;
+  logit: number;
+  verdict: 'OK' | 'NG';
+  width: number;
+  height: number;
+  regions: DefectRegion[];
+}
+
+const kept = (r: ClassifiedImage): Classification => ({
+  item: r.item,
+  probability: r.probability,
+  logit: r.logit,
+  verdict: r.verdict,
+  width: r.image.width,
+  height: r.image.height,
+  regions: r.regions,
+});
 
 export interface ClassifyRunOptions {
   model: string | ClassifierModel;
@@ -659,7 +682,7 @@ export async function testClassifier(options: ClassifyTestOptions): Promise<Reco
     );
     const skipped: { file: string; error: string }[] = [];
     const t0 = performance.now();
-    const rows: { r: ClassifiedImage; entry: ResultImage }[] = [];
+    const rows: { r: Classification; entry: ResultImage }[] = [];
     const figures = options.figures ?? true;
     await withFeatures(model, options, async (features) => {
       for await (const r of classifyImages(model, features, items, threshold, {
@@ -687,7 +710,7 @@ export async function testClassifier(options: ClassifyTestOptions): Promise<Reco
           { overlays: false, figures: figures || !!options.report },
           entry,
         );
-        rows.push({ r, entry });
+        rows.push({ r: kept(r), entry });
       }
     });
     const seconds = (performance.now() - t0) / 1000;
@@ -766,7 +789,7 @@ export async function testClassifier(options: ClassifyTestOptions): Promise<Reco
 }
 
 /** predictions.csv/json, regions.csv and ng_list.txt of classified images. */
-async function writePredictionFiles(out: string, rows: ClassifiedImage[], threshold: number): Promise<void> {
+async function writePredictionFiles(out: string, rows: Classification[], threshold: number): Promise<void> {
   await writeCsv(
     join(out, 'predictions.csv'),
     ['file', 'category', 'label', 'probability', 'verdict', 'regions', 'boxes'],
@@ -786,8 +809,8 @@ async function writePredictionFiles(out: string, rows: ClassifiedImage[], thresh
       file: r.item.path,
       probability: r.probability,
       verdict: r.verdict,
-      width: r.image.width,
-      height: r.image.height,
+      width: r.width,
+      height: r.height,
       regions: r.regions,
     })),
   });
@@ -808,7 +831,7 @@ export interface ClassifyPredictOptions extends ClassifyRunOptions {
 
 export async function predictClassifier(
   options: ClassifyPredictOptions,
-): Promise<{ predictions: ClassifiedImage[]; errors: { file: string; error: string }[]; threshold: number }> {
+): Promise<{ predictions: Classification[]; errors: { file: string; error: string }[]; threshold: number }> {
   if (options.batch !== undefined) assertInteger('batch', options.batch, 1, 4096);
   const release = await lockResultsFolder(options.out);
   try {
@@ -826,7 +849,7 @@ export async function predictClassifier(
       items.map((i) => i.path),
       commonRoot(items.map((i) => i.path)),
     );
-    const predictions: ClassifiedImage[] = [];
+    const predictions: Classification[] = [];
     const entries: ResultImage[] = [];
     await withFeatures(model, options, async (features) => {
       for await (const r of classifyImages(model, features, items, threshold, {
@@ -856,8 +879,7 @@ export async function predictClassifier(
         } catch (error) {
           errors.push({ file: r.item.path, error: `pictures not written: ${(error as Error).message}` });
         }
-        // the map and pixels are not kept for the whole run
-        predictions.push({ ...r, map: new Float32Array(0), predicted: new Uint8Array(0) });
+        predictions.push(kept(r));
         entries.push(entry);
       }
     });

@@ -36,7 +36,7 @@ import { loadModel, type KensaModel } from '../pipeline/model-file.js';
 import { checkWritable } from '../pipeline/output-paths.js';
 import { overlayOf } from '../pipeline/outputs.js';
 import { getMethod } from '../models/registry.js';
-import { KensaError } from '../util/errors.js';
+import { assertInteger, KensaError } from '../util/errors.js';
 import { ClientGoneError, DeadlineError, MicroBatcher, QueueFullError } from './batcher.js';
 
 export const SERVE_DEFAULTS = {
@@ -48,6 +48,30 @@ export const SERVE_DEFAULTS = {
   bodyLimitMb: 64,
   timeoutMs: 30_000,
 } as const;
+
+/** The accepted range of each numeric setting (the command line's options check the same). */
+export const SERVE_RANGES = {
+  port: [0, 65535],
+  maxBatch: [1, 256],
+  maxWaitMs: [0, 10_000],
+  queueLimit: [1, 100_000],
+  bodyLimitMb: [1, 4096],
+  timeoutMs: [100, 3_600_000],
+} as const;
+
+type NumericSetting = keyof typeof SERVE_RANGES;
+
+/** The numeric settings with their defaults filled in, each checked against its range. */
+function settingsOf(options: ServiceOptions): Record<NumericSetting, number> {
+  const settings = {} as Record<NumericSetting, number>;
+  for (const key of Object.keys(SERVE_RANGES) as NumericSetting[]) {
+    const value = options[key] ?? SERVE_DEFAULTS[key];
+    const [min, max] = SERVE_RANGES[key];
+    assertInteger(key, value, min, max);
+    settings[key] = value;
+  }
+  return settings;
+}
 
 export interface ServiceOptions {
   /** The models, by the name a URL uses; the first is the default. */
@@ -115,6 +139,8 @@ interface Served {
   batcher: MicroBatcher;
   threshold: { name: string; value: number };
 }
+
+const bodyBytes = (settings: { bodyLimitMb: number }) => settings.bodyLimitMb * 1024 * 1024;
 
 function metrics() {
   const registry = new Registry();
@@ -190,6 +216,7 @@ export class InspectionService {
     readonly app: FastifyInstance,
     private readonly served: Map<string, Served>,
     private readonly options: ServiceOptions,
+    private readonly settings: Record<NumericSetting, number>,
     private readonly m: ReturnType<typeof metrics>,
   ) {}
 
@@ -209,6 +236,7 @@ export class InspectionService {
   /** Loads the models, listens, warms each backbone; /readyz answers 200 once all are warm. */
   static async start(options: ServiceOptions): Promise<InspectionService> {
     const host = options.host ?? SERVE_DEFAULTS.host;
+    const settings = settingsOf(options);
     if (!options.models.length) throw new KensaError('E_ARGUMENT', 'give at least one model (--model FILE)');
     if (!isLoopback(host) && !options.token)
       throw new KensaError(
@@ -247,13 +275,13 @@ export class InspectionService {
         const inspector = await Inspector.open(model, {
           weights: options.weights,
           cacheDir: options.cacheDir,
-          batch: options.maxBatch ?? SERVE_DEFAULTS.maxBatch,
+          batch: settings.maxBatch,
           onPlan: options.onPlan && ((line) => options.onPlan!(`${name}: ${line}`)),
         });
         const batcher = new MicroBatcher(inspector, {
-          maxBatch: options.maxBatch ?? SERVE_DEFAULTS.maxBatch,
-          maxWaitMs: options.maxWaitMs ?? SERVE_DEFAULTS.maxWaitMs,
-          queueLimit: options.queueLimit ?? SERVE_DEFAULTS.queueLimit,
+          maxBatch: settings.maxBatch,
+          maxWaitMs: settings.maxWaitMs,
+          queueLimit: settings.queueLimit,
           pixelLimit: options.pixelLimit,
           onBatch: (size) => m.batches.observe({ model: name }, size),
           onQueue: (depth) => m.queue.set({ model: name }, depth),
@@ -264,19 +292,19 @@ export class InspectionService {
       for (const s of served.values()) await s.inspector.dispose();
       throw error;
     }
-    const app = InspectionService.app(options);
-    const service = new InspectionService(app, served, options, m);
+    const app = InspectionService.app(settings);
+    const service = new InspectionService(app, served, options, settings, m);
     service.routes();
     try {
-      await app.listen({ host, port: options.port ?? SERVE_DEFAULTS.port });
+      await app.listen({ host, port: settings.port });
     } catch (error) {
       await service.close();
       const code = (error as NodeJS.ErrnoException).code;
       throw new KensaError(
         'E_IO',
         code === 'EADDRINUSE'
-          ? `port ${options.port} on ${host} is in use: stop what uses it or pick another with --port`
-          : `cannot listen on ${host}:${options.port} (${code ?? (error as Error).message})`,
+          ? `port ${settings.port} on ${host} is in use: stop what uses it or pick another with --port`
+          : `cannot listen on ${host}:${settings.port} (${code ?? (error as Error).message})`,
         { cause: error },
       );
     }
@@ -293,8 +321,8 @@ export class InspectionService {
     return service;
   }
 
-  private static app(options: ServiceOptions): FastifyInstance {
-    const timeoutMs = options.timeoutMs ?? SERVE_DEFAULTS.timeoutMs;
+  private static app(settings: Record<NumericSetting, number>): FastifyInstance {
+    const { timeoutMs } = settings;
     // Node's own timeouts end connections that send too slowly (slow-loris): the headers and the whole
     // request must arrive within the request time limit, checked every second
     const serverFactory = (handler: (req: IncomingMessage, res: ServerResponse) => void) =>
@@ -309,7 +337,7 @@ export class InspectionService {
       );
     const app = Fastify({
       serverFactory,
-      bodyLimit: Math.round((options.bodyLimitMb ?? SERVE_DEFAULTS.bodyLimitMb) * 1024 * 1024),
+      bodyLimit: bodyBytes(settings),
       requestTimeout: timeoutMs,
       return503OnClosing: true,
       forceCloseConnections: 'idle',
@@ -322,8 +350,9 @@ export class InspectionService {
 
   private routes(): void {
     const { app, m } = this;
-    const bodyLimit = Math.round((this.options.bodyLimitMb ?? SERVE_DEFAULTS.bodyLimitMb) * 1024 * 1024);
-    void app.register(multipart, { limits: { fileSize: bodyLimit, files: 1, fields: 8, parts: 10 } });
+    void app.register(multipart, {
+      limits: { fileSize: bodyBytes(this.settings), files: 1, fields: 8, parts: 10 },
+    });
     const token = this.options.token;
     app.addHook('onRequest', async (req, reply) => {
       if (!token || req.url === '/healthz' || req.url === '/readyz') return;
@@ -349,7 +378,7 @@ export class InspectionService {
         status = 400;
       const message =
         status === 413
-          ? `the body is larger than the limit (${this.options.bodyLimitMb ?? SERVE_DEFAULTS.bodyLimitMb} MB; --max-body-mb)`
+          ? `the body is larger than the limit (${this.settings.bodyLimitMb} MB; --max-body-mb)`
           : status === 500
             ? 'internal error'
             : error.message;
@@ -446,7 +475,7 @@ export class InspectionService {
 
   private async inspect(served: Served, req: FastifyRequest, reply: FastifyReply): Promise<InspectResponse> {
     const start = performance.now();
-    const timeoutMs = this.options.timeoutMs ?? SERVE_DEFAULTS.timeoutMs;
+    const { timeoutMs } = this.settings;
     const { bytes, file } = await this.imageOf(req);
     if (!bytes.length) throw new HttpError(400, 'the image file is empty');
     const label = file ?? 'request body';
