@@ -16,7 +16,7 @@
  * it is not a segmentation (stride 8, smoothed), and it can point at anything the NG training images had in
  * common, defect or not.
  */
-import { join, basename, dirname, extname } from 'node:path';
+import { extname, join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
 import { Backbone } from '../backbone/backbone.js';
 import { collectImages, openDataset, type ImageItem } from '../data/dataset.js';
@@ -198,11 +198,12 @@ export function classifierImages(
   if (o.data) {
     if (o.good || o.ng)
       throw new KensaError('E_ARGUMENT', 'give either --data or --good with --ng, not both');
-    const train = join(o.data, 'train');
+    const train = resolve(o.data, 'train');
     const folders = (() => {
       try {
         return collectImages([train], discovery).reduce((m, i) => {
-          const type = basename(dirname(i.path));
+          // the folder right under train/ names the class, however deep the image lies in it
+          const type = relative(train, i.path).split(sep)[0];
           m.set(type, [...(m.get(type) ?? []), i]);
           return m;
         }, new Map<string, ImageItem[]>());

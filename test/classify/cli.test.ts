@@ -33,6 +33,12 @@ const kensa = (...args: string[]) => {
 
 beforeAll(async () => {
   await makeSyntheticDataset(data, { size: 96, train: 24, testGood: 8, testPerDefect: 9, seed: 51 });
+  // good images in a sub-folder of train/good stay good
+  mkdirSync(join(data, 'train', 'good', 'older'));
+  for (const f of readdirSync(join(data, 'train', 'good'))
+    .filter((f) => f.endsWith('.png'))
+    .slice(0, 4))
+    renameSync(join(data, 'train', 'good', f), join(data, 'train', 'good', 'older', f));
   for (const type of readdirSync(join(data, 'test')).filter((t) => t !== 'good')) {
     mkdirSync(join(data, 'train', type));
     for (const f of readdirSync(join(data, 'test', type))
@@ -46,6 +52,9 @@ describe('kensa classify', () => {
   it('train: the classifier, its thresholds and learning curves', () => {
     const r = kensa('classify', 'train', '--data', data, '--size', '96', '--out', model, '--copies', '2');
     expect(r.stdout).toContain(`classifier written: ${model}`);
+    // 24 good (4 of them in train/good/older) and 6 NG images, a fifth of each class for validation
+    expect(r.stdout).toContain('19 good and 5 NG training images');
+    expect(r.stdout).toContain('validation 5 good, 1 NG');
     expect(r.stdout).toMatch(
       /\d+ good and \d+ NG training images \(\+2 augmented copies each: flip, rot90, rotate, shift, color, blur\)/,
     );
