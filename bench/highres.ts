@@ -20,7 +20,7 @@ import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { labelComponents } from '../src/postprocess/regions.js';
-import { referenceWeights } from './reference-weights.js';
+import { referenceArgs, referenceWeights } from './reference-weights.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const { values } = parseArgs({
@@ -158,24 +158,15 @@ async function kensaRun(method: string): Promise<Outcome> {
 function referenceRun(method: string): Outcome {
   const out = join(work, `reference-${method}.json`);
   const size = values['ref-size']!;
-  const args = [
-    join(values.references!, `${method}_reference.py`),
-    ...[
-      '--data',
-      data,
-      '--backbone',
-      spec.name,
-      '--weights',
-      pth,
-      '--resize',
-      size,
-      '--crop',
-      '0',
-      '--out',
-      out,
-    ],
-    ...(method === 'padim' ? ['--mode', 'fast'] : []),
-  ];
+  const args = referenceArgs({
+    references: values.references!,
+    method,
+    data,
+    backbone: spec.name,
+    pth,
+    size,
+    out,
+  });
   console.error(`reference ${method} at ${size}×${size}`);
   try {
     const run = timed(values.python!, args);

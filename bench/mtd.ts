@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { referenceWeights } from './reference-weights.js';
+import { referenceArgs, referenceWeights } from './reference-weights.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const { values } = parseArgs({
@@ -59,23 +59,15 @@ function kensaRun(method: string): Outcome {
 function referenceRun(method: string): Outcome {
   const out = join(work, `reference-${method}.json`);
   const start = performance.now();
-  const script = join(values.references!, `${method}_reference.py`);
-  const args = [
-    script,
-    '--data',
-    values.data!,
-    '--backbone',
-    spec.name,
-    '--weights',
+  const args = referenceArgs({
+    references: values.references!,
+    method,
+    data: values.data!,
+    backbone: spec.name,
     pth,
-    '--resize',
     size,
-    '--crop',
-    '0',
-    '--out',
     out,
-  ];
-  if (method === 'padim') args.push('--mode', 'fast');
+  });
   try {
     execFileSync(values.python!, args, { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 28 });
   } catch (error) {
