@@ -49,7 +49,7 @@ import {
 import { EmbedGraph } from '../models/patchcore/graphs.js';
 import { getMethod } from '../models/registry.js';
 import { PATCHCORE_STRIDE } from '../models/patchcore/model.js';
-import { curvePng, fivePanelFigure, overlayPng, thumbnailJpeg } from '../report/figures.js';
+import { curvePng, fivePanelFigure } from '../report/figures.js';
 import { LEARNING_CURVES, writeReport } from '../report/html.js';
 import { writeResultsFile, type ResultImage } from '../report/results-file.js';
 import { KensaError, assertInteger, invalidParameter } from '../util/errors.js';
@@ -59,7 +59,7 @@ import { quantile } from '../util/stats.js';
 import { decide, type DefectRegion } from './decisions.js';
 import { inputBatches, MapSteps, checkWeights } from './inspector.js';
 import { lockResultsFolder, checkWritable } from './output-paths.js';
-import { commonRoot, outputNames } from './outputs.js';
+import { commonRoot, outputNames, writeOverlayOf, writeThumbOf } from './outputs.js';
 import { KENSA_VERSION, DEFAULT_FIT_BATCH } from './train.js';
 import { listLine } from './predict.js';
 
@@ -614,20 +614,8 @@ async function pictures(
 ): Promise<void> {
   const g = r.image.geometry;
   const range = model.meta.display;
-  if (o.overlays || o.figures) {
-    entry.thumb = `thumbs/${name}.jpg`;
-    await writeFileAtomic(
-      join(out, entry.thumb),
-      await thumbnailJpeg(r.image.rgb, r.map, g.inputWidth, g.inputHeight, range),
-    );
-  }
-  if (o.overlays) {
-    entry.overlay = `overlays/${name}.png`;
-    await writeFileAtomic(
-      join(out, entry.overlay),
-      await overlayPng(r.item.bytes ?? r.item.path, r.map, g, range, r.regions, r.image.rgb),
-    );
-  }
+  if (o.overlays || o.figures) entry.thumb = await writeThumbOf(out, name, r, range);
+  if (o.overlays) entry.overlay = await writeOverlayOf(out, name, r, range, r.regions);
   if (o.figures) {
     entry.figure = `figures/${name}.png`;
     await writeFileAtomic(
