@@ -12,7 +12,7 @@
  * and any folder kensa has marked as results (output-paths.ts) are skipped, and said so once.
  */
 import { existsSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
-import { basename, extname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { KensaError } from '../util/errors.js';
 
@@ -99,7 +99,7 @@ class Omissions {
 }
 
 /** A directory walker that follows links, skips excluded and results folders, and records omissions. */
-class Walker {
+export class Walker {
   private readonly excluded: string[];
   readonly omissions: Omissions;
 
@@ -193,33 +193,116 @@ class Walker {
   }
 }
 
-function findMask(root: string, category: string, file: string): string | undefined {
+/**
+ * Folder names that mean "good images" and "NG images", in the words engineers use: kensa's own verdict
+ * words, the MVTec layout's, and Japanese (良品 / 不良). Compared case-insensitively.
+ */
+export const GOOD_FOLDER_NAMES = ['good', 'ok', '良品', '正常'];
+export const NG_FOLDER_NAMES = ['ng', 'defect', '不良'];
+const isGoodName = (name: string) => GOOD_FOLDER_NAMES.includes(name.normalize('NFKC').toLowerCase());
+const isNgName = (name: string) => NG_FOLDER_NAMES.includes(name.normalize('NFKC').toLowerCase());
+
+/** The mask of a test image: ground_truth/ mirrors test/ (sub-folders too), a mask named <stem>_mask.png. */
+function findMask(root: string, testDir: string, category: string, file: string): string | undefined {
   const stem = basename(file, extname(file));
-  const dir = join(root, 'ground_truth', category);
-  if (!isDir(dir)) return undefined;
-  for (const candidate of [`${stem}_mask.png`, `${stem}.png`, `${stem}_mask${extname(file)}`]) {
-    const p = join(dir, candidate);
-    if (existsSync(p)) return p;
+  const rel = relative(testDir, dirname(file)).split(sep).filter(Boolean);
+  // ground_truth/<folders of the image under test/>, then each folder above it, then the defect type's
+  const dirs = rel.map((_, i) => join(root, 'ground_truth', ...rel.slice(0, rel.length - i)));
+  dirs.push(join(root, 'ground_truth', category));
+  for (const dir of dirs) {
+    if (!isDir(dir)) continue;
+    for (const candidate of [`${stem}_mask.png`, `${stem}.png`, `${stem}_mask${extname(file)}`]) {
+      const p = join(dir, candidate);
+      if (existsSync(p)) return p;
+    }
   }
   return undefined;
+}
+
+/**
+ * The labelled images of a folder of class folders (test/, or a classifier's train/): a folder named for
+ * good images (good, OK, 良品, 正常) holds good images; any other folder holds defective images of the
+ * type it names, from every sub-folder within it (test/crack/batch2/*); a folder named for NG images
+ * (NG, defect, 不良) holds defect types as sub-folders (test/NG/crack/*) or defective images directly.
+ * Two folders of good images (test/good and test/OK) are an error that names both; images lying directly
+ * in `dir`, outside any class folder, are left out with a warning.
+ */
+export function labelledImages(
+  walker: Walker,
+  dir: string,
+  maskRoot?: string,
+): { good: ImageItem[]; defective: ImageItem[] } {
+  const good: ImageItem[] = [];
+  const defective: ImageItem[] = [];
+  const folders = walker.subdirs(dir);
+  const goodFolders = folders.filter(isGoodName);
+  if (goodFolders.length > 1)
+    throw new KensaError(
+      'E_ARGUMENT',
+      `${goodFolders.length} folders of good images (${goodFolders.join(', ')}): kensa cannot tell which one holds the good images. Keep one of them`,
+      { file: dir },
+    );
+  const loose = walker.images(dir, false);
+  if (loose.length)
+    walker.omissions.warn(
+      `${dir}: left out ${loose.length} image(s) lying directly in this folder (e.g. ${basename(loose[0])}): ` +
+        `put good images in ${join(dir, 'good')} and defective ones in a folder per defect type (or ${join(dir, 'NG')})`,
+    );
+  const defectItem = (path: string, category: string): ImageItem => ({
+    path,
+    category,
+    label: 1,
+    mask: maskRoot ? findMask(maskRoot, dir, category, path) : undefined,
+  });
+  for (const folder of folders) {
+    const path = join(dir, folder);
+    if (isGoodName(folder)) {
+      for (const p of walker.images(path, true)) good.push({ path: p, category: 'good', label: 0 });
+    } else if (isNgName(folder)) {
+      for (const p of walker.images(path, false)) defective.push(defectItem(p, folder));
+      for (const type of walker.subdirs(path))
+        for (const p of walker.images(join(path, type), true)) defective.push(defectItem(p, type));
+    } else {
+      for (const p of walker.images(path, true)) defective.push(defectItem(p, folder));
+    }
+  }
+  return { good, defective };
+}
+
+/** train/: its folder of good images, every image within it (sub-folders too); the other folders said. */
+function trainItems(walker: Walker, root: string): ImageItem[] {
+  const trainDir = join(root, 'train');
+  if (!isDir(trainDir)) return [];
+  const folders = walker.subdirs(trainDir);
+  const goodFolders = folders.filter(isGoodName);
+  if (goodFolders.length > 1)
+    throw new KensaError(
+      'E_ARGUMENT',
+      `${goodFolders.length} folders of good images (${goodFolders.join(', ')}): kensa cannot tell which one to train on. Keep one of them`,
+      { file: trainDir },
+    );
+  const others = folders.filter((f) => !isGoodName(f));
+  if (others.length)
+    walker.omissions.warn(
+      `${trainDir}: left out ${others.map((f) => `${f}/`).join(', ')}: kensa train learns from good images only ` +
+        `(${GOOD_FOLDER_NAMES.map((n) => `train/${n}`).join(', ')}); for a classifier of good and NG images use kensa classify train`,
+    );
+  const loose = walker.images(trainDir, false);
+  if (loose.length)
+    walker.omissions.warn(
+      `${trainDir}: left out ${loose.length} image(s) lying directly in train/ (e.g. ${basename(loose[0])}): put the good images in train/good`,
+    );
+  if (!goodFolders.length) return [];
+  return walker
+    .images(join(trainDir, goodFolders[0]), true)
+    .map((path) => ({ path, category: 'good', label: 0 as const }));
 }
 
 function testItems(walker: Walker, root: string): ImageItem[] {
   const testDir = join(root, 'test');
   if (!isDir(testDir)) return [];
-  const items: ImageItem[] = [];
-  for (const category of walker.subdirs(testDir)) {
-    for (const path of walker.images(join(testDir, category), false)) {
-      const good = category === 'good';
-      items.push({
-        path,
-        category,
-        label: good ? 0 : 1,
-        mask: good ? undefined : findMask(root, category, path),
-      });
-    }
-  }
-  return items;
+  const { good, defective } = labelledImages(walker, testDir, root);
+  return [...good, ...defective].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 function open(walker: Walker, dir: string): Dataset {
@@ -229,14 +312,20 @@ function open(walker: Walker, dir: string): Dataset {
       file: root,
     });
   }
-  const trainGood = join(root, 'train', 'good');
-  if (isDir(join(root, 'train')) || isDir(join(root, 'test'))) {
-    const train = isDir(trainGood)
-      ? walker.images(trainGood, false).map((path) => ({ path, category: 'good', label: 0 as const }))
-      : [];
-    return { root, layout: 'mvtec', train, test: testItems(walker, root) };
+  if (isDir(join(root, 'train')) || isDir(join(root, 'test')))
+    return { root, layout: 'mvtec', train: trainItems(walker, root), test: testItems(walker, root) };
+  // a plain folder of good images, its sub-folders too, but for those named for NG images
+  const paths = walker.images(root, false);
+  const ngFolders: string[] = [];
+  for (const folder of walker.subdirs(root)) {
+    if (isNgName(folder)) ngFolders.push(folder);
+    else paths.push(...walker.images(join(root, folder), true));
   }
-  const train = walker.images(root, false).map((path) => ({ path, category: 'good', label: 0 as const }));
+  if (ngFolders.length)
+    walker.omissions.warn(
+      `${root}: left out ${ngFolders.map((f) => `${f}/`).join(', ')}: kensa train learns from good images only`,
+    );
+  const train = paths.sort().map((path) => ({ path, category: 'good', label: 0 as const }));
   return { root, layout: 'folder', train, test: [] };
 }
 
@@ -249,8 +338,7 @@ export function openDataset(dir: string, options: DiscoveryOptions = {}): Datase
 }
 
 /**
- * Expands files, folders (their images and those of sub-folders; an MVTec-layout folder gives its test
- * set) and glob patterns into one sorted, de-duplicated list. Names every argument that matched nothing.
+ * Expands files, folders (every image in them and in their sub-folders) and glob patterns into one sorted, de-duplicated list. Names every argument that matched nothing.
  */
 export function collectImages(inputs: string[], options: DiscoveryOptions = {}): ImageItem[] {
   const walker = new Walker(options);
@@ -261,11 +349,18 @@ export function collectImages(inputs: string[], options: DiscoveryOptions = {}):
   for (const input of inputs) {
     const path = resolve(input);
     if (isDir(path)) {
-      const ds = open(walker, path);
-      const items =
-        ds.layout === 'mvtec' && ds.test.length
-          ? ds.test
-          : walker.images(path, true).map((p) => ({ path: p }));
+      // every image under the folder: the MVTec layout's folder names mean nothing here (a test/ folder
+      // may be a day's images), except that the masks of a data set's ground_truth/ are not photographs
+      const masks = join(path, 'ground_truth');
+      const isDataSet = isDir(masks) && isDir(join(path, 'test'));
+      const items = walker
+        .images(path, true)
+        .filter((p) => !(isDataSet && p.startsWith(masks + sep)))
+        .map((p) => ({ path: p }));
+      if (isDataSet)
+        walker.omissions.warn(
+          `${masks}: left out: the masks of a data set in the MVTec layout are not images to inspect`,
+        );
       if (!items.length && !walker.omissions.results.has(path))
         throw new KensaError('E_NOT_FOUND', `the folder holds no images (${IMAGE_EXTENSIONS.join(', ')})`, {
           file: path,
@@ -287,6 +382,34 @@ export function collectImages(inputs: string[], options: DiscoveryOptions = {}):
   }
   walker.omissions.report();
   return [...seen.values()];
+}
+
+/** The labelled images of a folder of class folders (see labelledImages), with what was left out said. */
+export function openLabelled(
+  dir: string,
+  options: DiscoveryOptions = {},
+): { good: ImageItem[]; defective: ImageItem[] } {
+  const walker = new Walker(options);
+  const root = resolve(dir);
+  if (!isDir(root)) throw new KensaError('E_NOT_FOUND', 'the folder does not exist', { file: root });
+  const found = labelledImages(walker, root);
+  walker.omissions.report();
+  return found;
+}
+
+/** What a data folder that gave no training images holds, for the error that says so. */
+export function whyNoTrainingImages(spec: string): string {
+  const root = resolve(spec);
+  const expected = `expected ${GOOD_FOLDER_NAMES.map((n) => `train/${n}/`).join(', ')} (any case) or a folder of good images`;
+  if (!isDir(root)) return expected;
+  const train = join(root, 'train');
+  let seen: string[];
+  try {
+    seen = isDir(train) ? readdirSync(train).map((n) => `train/${n}`) : readdirSync(root);
+  } catch {
+    return expected;
+  }
+  return `${expected}; the folder holds ${seen.length ? seen.slice(0, 8).join(', ') + (seen.length > 8 ? ', ...' : '') : 'nothing'}`;
 }
 
 /** Training images from a data folder (train/good of an MVTec layout, or a plain folder) or a glob pattern. */

@@ -16,10 +16,10 @@
  * it is not a segmentation (stride 8, smoothed), and it can point at anything the NG training images had in
  * common, defect or not.
  */
-import { extname, join, relative, resolve, sep } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { Backbone } from '../backbone/backbone.js';
-import { collectImages, openDataset, type ImageItem } from '../data/dataset.js';
+import { collectImages, openDataset, openLabelled, type ImageItem } from '../data/dataset.js';
 import type { LoadedImage } from '../image/load.js';
 import { DEFAULT_SIZE, validatePreprocess, type Preprocess } from '../image/preprocess.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -199,32 +199,31 @@ export function classifierImages(
     if (o.good || o.ng)
       throw new KensaError('E_ARGUMENT', 'give either --data or --good with --ng, not both');
     const train = resolve(o.data, 'train');
-    const folders = (() => {
-      try {
-        return collectImages([train], discovery).reduce((m, i) => {
-          // the folder right under train/ names the class, however deep the image lies in it
-          const type = relative(train, i.path).split(sep)[0];
-          m.set(type, [...(m.get(type) ?? []), i]);
-          return m;
-        }, new Map<string, ImageItem[]>());
-      } catch (error) {
-        throw new KensaError(
-          'E_NOT_FOUND',
-          `${(error as Error).message}. A classifier's data folder holds train/good and one folder per defect type under train/ (train/crack, ...)`,
-          { file: train },
-        );
-      }
-    })();
-    good = (folders.get('good') ?? []).map((i) => ({ ...i, category: 'good', label: 0 as const }));
-    ng = [...folders.entries()]
-      .filter(([type]) => type !== 'good')
-      .flatMap(([type, items]) => items.map((i) => ({ ...i, category: type, label: 1 as const })));
+    let found;
+    try {
+      found = openLabelled(train, discovery);
+    } catch (error) {
+      if (!(error instanceof KensaError) || error.code !== 'E_NOT_FOUND') throw error;
+      throw new KensaError(
+        'E_NOT_FOUND',
+        "the data folder has no train/ folder. A classifier's data folder holds train/good and one folder per defect type under train/ (train/crack, ...)",
+        { file: o.data },
+      );
+    }
+    good = found.good;
+    ng = found.defective;
     if (!good.length)
-      throw new KensaError('E_NOT_FOUND', 'no good images: put them in train/good', { file: train });
+      throw new KensaError(
+        'E_NOT_FOUND',
+        'no good images: put them in train/good (or train/OK, train/良品)',
+        {
+          file: train,
+        },
+      );
     if (!ng.length)
       throw new KensaError(
         'E_NOT_FOUND',
-        'no NG images: put them in a folder per defect type under train/ (train/crack/*.png, ...); with good images only, use kensa train (anomaly detection)',
+        'no NG images: put them in a folder per defect type under train/ (train/crack/*.png, ...) or in train/NG; with good images only, use kensa train (anomaly detection)',
         { file: train },
       );
   } else {
