@@ -26,7 +26,8 @@ export function tinyModel(): KensaModel {
     method: 'padim',
     layout: { channels: [1, 1, 1], index: Int32Array.from([0, 2]), height: 8, width: 8 },
     mean: new Float32Array(P * d).fill(0.5),
-    precision: new Float32Array(P * d * d).fill(1),
+    // identity matrices: a precision is symmetric positive definite
+    precision: Float32Array.from({ length: P * d * d }, (_, i) => ((i % (d * d)) % (d + 1) === 0 ? 1 : 0)),
     count: 5,
     seed: 0,
     epsilon: 0.01,

@@ -173,3 +173,21 @@ export interface Method<S extends MethodState = MethodState> {
     context: { channels: [number, number, number]; formatVersion: number },
   ): S | string;
 }
+
+/**
+ * The largest magnitude a stored feature statistic may have: backbone features (ImageNet-normalised
+ * input, batch-normalised layers) stay within a few tens; a value near 1e38 is a damaged file, and it
+ * would overflow the distances into infinity or NaN.
+ */
+export const PLAUSIBLE_FEATURE_LIMIT = 1e4;
+
+/** What is wrong with stored feature values (non-finite, or beyond PLAUSIBLE_FEATURE_LIMIT), or undefined. */
+export function featureProblem(name: string, values: Float32Array): string | undefined {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (!Number.isFinite(v)) return 'it holds non-finite numbers (NaN or infinity)';
+    if (Math.abs(v) > PLAUSIBLE_FEATURE_LIMIT)
+      return `its ${name} holds ${v.toPrecision(3)} at element ${i}, beyond any backbone feature (at most ${PLAUSIBLE_FEATURE_LIMIT} in magnitude): the file is damaged`;
+  }
+  return undefined;
+}

@@ -269,7 +269,9 @@ export async function* scoreImages(
         const { rects: _r, done: _d, ...loaded } = image;
         const out = new Float32Array(g.inputWidth * g.inputHeight);
         const mapMax = steps.get(g.inputHeight / s, gw, g.inputHeight, g.inputWidth).apply(entry.grid, out);
-        finished.push({ ...loaded, map: out, mapMax, score: scores.peaks ? entry.score : mapMax });
+        const score = scores.peaks ? entry.score : mapMax;
+        checkFinite(entry.grid, score, image.item.path);
+        finished.push({ ...loaded, map: out, mapMax, score });
       }
     });
     if (options.timing) options.timing.method += (performance.now() - t0) / 1000;
@@ -290,6 +292,22 @@ export async function* scoreImages(
       options.onProgress?.({ task: options.task ?? 'score', done, total: items.length, unit: 'images' });
     }
   }
+}
+
+/**
+ * A score that is not a finite number (NaN, ±infinity: statistics that overflow) is an error of the
+ * model, never a verdict: a comparison with NaN would say OK. It stops the run (exit 1; HTTP 500).
+ */
+export function checkFinite(grid: Float32Array, score: number, file: string): void {
+  let bad = Number.isFinite(score) ? -1 : 0;
+  for (let i = 0; bad < 0 && i < grid.length; i++) if (!Number.isFinite(grid[i])) bad = i;
+  if (bad < 0) return;
+  throw new KensaError(
+    'E_RUNTIME',
+    `the model gave a score that is not a number (${Number.isFinite(score) ? grid[bad] : score}) for this image, so no verdict can be given: ` +
+      'its statistics overflow (a damaged or hand-edited model file). Train the model again, or restore the file from where it was trained',
+    { file },
+  );
 }
 
 /** The cells of a grid at `stride` that a network input owns. */
@@ -336,6 +354,9 @@ export interface OpenOptions {
   batch?: number;
   /** Told the memory estimate before the backbone loads. */
   onPlan?: (message: string) => void;
+  /** The images about to be scored: the headers of a few of them size the memory estimate. */
+  items?: readonly ImageItem[];
+  pixelLimit?: number;
 }
 
 /** Loads a model's backbone; refuses weights that differ from those the model was trained with. */
@@ -371,11 +392,13 @@ export class Inspector {
 
   static async open(model: KensaModel, options: OpenOptions = {}): Promise<Inspector> {
     const method = getMethod(model.meta.method);
-    const { peak, budget } = checkScoring(
+    const { peak, budget } = await checkScoring(
       method,
       model.state,
       model.meta.preprocess,
       options.batch ?? DEFAULT_BATCH,
+      options.items,
+      options.pixelLimit,
     );
     options.onPlan?.(
       `about ${gib(peak)} of memory at peak (${gib(budget)} allowed), whatever the number of images`,

@@ -29,6 +29,7 @@ import type { MethodState } from '../models/method.js';
 import { getMethod, METHOD_NAMES } from '../models/registry.js';
 import { PADDINGS, type MapSettings } from '../postprocess/anomaly-map.js';
 import { KensaError } from '../util/errors.js';
+import { tensorsDigest } from '../util/hash.js';
 import type { Tensor } from '../util/tensor.js';
 
 export const MODEL_FORMAT = 'kensa-model';
@@ -105,18 +106,20 @@ function fileContent(model: KensaModel): { tensors: [string, Tensor][]; metadata
   const method = getMethod(model.meta.method);
   const { tensors, meta } = method.serialize(model.state);
   const full = { ...model.meta, format_version: MODEL_FORMAT_VERSION, [model.meta.method]: meta };
-  return {
-    tensors: [
-      ...tensors,
-      [
-        'calibration.scores',
-        { dtype: 'float32', shape: [model.calibrationScores.length], data: model.calibrationScores },
-      ],
+  const all: [string, Tensor][] = [
+    ...tensors,
+    [
+      'calibration.scores',
+      { dtype: 'float32', shape: [model.calibrationScores.length], data: model.calibrationScores },
     ],
+  ];
+  return {
+    tensors: all,
     metadata: {
       format: MODEL_FORMAT,
       format_version: String(MODEL_FORMAT_VERSION),
       kensa: JSON.stringify(full),
+      tensors_sha256: tensorsDigest(all),
     },
   };
 }
@@ -201,6 +204,9 @@ function metadataProblem(m: Record<string, unknown>): string | undefined {
     return 'lacks the thresholds';
   for (const [name, v] of Object.entries(t)) {
     if (v !== undefined && !Number.isFinite(v)) return `threshold ${name} is not a finite number`;
+    // scores are distances: a threshold at or below 0 would make every image NG
+    if (typeof v === 'number' && v <= 0)
+      return `threshold ${name} is ${v}, not above 0 (every image would be NG)`;
   }
   const c = m.calibration;
   if (!isObj(c) || !Array.isArray(c.display) || c.display.length !== 2 || !c.display.every(Number.isFinite))
@@ -250,12 +256,35 @@ export function inputGrid(p: Preprocess, stride: number): [number, number] | und
   return fixed ? [fixed.height / stride, fixed.width / stride] : undefined;
 }
 
+/**
+ * Refuses tensors that differ from those the model was saved with (a bit flipped on disk, a copy cut
+ * short and padded): the file stores the sha256 of its tensors. Files written before kensa stored it
+ * have none and are checked by their statistics alone.
+ */
+export function checkDigest(
+  tensors: ReadonlyMap<string, Tensor>,
+  metadata: Record<string, string>,
+  file: string,
+): void {
+  const stored = metadata.tensors_sha256;
+  if (stored === undefined) return;
+  const actual = tensorsDigest(tensors);
+  if (actual !== stored)
+    throw new KensaError(
+      'E_FORMAT',
+      `the model file is damaged: its tensors do not match the checksum stored with them (sha256 ${actual.slice(0, 12)}…, stored ${stored.slice(0, 12)}…). ` +
+        'Copy the model again from where it was trained (or from a backup), or train it again',
+      { file },
+    );
+}
+
 export function parseModelContent(
   tensors: Map<string, Tensor>,
   metadata: Record<string, string>,
   file: string,
 ): KensaModel {
   const meta = parseModelMetadata(metadata, file);
+  checkDigest(tensors, metadata, file);
   const method = getMethod(meta.method);
   const state = method.deserialize(tensors, methodMeta(meta), {
     channels: meta.backbone.channels,

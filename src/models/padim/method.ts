@@ -8,7 +8,7 @@
 import { distanceExportGraph } from './graphs.js';
 import { KensaError, invalidParameter } from '../../util/errors.js';
 import type { Tensor } from '../../util/tensor.js';
-import type { Estimate, FitSettings, Method } from '../method.js';
+import { featureProblem, type Estimate, type FitSettings, type Method } from '../method.js';
 import { chooseChannels } from './embedding.js';
 import {
   BUFFER_BYTES,
@@ -52,6 +52,59 @@ export function unpackUpper(packed: Float32Array, P: number, d: number): Float32
     }
   }
   return out;
+}
+
+/** Positions whose whole precision matrix is factorised when a model loads (the others: cheap checks). */
+const CHOLESKY_SAMPLE = 64;
+
+/**
+ * What makes stored precision matrices unusable, or undefined. A precision is the inverse of a covariance
+ * plus ε·I, so it is symmetric positive definite with eigenvalues in (0, 1/ε]: every diagonal element is
+ * in (0, 1/ε], every off-diagonal one at most √(pᵢᵢ·pⱼⱼ) in magnitude (checked at every position), and
+ * a Cholesky factorisation succeeds (checked at a sample of positions spread over the grid). All-zero or
+ * indefinite matrices would give distances of 0 (every image OK) or NaN.
+ */
+export function precisionProblem(
+  precision: Float32Array,
+  P: number,
+  d: number,
+  epsilon: number,
+): string | undefined {
+  const top = (1 / epsilon) * (1 + 1e-3);
+  for (let p = 0; p < P; p++) {
+    const o = p * d * d;
+    for (let i = 0; i < d; i++) {
+      const pii = precision[o + i * d + i];
+      if (!Number.isFinite(pii)) return 'it holds non-finite numbers (NaN or infinity)';
+      if (!(pii > 0 && pii <= top))
+        return `its precision matrix at position ${p} has ${pii.toPrecision(3)} on its diagonal, outside (0, ${(1 / epsilon).toPrecision(3)}] (the inverse of a covariance + ${epsilon}·I): the file is damaged`;
+    }
+    for (let i = 0; i < d; i++) {
+      for (let j = i + 1; j < d; j++) {
+        const v = precision[o + i * d + j];
+        const bound = Math.sqrt(precision[o + i * d + i] * precision[o + j * d + j]) * (1 + 1e-3);
+        if (!(Math.abs(v) <= bound) || !(Math.abs(v - precision[o + j * d + i]) <= 1e-3 * bound))
+          return `its precision matrix at position ${p} is not symmetric positive definite (element ${i},${j} is ${v.toPrecision(3)}): the file is damaged`;
+      }
+    }
+  }
+  const L = new Float64Array(d * d);
+  const step = Math.max(1, Math.floor(P / CHOLESKY_SAMPLE));
+  for (let p = 0; p < P; p += step) {
+    const o = p * d * d;
+    for (let i = 0; i < d; i++) {
+      for (let j = 0; j <= i; j++) {
+        let s = precision[o + i * d + j];
+        for (let k = 0; k < j; k++) s -= L[i * d + k] * L[j * d + k];
+        if (i === j) {
+          if (!(s > 0))
+            return `its precision matrix at position ${p} is not positive definite: the file is damaged`;
+          L[i * d + i] = Math.sqrt(s);
+        } else L[i * d + j] = s / L[j * d + j];
+      }
+    }
+  }
+  return undefined;
 }
 
 function dFor(settings: FitSettings): number {
@@ -189,11 +242,13 @@ export const padim: Method<PadimState> = {
     const idx = index as Int32Array;
     if (idx.some((c, i) => c < 0 || c >= total || (i > 0 && c <= idx[i - 1])))
       return 'its channel indices are out of range';
-    for (const a of [mean, stored] as Float32Array[])
-      for (let i = 0; i < a.length; i++)
-        if (!Number.isFinite(a[i])) return 'it holds non-finite numbers (NaN or infinity)';
+    const meanProblem = featureProblem('mean', mean as Float32Array);
+    if (meanProblem) return meanProblem;
     const precision =
       formatVersion === 1 ? (stored as Float32Array) : unpackUpper(stored as Float32Array, P, d);
+    const epsilon = typeof m.epsilon === 'number' && m.epsilon > 0 ? m.epsilon : EPSILON;
+    const problem = precisionProblem(precision, P, d, epsilon);
+    if (problem) return problem;
     return {
       method: 'padim',
       layout: { channels, index: idx, height: h, width: w },
@@ -201,7 +256,7 @@ export const padim: Method<PadimState> = {
       precision,
       count: isInt(m.count, 0) ? (m.count as number) : 0,
       seed: isInt(m.seed, 0) ? (m.seed as number) : 0,
-      epsilon: typeof m.epsilon === 'number' ? m.epsilon : EPSILON,
+      epsilon,
     };
   },
 };

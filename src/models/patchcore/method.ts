@@ -4,7 +4,7 @@
  */
 import { patchcoreExportGraph } from './graphs.js';
 import { invalidParameter, KensaError } from '../../util/errors.js';
-import type { Estimate, FitSettings, Method } from '../method.js';
+import { featureProblem, type Estimate, type FitSettings, type Method } from '../method.js';
 import { PROJECTION_DIM } from './coreset.js';
 import { BLOCK_VALUES } from './graphs.js';
 import {
@@ -118,8 +118,8 @@ export const patchcore: Method<PatchcoreState> = {
     if (t.dtype !== 'float32' || t.shape.length !== 2 || t.shape[1] !== C || t.shape[0] < 1)
       return `tensor patchcore.memory_bank is ${t.dtype} [${t.shape.join(', ')}], expected float32 [M, ${C}]`;
     const bank = t.data as Float32Array;
-    for (let i = 0; i < bank.length; i++)
-      if (!Number.isFinite(bank[i])) return 'it holds non-finite numbers (NaN or infinity)';
+    const problem = featureProblem('memory bank', bank);
+    if (problem) return problem;
     return {
       method: 'patchcore',
       channels,
