@@ -34,8 +34,8 @@ export interface LoadOptions {
   pixelLimit?: number;
 }
 
-/** Why a file could not be read, in words, from a Node.js error code. */
-export function readProblem(code: string | undefined): string {
+/** Why a file could not be read, in words, from a Node.js error code (`what`: what the file should be). */
+export function readProblem(code: string | undefined, what = 'an image file'): string {
   switch (code) {
     case 'ENOENT':
       return 'the file does not exist (it may have been moved or deleted)';
@@ -43,7 +43,7 @@ export function readProblem(code: string | undefined): string {
     case 'EPERM':
       return 'permission denied: kensa may not read this file; check its permissions';
     case 'EISDIR':
-      return 'this is a folder, not an image file';
+      return `this is a folder, not ${what}`;
     case 'ELOOP':
       return 'the path is a loop of symbolic links';
     case 'ENAMETOOLONG':
@@ -74,6 +74,8 @@ export async function readImageFile(file: string): Promise<Buffer> {
 }
 
 function decodeError(file: string, error: unknown): KensaError {
+  if (error instanceof NotRasterError)
+    return new KensaError('E_FORMAT', error.message, { file, cause: error });
   const reason = (error as Error).message ?? String(error);
   if (/pixel limit/i.test(reason)) {
     return new KensaError(
@@ -89,10 +91,70 @@ function decodeError(file: string, error: unknown): KensaError {
   );
 }
 
+/**
+ * The raster formats kensa decodes (as libvips names them; BMP is decoded by image/bmp.ts). Anything else
+ * libvips could open — SVG (which may carry scripts), PDF, its own formats — is refused: kensa inspects
+ * photographs, and a service must never store or render a document it was sent.
+ */
+export const RASTER_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'jp2', 'jxl', 'ppm'];
+
+/** Bytes per sample of libvips' band formats. */
+const SAMPLE_BYTES: Record<string, number> = {
+  uchar: 1,
+  char: 1,
+  ushort: 2,
+  short: 2,
+  uint: 4,
+  int: 4,
+  float: 4,
+  complex: 8,
+  double: 8,
+  dpcomplex: 16,
+};
+
+/**
+ * Decoding bytes allowed per pixel of the pixel limit: an 8-bit RGBA image at the limit. A 16-bit RGBA
+ * image takes twice that, and an interlaced (or progressive) one is decoded whole before it can be
+ * resized — twice again — so the limit counts bytes, not pixels alone.
+ */
+export const DECODE_BYTES_PER_LIMIT_PIXEL = 4;
+
+/** What decoding an image holds at once: width × height × channels × bytes per sample, ×2 interlaced. */
+export function decodeBytes(info: {
+  width: number;
+  height: number;
+  channels?: number;
+  depth?: string;
+  interlaced?: boolean;
+}): number {
+  const sample = SAMPLE_BYTES[info.depth ?? 'uchar'] ?? 8;
+  return info.width * info.height * (info.channels ?? 3) * sample * (info.interlaced ? 2 : 1);
+}
+
+/**
+ * Bytes being decoded now, process-wide (test, predict and the service's batches all decode through
+ * here): each decode takes its bytes from this budget first and waits while others hold it, so that
+ * images decoded ahead or sent at once cannot add up beyond it. A single image larger than the budget
+ * (still within the limit) is decoded alone.
+ */
+export const DECODE_BUDGET = 1024 * 2 ** 20;
+let decoding = 0;
+const waiting: (() => void)[] = [];
+async function takeDecodeBytes(bytes: number): Promise<() => void> {
+  while (decoding > 0 && decoding + bytes > DECODE_BUDGET) await new Promise<void>((r) => waiting.push(r));
+  decoding += bytes;
+  return () => {
+    decoding -= bytes;
+    waiting.splice(0).forEach((wake) => wake());
+  };
+}
+
 /** A decoded source: its oriented size, and a fresh sharp pipeline over it (auto-oriented). */
 interface Source {
   width: number;
   height: number;
+  /** What decoding it holds at once (decodeBytes). */
+  bytes: number;
   sharp: () => Sharp;
 }
 
@@ -101,19 +163,47 @@ async function openSource(bytes: Buffer, pixelLimit: number): Promise<Source> {
   if (isBmp(bytes)) {
     const raw = decodeBmp(bytes, pixelLimit);
     const input = { raw: { width: raw.width, height: raw.height, channels: raw.channels } };
-    return { width: raw.width, height: raw.height, sharp: () => sharp(Buffer.from(raw.data.buffer), input) };
+    return {
+      width: raw.width,
+      height: raw.height,
+      bytes: raw.data.byteLength,
+      sharp: () => sharp(Buffer.from(raw.data.buffer), input),
+    };
   }
   const meta = await sharp(bytes, { limitInputPixels: pixelLimit }).metadata();
+  if (!RASTER_FORMATS.includes(meta.format ?? ''))
+    throw new NotRasterError(
+      `this is ${meta.format === 'svg' ? 'an SVG drawing' : `a ${meta.format ?? 'non-image'} file`}, not a raster photograph; kensa inspects camera images (PNG, JPEG, BMP, TIFF, WebP, ...)`,
+    );
   if (!meta.width || !meta.height) throw new Error('no image dimensions');
   if (meta.width * meta.height > pixelLimit) throw new Error('Input image exceeds pixel limit');
+  const info = {
+    width: meta.width,
+    height: meta.height,
+    channels: meta.channels,
+    depth: meta.depth,
+    interlaced: meta.isProgressive === true,
+  };
+  const need = decodeBytes(info);
+  const allowed = pixelLimit * DECODE_BYTES_PER_LIMIT_PIXEL;
+  if (need > allowed)
+    throw new Error(
+      `Input image exceeds pixel limit: decoding it takes ${(need / 2 ** 20).toFixed(0)} MB (${meta.width}×${meta.height}, ` +
+        `${meta.channels ?? 3} channels of ${8 * (SAMPLE_BYTES[meta.depth ?? 'uchar'] ?? 8)} bits${info.interlaced ? ', interlaced: decoded whole' : ''}), ` +
+        `more than the ${(allowed / 2 ** 20).toFixed(0)} MB an image within the pixel limit may take`,
+    );
   // EXIF orientations 5-8 swap width and height
   const swap = (meta.orientation ?? 1) >= 5;
   return {
     width: swap ? meta.height : meta.width,
     height: swap ? meta.width : meta.height,
+    bytes: need,
     sharp: () => sharp(bytes, { limitInputPixels: pixelLimit, failOn: 'error' }).autoOrient(),
   };
 }
+
+/** Bytes that are not a raster image kensa decodes (SVG, PDF, ...): said as such, not as "cannot decode". */
+class NotRasterError extends Error {}
 
 function pipeline(source: Source, p: Preprocess, g: Geometry, nearest: boolean) {
   const kernel = nearest ? 'nearest' : 'linear';
@@ -128,11 +218,12 @@ export async function probeImage(
   file: string,
   p: Preprocess,
   options: LoadOptions = {},
-): Promise<{ width: number; height: number; geometry: Geometry }> {
+): Promise<{ width: number; height: number; geometry: Geometry; decodeBytes: number }> {
   const bytes = await readImageFile(file);
   try {
-    const { width, height } = await openSource(bytes, options.pixelLimit ?? DEFAULT_PIXEL_LIMIT);
-    return { width, height, geometry: geometry(p, width, height) };
+    const source = await openSource(bytes, options.pixelLimit ?? DEFAULT_PIXEL_LIMIT);
+    const { width, height } = source;
+    return { width, height, geometry: geometry(p, width, height), decodeBytes: source.bytes };
   } catch (error) {
     throw error instanceof KensaError ? error : decodeError(file, error);
   }
@@ -172,11 +263,18 @@ export async function decodeImage(
     const source = await openSource(bytes, pixelLimit);
     const { width, height } = source;
     const g = geometry(p, width, height);
-    const { data, info } = await pipeline(source, p, g, false)
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    const release = await takeDecodeBytes(source.bytes);
+    let decoded;
+    try {
+      decoded = await pipeline(source, p, g, false)
+        .removeAlpha()
+        .toColourspace('srgb')
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true });
+    } finally {
+      release();
+    }
+    const { data, info } = decoded;
     const W = g.inputWidth;
     const H = g.inputHeight;
     if (info.width !== W || info.height !== H)

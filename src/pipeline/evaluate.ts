@@ -128,6 +128,8 @@ export async function test(
       cacheDir: options.cacheDir,
       batch: options.batch,
       onPlan: options.onPlan,
+      items,
+      pixelLimit: options.pixelLimit,
     });
     timings.load_backbone = (performance.now() - s) / 1000;
     const threshold = model.meta.thresholds.fpr0;

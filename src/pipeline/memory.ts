@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import type { ImageItem } from '../data/dataset.js';
-import { probeImage } from '../image/load.js';
+import { DECODE_BUDGET, probeImage } from '../image/load.js';
 import { fixedInputSize, type Preprocess } from '../image/preprocess.js';
 import { tileCount } from '../image/tiles.js';
 import type { Estimate, FitSettings, Method, MethodState } from '../models/method.js';
@@ -70,22 +70,32 @@ async function typicalInput(
   preprocess: Preprocess,
   items: readonly ImageItem[],
   pixelLimit?: number,
-): Promise<{ width: number; height: number; inputs: number; inputPixels: number; uniform: boolean }> {
+): Promise<{
+  width: number;
+  height: number;
+  inputs: number;
+  inputPixels: number;
+  uniform: boolean;
+  decodeBytes: number;
+}> {
   let size = fixedInputSize(preprocess);
   let uniform = true;
-  if (!size) {
-    const picks = [...new Set([0, items.length >> 1, items.length - 1])].filter(
-      (i) => i >= 0 && i < items.length,
-    );
-    const sizes: { width: number; height: number }[] = [];
-    for (const i of picks) {
-      try {
-        const { geometry: g } = await probeImage(items[i].path, preprocess, { pixelLimit });
-        sizes.push({ width: g.inputWidth, height: g.inputHeight });
-      } catch {
-        // an unreadable image is reported when it is loaded
-      }
+  // the headers of a few images (first, middle, last): their processed size, and what decoding takes
+  const picks = [...new Set([0, items.length >> 1, items.length - 1])].filter(
+    (i) => i >= 0 && i < items.length && !items[i].bytes,
+  );
+  const sizes: { width: number; height: number }[] = [];
+  let decode = 0;
+  for (const i of picks) {
+    try {
+      const probe = await probeImage(items[i].path, preprocess, { pixelLimit });
+      sizes.push({ width: probe.geometry.inputWidth, height: probe.geometry.inputHeight });
+      decode = Math.max(decode, probe.decodeBytes);
+    } catch {
+      // an unreadable image is reported when it is loaded
     }
+  }
+  if (!size) {
     size = sizes.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a), { width: 0, height: 0 });
     uniform = sizes.every((s) => s.width === size!.width && s.height === size!.height);
     if (size.width === 0) size = { width: 224, height: 224 };
@@ -103,8 +113,14 @@ async function typicalInput(
     inputs = tileCount(size.width, size.height, tile);
   }
   const inputPixels = tile ? tile.size * tile.size : size.width * size.height;
-  return { ...size, inputs, inputPixels, uniform };
+  return { ...size, inputs, inputPixels, uniform, decodeBytes: decode };
 }
+
+/**
+ * Decoding buffers at once: two images of the largest decode seen (one being decoded ahead of the one
+ * being resized), never beyond image/load.ts's process-wide decode budget unless one image alone is.
+ */
+const decodingBytes = (largest: number) => Math.min(2 * largest, Math.max(DECODE_BUDGET, largest));
 
 export interface FitPlan {
   channels: [number, number, number];
@@ -128,10 +144,18 @@ export function peakBytes(
   inputPixels: number,
   batch: number,
   imagePixels: number,
+  decodeBytes = 0,
 ): number {
   const inBatch = Math.max(1, Math.min(batch, Math.floor((32 * 224 * 224) / inputPixels)));
-  // a decoded image: float tensor, RGB bytes and the map (4 + 3 + 4 bytes per pixel), two at a time
-  return BASE_BYTES + methodBytes + backboneBytes(inputPixels, inBatch) + 2 * 11 * imagePixels;
+  // a decoded image: float tensor, RGB bytes and the map (4 + 3 + 4 bytes per pixel), two at a time;
+  // and the decoder's own buffers of the images being decoded
+  return (
+    BASE_BYTES +
+    methodBytes +
+    backboneBytes(inputPixels, inBatch) +
+    2 * 11 * imagePixels +
+    decodingBytes(decodeBytes)
+  );
 }
 
 /**
@@ -160,7 +184,13 @@ export async function fitSettings(method: Method, plan: FitPlan): Promise<FitSet
     onWarning: plan.onWarning,
   };
   const estimate: Estimate = method.check(settings);
-  const peak = peakBytes(estimate.fitBytes, typical.inputPixels, plan.batch, typical.width * typical.height);
+  const peak = peakBytes(
+    estimate.fitBytes,
+    typical.inputPixels,
+    plan.batch,
+    typical.width * typical.height,
+    typical.decodeBytes,
+  );
   const budget = memoryBudget();
   if (peak > budget) {
     throw new KensaError(
@@ -204,27 +234,47 @@ function whatFits(
 
 /**
  * Checks that scoring with a model fits the budget, before test or predict start: the method's part, a
- * backbone batch of the model's inputs, and images decoded ahead. Refuses with what would fit.
+ * backbone batch of the model's inputs, images decoded ahead and the decoder's buffers (from the headers
+ * of a few of `items`, when given). Refuses with what would fit.
  */
-export function checkScoring(
+export async function checkScoring(
   method: Method,
   state: MethodState,
   preprocess: Preprocess,
   batch: number,
-): { peak: number; budget: number } {
+  items: readonly ImageItem[] = [],
+  pixelLimit?: number,
+): Promise<{ peak: number; budget: number }> {
   const fixed = preprocess.tile
     ? { width: preprocess.tile.size, height: preprocess.tile.size }
     : fixedInputSize(preprocess);
-  // fit mode: about size² pixels; native scale: a large camera image as the working assumption
-  const typical =
+  let typical = { width: 0, height: 0, decodeBytes: 0, image: 0 };
+  if (items.length) {
+    try {
+      const t = await typicalInput(preprocess, items, pixelLimit);
+      typical = { ...t, image: t.width * t.height };
+    } catch {
+      // a tile larger than the images: each such image is an error of its own when it is scored
+    }
+  }
+  // without images to look at: about size² pixels, or a large camera image at native scale
+  const assumed =
     fixed ??
     (preprocess.mode === 'fit'
       ? { width: preprocess.size, height: preprocess.size }
       : { width: 2048, height: 2048 });
-  const inputPixels = typical.width * typical.height;
+  const input = fixed ?? (typical.image ? typical : assumed);
+  const inputPixels = input.width * input.height;
+  const imagePixels = typical.image || inputPixels;
   const cells = inputPixels / (method.stride * method.stride);
   const inBatch = Math.max(1, Math.min(batch, Math.floor((32 * 224 * 224) / inputPixels)));
-  const peak = peakBytes(method.scoreBytes(state, inBatch, cells), inputPixels, batch, inputPixels);
+  const peak = peakBytes(
+    method.scoreBytes(state, inBatch, cells),
+    inputPixels,
+    batch,
+    imagePixels,
+    typical.decodeBytes,
+  );
   const budget = memoryBudget();
   if (peak > budget) {
     throw new KensaError(

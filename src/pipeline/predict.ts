@@ -107,6 +107,8 @@ export async function predict(
       cacheDir: options.cacheDir,
       batch: options.batch,
       onPlan: options.onPlan,
+      items,
+      pixelLimit: options.pixelLimit,
     });
     const predictions: Prediction[] = [];
     const resultImages: ResultImage[] = [];
