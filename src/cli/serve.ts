@@ -25,20 +25,34 @@ export function modelSpec(spec: string): { name: string; model: string } {
   };
 }
 
-function readToken(file: string): string {
+/**
+ * The bearer token from its file: one line of at least 16 visible ASCII characters. A token no client
+ * could send (several lines, spaces, non-ASCII characters) is refused at start, not discovered later as
+ * a 401 for everyone.
+ */
+export function readToken(file: string): string {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new KensaError('E_IO', readProblem((error as NodeJS.ErrnoException).code), { file });
+    throw new KensaError('E_IO', readProblem((error as NodeJS.ErrnoException).code, 'a token file'), {
+      file,
+    });
   }
+  const how =
+    'the token file must hold one secret of at least 16 characters (e.g. openssl rand -hex 32 > FILE)';
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  if (lines.length > 1)
+    throw new KensaError('E_ARGUMENT', `${how}; this one has ${lines.length} lines`, { file });
   const token = text.trim();
-  if (token.length < 16)
+  // what an HTTP header can carry in a bearer token: visible ASCII, no spaces
+  if (!/^[\x21-\x7e]*$/.test(token))
     throw new KensaError(
       'E_ARGUMENT',
-      'the token file must hold one secret of at least 16 characters (e.g. openssl rand -hex 32 > FILE)',
+      `${how}; this one holds spaces or characters outside visible ASCII, which no client can send in an Authorization header`,
       { file },
     );
+  if (token.length < 16) throw new KensaError('E_ARGUMENT', how, { file });
   return token;
 }
 
@@ -94,6 +108,12 @@ export function register(program: Command): void {
       integer('--max-body-mb', SERVE_RANGES.bodyLimitMb[0], SERVE_RANGES.bodyLimitMb[1]),
       SERVE_DEFAULTS.bodyLimitMb,
     )
+    .option(
+      '--max-receiving-mb <n>',
+      'most megabytes of request bodies received at once, all clients together (503 with Retry-After above)',
+      integer('--max-receiving-mb', SERVE_RANGES.receivingMb[0], SERVE_RANGES.receivingMb[1]),
+      SERVE_DEFAULTS.receivingMb,
+    )
     .option('--pixel-limit <n>', 'refuse images with more pixels than this (413)', pixelLimit)
     .option(
       '--timeout-ms <ms>',
@@ -114,6 +134,7 @@ export function register(program: Command): void {
         maxWaitMs: o.maxWaitMs,
         queueLimit: o.queue,
         bodyLimitMb: o.maxBodyMb,
+        receivingMb: o.maxReceivingMb,
         pixelLimit: o.pixelLimit,
         timeoutMs: o.timeoutMs,
         saveNg: o.saveNg,

@@ -29,10 +29,17 @@ export class QueueFullError extends Error {
   }
 }
 
+/** The service is closing and takes no new image (HTTP 503). */
+export class ClosingError extends Error {
+  constructor() {
+    super('the service is shutting down; send the image to another instance or retry when it is back');
+  }
+}
+
 /** The deadline passed before the image was scored (HTTP 504). */
 export class DeadlineError extends Error {
   constructor(ms: number) {
-    super(`no result within the request time limit (${ms} ms); the service is busy, retry later`);
+    super(`no result within the request time limit (${Math.round(ms)} ms); the service is busy, retry later`);
   }
 }
 
@@ -83,7 +90,7 @@ export class MicroBatcher {
    * `signal` aborts (the client has gone) while the image is still queued: nobody waits for its answer.
    */
   submit(bytes: Buffer, name: string, deadlineMs: number, signal?: AbortSignal): Promise<BatchResult> {
-    if (this.closed) return Promise.reject(new KensaError('E_RUNTIME', 'the service is shutting down'));
+    if (this.closed) return Promise.reject(new ClosingError());
     if (this.queue.length >= this.options.queueLimit)
       return Promise.reject(new QueueFullError(this.options.queueLimit));
     return new Promise<BatchResult>((resolve, reject) => {

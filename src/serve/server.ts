@@ -22,7 +22,9 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { lookup } from 'node:dns/promises';
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { BlockList, isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -37,7 +39,7 @@ import { checkWritable } from '../pipeline/output-paths.js';
 import { overlayOf } from '../pipeline/outputs.js';
 import { getMethod } from '../models/registry.js';
 import { assertInteger, KensaError } from '../util/errors.js';
-import { ClientGoneError, DeadlineError, MicroBatcher, QueueFullError } from './batcher.js';
+import { ClientGoneError, ClosingError, DeadlineError, MicroBatcher, QueueFullError } from './batcher.js';
 
 export const SERVE_DEFAULTS = {
   host: '127.0.0.1',
@@ -46,6 +48,7 @@ export const SERVE_DEFAULTS = {
   maxWaitMs: 5,
   queueLimit: 64,
   bodyLimitMb: 64,
+  receivingMb: 256,
   timeoutMs: 30_000,
 } as const;
 
@@ -56,6 +59,7 @@ export const SERVE_RANGES = {
   maxWaitMs: [0, 10_000],
   queueLimit: [1, 100_000],
   bodyLimitMb: [1, 4096],
+  receivingMb: [1, 65536],
   timeoutMs: [100, 3_600_000],
 } as const;
 
@@ -86,6 +90,12 @@ export interface ServiceOptions {
   maxWaitMs?: number;
   queueLimit?: number;
   bodyLimitMb?: number;
+  /**
+   * Most request-body megabytes being received at once (all connections together): a request that would
+   * go beyond is answered 503 with Retry-After before its body is read. Bodies without a Content-Length
+   * count as the largest allowed body.
+   */
+  receivingMb?: number;
   pixelLimit?: number;
   timeoutMs?: number;
   /** Keep each NG image and its JSON here (written atomically). */
@@ -115,10 +125,30 @@ export interface InspectResponse {
   heatmap_png?: string;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
 
-export function isLoopback(host: string): boolean {
-  return LOOPBACK.has(host) || /^127\./.test(host);
+/** Whether an IP address is a loopback address (127.0.0.0/8, ::1, or 127.x mapped into IPv6). */
+function isLoopbackAddress(address: string): boolean {
+  const v4 = address.replace(/^::ffff:/i, '');
+  if (isIP(v4) === 4) return LOOPBACK.check(v4, 'ipv4');
+  return isIP(address) === 6 && LOOPBACK.check(address, 'ipv6');
+}
+
+/**
+ * Whether the service would be reachable from this machine only: the host is a loopback address, or a
+ * name that resolves to loopback addresses alone. A name is resolved, never judged by its spelling
+ * ('127.attacker.example' is whatever its DNS says); one that cannot be resolved does not count.
+ */
+export async function isLoopback(host: string): Promise<boolean> {
+  if (isIP(host)) return isLoopbackAddress(host);
+  try {
+    const addresses = await lookup(host, { all: true });
+    return addresses.length > 0 && addresses.every((a) => isLoopbackAddress(a.address));
+  } catch {
+    return false;
+  }
 }
 
 /** An HTTP error with the status it is answered with. */
@@ -141,6 +171,14 @@ interface Served {
 }
 
 const bodyBytes = (settings: { bodyLimitMb: number }) => settings.bodyLimitMb * 1024 * 1024;
+
+/** The limits of a multipart body, as multipart.limits below sets them, by the code of their refusal. */
+const MULTIPART = { files: 1, fields: 8, parts: 10 };
+const MULTIPART_LIMITS: Record<string, string> = {
+  FST_FILES_LIMIT: `the multipart body has more than ${MULTIPART.files} file part: send one image per request`,
+  FST_FIELDS_LIMIT: `the multipart body has more than ${MULTIPART.fields} fields besides the file`,
+  FST_PARTS_LIMIT: `the multipart body has more than ${MULTIPART.parts} parts`,
+};
 
 function metrics() {
   const registry = new Registry();
@@ -211,6 +249,8 @@ function outcomeOf(status: number, verdict?: 'OK' | 'NG'): string {
 export class InspectionService {
   private ready = false;
   private closing?: Promise<void>;
+  /** Request-body bytes being received or held now (all connections). */
+  private receiving = 0;
 
   private constructor(
     readonly app: FastifyInstance,
@@ -238,7 +278,7 @@ export class InspectionService {
     const host = options.host ?? SERVE_DEFAULTS.host;
     const settings = settingsOf(options);
     if (!options.models.length) throw new KensaError('E_ARGUMENT', 'give at least one model (--model FILE)');
-    if (!isLoopback(host) && !options.token)
+    if (!options.token && !(await isLoopback(host)))
       throw new KensaError(
         'E_ARGUMENT',
         `binding to ${host} makes the service reachable from other machines: give a bearer token with --token-file FILE ` +
@@ -313,6 +353,11 @@ export class InspectionService {
       try {
         await s.batcher.submit(await warmUpImage(s.model), 'warm-up image', 600_000);
       } catch (error) {
+        // a model that cannot give a verdict (its scores overflow) is not served at all
+        if (error instanceof KensaError && error.code === 'E_RUNTIME') {
+          await service.close();
+          throw new KensaError('E_RUNTIME', `model '${s.name}' cannot be served: ${error.message}`);
+        }
         options.onLog?.(`${s.name}: the warm-up image was not scored (${(error as Error).message})`);
       }
     }
@@ -322,6 +367,23 @@ export class InspectionService {
   }
 
   private static app(settings: Record<NumericSetting, number>): FastifyInstance {
+    // what Node's HTTP parser refuses before fastify sees a request (a slow body: 408; headers too large:
+    // 431; a malformed request: 400) is answered in the service's one error shape too
+    const clientErrorHandler = (error: Error & { code?: string }, socket: Socket) => {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, message] =
+        error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, `the request did not arrive within the time limit (${settings.timeoutMs} ms; --timeout-ms)`]
+          : error.code === 'HPE_HEADER_OVERFLOW'
+            ? [431, 'the request headers are larger than the service accepts']
+            : [400, `the request is not valid HTTP (${error.code ?? error.message})`];
+      const body = JSON.stringify({ error: { status, message } });
+      if (socket.writable)
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      socket.destroy(error);
+    };
     const { timeoutMs } = settings;
     // Node's own timeouts end connections that send too slowly (slow-loris): the headers and the whole
     // request must arrive within the request time limit, checked every second
@@ -339,9 +401,15 @@ export class InspectionService {
       serverFactory,
       bodyLimit: bodyBytes(settings),
       requestTimeout: timeoutMs,
-      return503OnClosing: true,
+      // while closing, the onRequest hook answers 503 in the service's error shape
+      return503OnClosing: false,
       forceCloseConnections: 'idle',
       logger: false,
+      clientErrorHandler,
+      frameworkErrors: (error, _req, reply) => {
+        const body = { error: { status: 400, message: `the request's URL is not valid (${error.message})` } };
+        void (reply as FastifyReply).code(400).send(body);
+      },
     });
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
@@ -351,17 +419,53 @@ export class InspectionService {
   private routes(): void {
     const { app, m } = this;
     void app.register(multipart, {
-      limits: { fileSize: bodyBytes(this.settings), files: 1, fields: 8, parts: 10 },
+      limits: { fileSize: bodyBytes(this.settings), ...MULTIPART },
     });
     const token = this.options.token;
     app.addHook('onRequest', async (req, reply) => {
+      if (this.closing) {
+        reply.header('Connection', 'close').header('Retry-After', '5');
+        return reply.code(503).send({ error: { status: 503, message: new ClosingError().message } });
+      }
       if (!token || req.url === '/healthz' || req.url === '/readyz') return;
-      const header = req.headers.authorization ?? '';
-      const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+      // the scheme's name is case-insensitive (RFC 7235): Bearer, bearer, BEARER
+      const given = /^bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
       if (!given || !sameSecret(given, token)) {
         reply.header('WWW-Authenticate', 'Bearer');
         return reply.code(401).send({ error: { status: 401, message: 'a bearer token is required' } });
       }
+    });
+    // the bytes being received, all connections together, stay within --max-receiving-mb: a body that
+    // would go beyond is refused before it is read (each connection could otherwise buffer a whole body)
+    const receivingLimit = this.settings.receivingMb * 1024 * 1024;
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.method !== 'POST' && req.method !== 'PUT') return;
+      const length = Number(req.headers['content-length']);
+      const bytes = Math.min(
+        bodyBytes(this.settings),
+        Number.isFinite(length) && length >= 0 ? length : bodyBytes(this.settings),
+      );
+      if (this.receiving + bytes > receivingLimit) {
+        reply.header('Retry-After', '1').header('Connection', 'close');
+        return reply.code(503).send({
+          error: {
+            status: 503,
+            message: `the service is receiving ${(this.receiving / 2 ** 20).toFixed(0)} MB of images already (at most ${this.settings.receivingMb} MB at once; --max-receiving-mb); retry shortly`,
+          },
+        });
+      }
+      this.receiving += bytes;
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        this.receiving -= bytes;
+      };
+      // the body is held until the answer is sent or the connection goes
+      reply.raw.once('close', release);
+      req.raw.once('close', () => {
+        if (reply.raw.writableEnded || reply.raw.destroyed) release();
+      });
     });
     app.addHook('onResponse', async (req, reply) => {
       const model = (req as FastifyRequest & { kensaModel?: string }).kensaModel;
@@ -377,11 +481,12 @@ export class InspectionService {
       if (status === 500 && /multipart|boundary|form/i.test(`${error.code ?? ''} ${error.message}`))
         status = 400;
       const message =
-        status === 413
+        MULTIPART_LIMITS[error.code ?? ''] ??
+        (status === 413
           ? `the body is larger than the limit (${this.settings.bodyLimitMb} MB; --max-body-mb)`
           : status === 500
             ? 'internal error'
-            : error.message;
+            : error.message);
       if (status === 500) this.options.onLog?.(`internal error on ${req.method} ${req.url}: ${error.stack}`);
       void reply.code(status).send({ error: { status, message } });
     });
@@ -435,7 +540,11 @@ export class InspectionService {
                 ? new HttpError(504, error.message)
                 : error instanceof ClientGoneError
                   ? new HttpError(499, error.message)
-                  : null;
+                  : error instanceof ClosingError
+                    ? new HttpError(503, error.message, { 'Retry-After': '5' })
+                    : error instanceof KensaError && error.code === 'E_RUNTIME'
+                      ? new HttpError(500, error.message)
+                      : null;
         if (!e) throw error;
         return reply
           .code(e.status)
@@ -457,12 +566,16 @@ export class InspectionService {
   /** The image of a request: the body's bytes, or the one file part of a multipart body. */
   private async imageOf(req: FastifyRequest): Promise<{ bytes: Buffer; file?: string }> {
     if (req.isMultipart()) {
-      const part = await req.file();
-      if (!part)
+      // every part is read, so that a body past a limit (a second file, too many fields) is refused
+      let found: { bytes: Buffer; file?: string } | undefined;
+      for await (const part of req.parts()) {
+        if (part.type !== 'file') continue;
+        // the name is kept for the answer only; it is never used as a path
+        found = { bytes: await part.toBuffer(), file: part.filename?.split(/[\\/]/).pop() || undefined };
+      }
+      if (!found)
         throw new HttpError(400, 'the multipart body has no file part: send the image as a file field');
-      const bytes = await part.toBuffer();
-      // the name is kept for the answer only; it is never used as a path
-      return { bytes, file: part.filename?.split(/[\\/]/).pop() || undefined };
+      return found;
     }
     const body = req.body;
     if (!Buffer.isBuffer(body) || !body.length)
@@ -484,9 +597,12 @@ export class InspectionService {
       await probeImageBytes(bytes, label, { pixelLimit });
     } catch (error) {
       const message = (error as Error).message;
-      throw /pixel limit/i.test(message)
-        ? new HttpError(413, `${label}: the image has more than ${pixelLimit} pixels (--pixel-limit)`)
-        : new HttpError(415, message);
+      if (!/pixel limit/i.test(message)) throw new HttpError(415, message);
+      const bytes = /decoding it takes [^)]*\)/.exec(message)?.[0];
+      throw new HttpError(
+        413,
+        `${label}: the image is larger than the service takes (${bytes ?? `more than ${pixelLimit} pixels`}; --pixel-limit)`,
+      );
     }
     const remaining = Math.max(1, timeoutMs - (performance.now() - start));
     // a client that goes away while its image waits takes the image out of the queue

@@ -5,7 +5,7 @@
  * of random bodies included), the token guards every route but the health checks, evidence is kept, the
  * metrics count what happened, and SIGTERM finishes the requests in flight and exits 0.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,51 +15,12 @@ import fc from 'fast-check';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
+import { BIN, kensa, post, serve as serveModel, type Server } from './helpers.js';
 
-const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'kensa-serve-'));
 const data = join(dir, 'data');
 const model = join(dir, 'm.kensa');
-const kensa = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`kensa ${args.join(' ')} exited ${r.status}:\n${r.stderr}`);
-  return r;
-};
-
-interface Server {
-  child: ChildProcess;
-  url: string;
-  log: () => string;
-  exit: Promise<number | null>;
-}
-
-/** Starts `kensa serve --port 0 …` and waits until it says it is ready. */
-async function serve(...args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--model', model, '--port', '0', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.stdout!.on('data', (d) => (log += d));
-  child.stderr!.on('data', (d) => (log += d));
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = /listening on (http:\/\/\S+)/.exec(log);
-      if (m && log.includes('ready:')) {
-        clearInterval(timer);
-        resolve(m[1]);
-      }
-      if (child.exitCode !== null) {
-        clearInterval(timer);
-        reject(new Error(`kensa serve exited ${child.exitCode}: ${log}`));
-      }
-    }, 50);
-  });
-  return { child, url, log: () => log, exit };
-}
-
-const post = (url: string, body: BodyInit | undefined, headers: Record<string, string> = {}) =>
-  fetch(url, { method: 'POST', body, headers });
+const serve = (...args: string[]) => serveModel(model, ...args);
 
 let images: string[];
 let predicted: Map<string, { verdict: string; score: number; regions: unknown[] }>;
@@ -205,6 +166,13 @@ describe('kensa serve', () => {
       socket.on('close', () => resolve(got));
     });
     expect(answer).toMatch(/^HTTP\/1.1 408/);
+    // in the service's one error shape, as every other refusal
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({
+      error: {
+        status: 408,
+        message: 'the request did not arrive within the time limit (3000 ms; --timeout-ms)',
+      },
+    });
     expect(Date.now() - start).toBeLessThan(3000 + 2500);
     expect((await post(`${server.url}/v1/inspect`, readFileSync(images[0]))).status).toBe(200);
   });
