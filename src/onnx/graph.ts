@@ -52,13 +52,18 @@ export const float32Tensor = (name: string, dims: number[], data: Float32Array) 
     rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
   });
 
-export const int64Tensor = (name: string, values: number[]) =>
-  onnx.TensorProto.create({
+/** An int64 tensor: a vector of `values`, or a scalar when `dims` is [] (int64Tensor('n', [], [3])). */
+export function int64Tensor(name: string, values: number[]): TensorProto;
+export function int64Tensor(name: string, dims: number[], values: number[]): TensorProto;
+export function int64Tensor(name: string, a: number[], b?: number[]): TensorProto {
+  const values = b ?? a;
+  return onnx.TensorProto.create({
     name,
-    dims: [values.length],
+    dims: b ? a : [values.length],
     dataType: onnx.TensorProto.DataType.INT64,
     int64Data: values,
   });
+}
 
 export const DataType = onnx.TensorProto.DataType;
 

@@ -254,27 +254,34 @@ export function mapStepNodes(
   const k = gaussianKernel(settings.sigma);
   const r = (k.length - 1) / 2;
   const kernel = Float32Array.from(k);
-  const big = 1 << 30;
-  // slices of the padding along `axis`: reversed runs next to each edge
-  const [lead, trail] =
-    settings.padding === 'reflect'
-      ? [
-          [r - 1, -big],
-          [-1, -r - 1],
-        ]
-      : [
-          [r, 0],
-          [-2, -r - 2],
-        ];
-  const pad = (input: string, axis: number, output: string): NodeSpec[] => [
-    { op: 'Slice', inputs: [input, 'lead_start', 'lead_end', `axis${axis}`, 'back'], output: `${output}_a` },
-    {
-      op: 'Slice',
-      inputs: [input, 'trail_start', 'trail_end', `axis${axis}`, 'back'],
-      output: `${output}_b`,
-    },
-    { op: 'Concat', inputs: [`${output}_a`, input, `${output}_b`], output, attrs: { axis } },
-  ];
+  // the padding as a gather of computed indices, padIndex's rule in nodes: i in [−r, n + r) reads
+  // j = i mod P (P = 2n for reflect, 2n − 2 for mirror), folded back when j ≥ n. Any n works — a side
+  // shorter than the kernel's radius (a 16-px strip) is extended by further reflections, as padIndex does
+  const mirror = settings.padding === 'mirror';
+  const pad = (input: string, axis: number, output: string): NodeSpec[] => {
+    const v = (name: string) => `${output}_${name}`;
+    return [
+      { op: 'Shape', inputs: [input], output: v('shape') },
+      { op: 'Gather', inputs: [v('shape'), `axis${axis}_scalar`], output: v('n'), attrs: { axis: 0 } },
+      { op: 'Add', inputs: [v('n'), 'radius'], output: v('stop') },
+      { op: 'Range', inputs: ['minus_radius', v('stop'), 'one_scalar'], output: v('i') },
+      { op: 'Mul', inputs: [v('n'), 'two_scalar'], output: v('2n') },
+      ...(mirror
+        ? [
+            { op: 'Sub', inputs: [v('2n'), 'two_scalar'], output: v('p0') },
+            { op: 'Max', inputs: [v('p0'), 'one_scalar'], output: v('period') },
+          ]
+        : [{ op: 'Identity', inputs: [v('2n')], output: v('period') }]),
+      { op: 'Mod', inputs: [v('i'), v('period')], output: v('j'), attrs: { fmod: 0 } },
+      { op: 'Less', inputs: [v('j'), v('n')], output: v('inside') },
+      { op: 'Sub', inputs: [v('period'), v('j')], output: v('back0') },
+      ...(mirror
+        ? [{ op: 'Identity', inputs: [v('back0')], output: v('back') }]
+        : [{ op: 'Sub', inputs: [v('back0'), 'one_scalar'], output: v('back') }]),
+      { op: 'Where', inputs: [v('inside'), v('j'), v('back')], output: v('index') },
+      { op: 'Gather', inputs: [input, v('index')], output, attrs: { axis } },
+    ];
+  };
   const nodes: NodeSpec[] = [
     // the map's size: of the network input (NCHW), or given as [H, W]
     ...('like' in size
@@ -304,13 +311,12 @@ export function mapStepNodes(
     int64Tensor('one', [1]),
     int64Tensor('two', [2]),
     int64Tensor('four', [4]),
-    int64Tensor('axis2', [2]),
-    int64Tensor('axis3', [3]),
-    int64Tensor('back', [-1]),
-    int64Tensor('lead_start', [lead[0]]),
-    int64Tensor('lead_end', [lead[1]]),
-    int64Tensor('trail_start', [trail[0]]),
-    int64Tensor('trail_end', [trail[1]]),
+    int64Tensor('axis2_scalar', [], [2]),
+    int64Tensor('axis3_scalar', [], [3]),
+    int64Tensor('radius', [], [r]),
+    int64Tensor('minus_radius', [], [-r]),
+    int64Tensor('one_scalar', [], [1]),
+    int64Tensor('two_scalar', [], [2]),
     float32Tensor('kernel_y', [1, 1, k.length, 1], kernel),
     float32Tensor('kernel_x', [1, 1, 1, k.length], kernel),
   ];

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { anomalyMap, MapStep, padIndex } from '../../src/postprocess/anomaly-map.js';
+import { encodeGraph, valueInfo } from '../../src/onnx/graph.js';
+import { OnnxSession } from '../../src/onnx/runtime.js';
+import { anomalyMap, MapStep, mapStepNodes, padIndex } from '../../src/postprocess/anomaly-map.js';
 import { findRegions, labelComponents } from '../../src/postprocess/regions.js';
 import { fixture, relativeMaxError } from '../helpers.js';
 
@@ -52,6 +54,46 @@ describe('anomaly map', () => {
       buffer.set(dist, 7);
       new MapStep(h, w, H, W, { sigma: rect.sigma, padding }).apply(buffer, out, 7);
       expect(relativeMaxError(out, rect[padding])).toBeLessThan(1e-6);
+    },
+  );
+
+  it.each(['reflect', 'mirror'] as const)(
+    'the exported map step (ONNX nodes) gives the band form’s map at every size, %s padding, sides shorter than the kernel too',
+    async (padding) => {
+      const settings = { sigma: 4, padding };
+      const step = mapStepNodes(settings, 'grid', { like: 'image' });
+      const session = await OnnxSession.create(
+        encodeGraph(
+          'map-step',
+          step.nodes,
+          [valueInfo('grid', [1, 'h', 'w']), valueInfo('image', [1, 3, 'H', 'W'])],
+          [valueInfo(step.map, [1, 'H', 'W'])],
+          step.initializers,
+        ),
+      );
+      try {
+        // a 16-px strip (what a 3136×16 image becomes), one cell, a side of 8, odd sizes, a square
+        for (const [h, w, H, W] of [
+          [2, 392, 16, 3136],
+          [1, 1, 8, 8],
+          [1, 3, 8, 24],
+          [3, 5, 24, 40],
+          [7, 2, 56, 16],
+          [28, 28, 224, 224],
+        ]) {
+          const grid = Float32Array.from({ length: h * w }, (_, i) => 1 + Math.sin(i * 1.7) + (i % 5));
+          const expected = new Float32Array(H * W);
+          new MapStep(h, w, H, W, settings).apply(grid, expected);
+          const { map } = await session.run({
+            grid: { data: grid, dims: [1, h, w] },
+            image: { data: new Float32Array(3 * H * W), dims: [1, 3, H, W] },
+          });
+          expect(map.dims, `${h}×${w} → ${H}×${W}`).toEqual([1, H, W]);
+          expect(relativeMaxError(map.data, expected), `${h}×${w} → ${H}×${W}`).toBeLessThan(1e-5);
+        }
+      } finally {
+        await session.release();
+      }
     },
   );
 
