@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { KensaError } from '../util/errors.js';
 import { sha256File } from '../util/hash.js';
 import type { ProgressCallback } from '../util/progress.js';
-import { releaseTemporaryPath, temporaryPathFor } from '../io/atomic.js';
+import { makeFolder, releaseTemporaryPath, temporaryPathFor } from '../io/atomic.js';
 import type { BackboneSpec, WeightSource } from './registry.js';
 
 export interface ResolvedWeights {
@@ -148,7 +148,7 @@ export async function resolveWeights(
       { file: cached },
     );
   }
-  await mkdir(cacheDir, { recursive: true });
+  await makeFolder(cacheDir);
   const url = options.urlOverride ?? source.url;
   try {
     const sha256 = await download(url, cached, source, options.onProgress);

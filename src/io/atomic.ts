@@ -7,8 +7,9 @@
  * KensaError that names the path and says what went wrong in words (disk full, permission denied, ...).
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { constants, rmSync } from 'node:fs';
 import {
+  access,
   chown,
   lstat,
   mkdir,
@@ -20,7 +21,7 @@ import {
   stat,
   type FileHandle,
 } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { KensaError } from '../util/errors.js';
 
 /** Temporary files being written now, removed by removePendingTemporaryFiles() on an interrupt. */
@@ -83,6 +84,50 @@ export function ioError(path: string, error: unknown, action = 'cannot write'): 
   return new KensaError('E_IO', `${action}: ${describeIoError(error)}`, { file: path, cause: error });
 }
 
+/**
+ * Creates a folder and the folders above it that are missing, one level at a time. Node's own recursive
+ * mkdir is not used: on a read-only file system it reports ENOENT ("the folder does not exist") instead
+ * of the cause, and under /proc it never returns. A failure carries the real cause (EROFS, EACCES,
+ * ENOTDIR, ...), found by asking the nearest folder that exists.
+ */
+export async function makeFolder(path: string): Promise<void> {
+  const missing: string[] = [];
+  let at = resolve(path);
+  for (;;) {
+    const s = await stat(at).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (s) {
+      if (!s.isDirectory()) throw Object.assign(new Error(`${at} is a file`), { code: 'ENOTDIR' });
+      break;
+    }
+    missing.push(at);
+    const up = dirname(at);
+    if (up === at) break;
+    at = up;
+  }
+  for (const folder of missing.reverse()) {
+    try {
+      await mkdir(folder);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') continue;
+      if (code === 'ENOENT') {
+        // the parent exists but takes no new folder: ask it why (read-only, no permission), else say so
+        await access(dirname(folder), constants.W_OK);
+        throw Object.assign(
+          new Error(
+            'this folder cannot be created here: the file system takes no new folders (a virtual or read-only file system); write elsewhere',
+          ),
+          { code: 'ENOFOLDER' },
+        );
+      }
+      throw error;
+    }
+  }
+}
+
 /** Where a write to `target` really goes: through a symbolic link to the file it names. */
 export async function writeTarget(target: string): Promise<string> {
   try {
@@ -110,7 +155,7 @@ export async function writeAtomicWith(
   const real = await writeTarget(target);
   let tmp: string | undefined;
   try {
-    await mkdir(dirname(real), { recursive: true });
+    await makeFolder(dirname(real));
     const previous = await stat(real).catch(() => undefined);
     if (previous?.isDirectory()) throw Object.assign(new Error('is a folder'), { code: 'EISDIR' });
     tmp = temporaryPathFor(real);

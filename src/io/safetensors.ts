@@ -12,9 +12,16 @@
  * temporary file that replaces the target atomically. The header may carry spare space (spaces, which
  * JSON ignores), so that metadata such as thresholds can be changed without rewriting the tensors.
  */
-import { chown, copyFile, constants, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { chown, copyFile, constants, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ioError, releaseTemporaryPath, temporaryPathFor, writeAtomicWith, writeTarget } from './atomic.js';
+import {
+  ioError,
+  makeFolder,
+  releaseTemporaryPath,
+  temporaryPathFor,
+  writeAtomicWith,
+  writeTarget,
+} from './atomic.js';
 import { KensaError } from '../util/errors.js';
 import {
   DTYPE_BYTES,
@@ -377,7 +384,7 @@ export async function rewriteSafetensorsMetadata(
   const headerBytes = paddedHeader(json, 0, header.length);
   const tmp = temporaryPathFor(real);
   try {
-    await mkdir(dirname(real), { recursive: true });
+    await makeFolder(dirname(real));
     await copyFile(source, tmp, constants.COPYFILE_FICLONE);
     const out = await open(tmp, 'r+');
     try {

@@ -4,10 +4,10 @@
  * a results folder is marked as kensa's so that later runs never take its pictures as input.
  */
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { RESULTS_MARKER } from '../data/dataset.js';
-import { ioError, temporaryPathFor, releaseTemporaryPath, writeTarget } from '../io/atomic.js';
+import { ioError, makeFolder, temporaryPathFor, releaseTemporaryPath, writeTarget } from '../io/atomic.js';
 import { KensaError } from '../util/errors.js';
 
 export { RESULTS_MARKER };
@@ -36,7 +36,7 @@ export async function checkWritable(path: string, kind: 'file' | 'folder'): Prom
     });
   const folder = kind === 'file' ? dirname(target) : target;
   try {
-    await mkdir(folder, { recursive: true });
+    await makeFolder(folder);
   } catch (error) {
     throw ioError(folder, error);
   }
