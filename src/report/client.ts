@@ -81,9 +81,10 @@ export const SCRIPT = String.raw`
   var esc = function (v) { return String(v).replace(/[&<>"']/g, function (c) { return '&#' + c.charCodeAt(0) + ';'; }); };
   // a relative path as a URL: every segment encoded, so that '#', '?' or '%' in a file name stay part of it
   var url = function (p) { return String(p || '').split('/').map(encodeURIComponent).join('/'); };
-  // an argument quoted for POSIX shells ('...', a quote as '\''), and for PowerShell ('...', a quote as '')
+  // an argument quoted for POSIX shells ('...', a quote as '\''), and for PowerShell ('...', a quote
+  // doubled: PowerShell takes the typographic quotes U+2018-U+201B for ' too, so each is doubled as well)
   var shq = function (v) { return /^[A-Za-z0-9_\/.,:=+@%-]+$/.test(v) ? v : "'" + String(v).replace(/'/g, "'\\''") + "'"; };
-  var psq = function (v) { return /^[A-Za-z0-9_\/.,:=+@%-]+$/.test(v) ? v : "'" + String(v).replace(/'/g, "''") + "'"; };
+  var psq = function (v) { return /^[A-Za-z0-9_\/.,:=+@%-]+$/.test(v) ? v : "'" + String(v).replace(/['\u2018-\u201b]/g, '$&$&') + "'"; };
   var fmt = function (v, d) { return v === null || v === undefined ? 'n/a' : Number(v).toFixed(d === undefined ? 3 : d); };
 
   function t(key) { return (T[lang] && T[lang][key]) || T.en[key] || key; }

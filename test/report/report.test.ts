@@ -272,4 +272,38 @@ describe.skipIf(!present)('HTML report in Chromium', () => {
     expect(await p3.locator('#cmd-store-ps').inputValue()).toContain("'x''.kensa'");
     await p3.close();
   });
+
+  it('the PowerShell command stays one argument when a name holds the typographic quotes PowerShell also ends strings with', async () => {
+    // PowerShell ends a single-quoted string at ', ‘, ’, ‚ or ‛ (U+2018–U+201B) alike
+    for (const [i, name] of ['x’;echo INJECTED;’.kensa', "a‘b‚c‛d'e’.kensa"].entries()) {
+      const modelPath = join(dir, name);
+      copyFileSync(join(dir, 'm.kensa'), modelPath);
+      const out = join(dir, `ps-out-${i}`);
+      kensa('predict', '--model', modelPath, '--out', out, '--report', join(dir, 'odd'));
+      const page = await browser.newPage({ locale: 'en-US' });
+      await page.goto(pathToFileURL(join(out, 'report.html')).href);
+      const ps = await page.locator('#cmd-store-ps').inputValue();
+      await page.close();
+      const rest = ps.slice('kensa threshold --model '.length);
+      const { value, end } = powershellVerbatim(rest);
+      expect(value).toBe(modelPath);
+      expect(rest.slice(end)).toMatch(/^ --set [\d.]+$/);
+    }
+  });
 });
+
+/**
+ * A PowerShell verbatim (single-quoted) string at the start of `text`, read by the language's own rule:
+ * any of ' ‘ ’ ‚ ‛ ends it, and two of them in a row stand for one. Returns its value and where it ends.
+ */
+function powershellVerbatim(text: string): { value: string; end: number } {
+  const quote = (c: string | undefined) => c !== undefined && /['\u2018-\u201b]/.test(c);
+  if (!quote(text[0])) throw new Error(`not a single-quoted string: ${text}`);
+  let value = '';
+  for (let i = 1; i < text.length; i++) {
+    if (!quote(text[i])) value += text[i];
+    else if (quote(text[i + 1])) value += text[++i];
+    else return { value, end: i + 1 };
+  }
+  throw new Error(`unterminated string: ${text}`);
+}
