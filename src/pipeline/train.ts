@@ -13,13 +13,14 @@
 import { readFileSync } from 'node:fs';
 import { Backbone } from '../backbone/backbone.js';
 import { DEFAULT_BACKBONE, getBackbone } from '../backbone/registry.js';
-import { trainingImages, type ImageItem } from '../data/dataset.js';
+import { trainingImages, whyNoTrainingImages, type ImageItem } from '../data/dataset.js';
 import { DEFAULT_SIZE, validatePreprocess, type Preprocess } from '../image/preprocess.js';
 import type { Fitter, MethodState, Scorer } from '../models/method.js';
 import { getMethod } from '../models/registry.js';
 import { KensaError, invalidParameter, assertInteger } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
 import { mulberry32, shuffledIndices } from '../util/random.js';
+import { sha256Bytes, sha256File } from '../util/hash.js';
 import { mean, quantile } from '../util/stats.js';
 import { mapScale } from './decisions.js';
 import { featureBatches, scoreImages, type RunOptions } from './inspector.js';
@@ -102,12 +103,53 @@ export function splitValidation(
   return [items.filter((_, i) => !val.has(i)), items.filter((_, i) => val.has(i))];
 }
 
-/** Seeded assignment of n images to k folds of sizes differing by at most one. */
-export function assignFolds(n: number, k: number, seed: number): Int32Array {
+/**
+ * Seeded assignment of n images to k folds of sizes differing by at most one. With `same` (for each image
+ * the index of the first image it is an exact copy of, or its own), copies go to their original's fold:
+ * an image is never scored by a fold model that holds its copy.
+ */
+export function assignFolds(n: number, k: number, seed: number, same?: ArrayLike<number>): Int32Array {
   const order = shuffledIndices(n, mulberry32(seed ^ 0xf01d));
   const fold = new Int32Array(n);
-  order.forEach((image, i) => (fold[image] = i % k));
+  let next = 0;
+  for (const image of order) if (!same || same[image] === image) fold[image] = next++ % k;
+  if (same) for (let i = 0; i < n; i++) fold[i] = fold[same[i]];
   return fold;
+}
+
+/**
+ * Exact copies among images (the same bytes, by sha256): for each image the index of the first image it
+ * copies (its own index when it is an original), and the hashes (undefined for a file that cannot be read,
+ * which is reported when it is loaded).
+ */
+export async function findCopies(
+  items: readonly ImageItem[],
+): Promise<{ same: Int32Array; hashes: (string | undefined)[] }> {
+  const hashes: (string | undefined)[] = [];
+  for (const item of items)
+    hashes.push(item.bytes ? sha256Bytes(item.bytes) : await sha256File(item.path).catch(() => undefined));
+  const first = new Map<string, number>();
+  const same = new Int32Array(items.length);
+  hashes.forEach((h, i) => {
+    const at = h === undefined ? undefined : first.get(h);
+    same[i] = at ?? i;
+    if (h !== undefined && at === undefined) first.set(h, i);
+  });
+  return { same, hashes };
+}
+
+/** The warning for exact copies among the training images, or undefined when there are none. */
+export function copiesWarning(items: readonly ImageItem[], same: ArrayLike<number>): string | undefined {
+  const pairs: string[] = [];
+  for (let i = 0; i < items.length; i++)
+    if (same[i] !== i) pairs.push(`${items[i].path} = ${items[same[i]].path}`);
+  if (!pairs.length) return undefined;
+  return (
+    `${pairs.length} training image${pairs.length === 1 ? ' is an exact copy' : 's are exact copies'} of another (the same bytes): ` +
+    `${pairs.slice(0, 5).join('; ')}${pairs.length > 5 ? `; and ${pairs.length - 5} more` : ''}. ` +
+    'A copy adds nothing the model has not seen but weighs twice in it; each is kept in the calibration fold of its original. ' +
+    'Remove the copies from the training images unless they were meant'
+  );
 }
 
 /** Checks the options that need no file or network, before any work. */
@@ -154,19 +196,26 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (items.length === 0) {
     throw new KensaError(
       'E_NOT_FOUND',
-      'no training images found (expected train/good/* or images in the folder)',
+      `no training images found: ${typeof options.data === 'string' ? whyNoTrainingImages(options.data) : 'the list is empty'}`,
       { file: where },
     );
   }
   const holdout = options.valFraction !== undefined;
   const k = holdout ? 0 : Math.min(options.folds ?? DEFAULT_FOLDS, items.length);
+  const { same } = await findCopies(items);
+  const copies = copiesWarning(items, same);
+  if (copies) options.onWarning?.(copies);
   const [fitItems, validation] = holdout ? splitValidation(items, options.valFraction!, seed) : [items, []];
-  const folds = holdout ? undefined : assignFolds(items.length, k, seed);
-  const leastFit = holdout ? fitItems.length : items.length - Math.ceil(items.length / k);
+  const folds = holdout ? undefined : assignFolds(items.length, k, seed, same);
+  const foldSizes = new Array<number>(k).fill(0);
+  folds?.forEach((f) => foldSizes[f]++);
+  const leastFit = holdout ? fitItems.length : items.length - Math.max(...foldSizes);
   if (leastFit < 2) {
+    const distinct = same.filter((v, i) => v === i).length;
     throw new KensaError(
       'E_ARGUMENT',
-      `training needs at least 2 images to fit on while the others are scored for calibration; ${items.length} good images were given. Add good images`,
+      `training needs at least 2 images to fit on while the others are scored for calibration; ${items.length} good images were given` +
+        `${distinct < items.length ? ` (${distinct} distinct: the others are exact copies)` : ''}. Add good images`,
       { file: where },
     );
   }
