@@ -40,6 +40,8 @@ export interface PatchScores {
 export interface Scorer {
   /** Input pixels per grid cell. */
   readonly stride: number;
+  /** Most inputs per backbone batch this scorer wants when the caller sets none (its memory grows with it). */
+  readonly batch?: number;
   /**
    * Patch scores of a batch. `owned` (one per batch element): the cells each element owns — a tile of a
    * large image owns only the cells that no better-placed tile covers. Only those are stitched into the
@@ -101,10 +103,18 @@ export interface Fitter<S extends MethodState = MethodState> {
    * every batch has been added and before `finish`.
    */
   without(fold: Fold, onProgress?: (done: number, total: number) => void): Promise<Scorer>;
+  /**
+   * Where the method has one, a scorer that gives each training image the score of a model fitted on all
+   * the others (leave-one-out), for calibration without folds; undefined where it cannot (e.g. images
+   * that came as several tiles). Called after every batch has been added and before `finish`.
+   */
+  leaveOneOut?(onProgress?: (done: number, total: number) => void): Promise<Scorer | undefined>;
   /** The fitted state, from all added images. `onProgress` follows its longest step. */
   finish(onProgress?: (done: number, total: number) => void): Promise<S>;
   /** Frees what the fitter holds (also after a failure). */
   release(): Promise<void>;
+  /** Seconds spent in the method's own steps (e.g. PatchCore's coreset), for train's timings. */
+  readonly timings?: Record<string, number>;
 }
 
 /** Memory and model-file size a method expects for given settings, in bytes. */

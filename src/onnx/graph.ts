@@ -52,6 +52,14 @@ export const float32Tensor = (name: string, dims: number[], data: Float32Array) 
     rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
   });
 
+export const float64Tensor = (name: string, dims: number[], data: Float64Array) =>
+  onnx.TensorProto.create({
+    name,
+    dims,
+    dataType: onnx.TensorProto.DataType.DOUBLE,
+    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  });
+
 /** An int64 tensor: a vector of `values`, or a scalar when `dims` is [] (int64Tensor('n', [], [3])). */
 export function int64Tensor(name: string, values: number[]): TensorProto;
 export function int64Tensor(name: string, dims: number[], values: number[]): TensorProto;

@@ -28,6 +28,12 @@ export interface RunOutput {
   dims: number[];
 }
 
+/** A float64 tensor, for the few graphs that need double precision (PaDiM's leave-one-out). */
+export interface RunOutput64 {
+  data: Float64Array;
+  dims: number[];
+}
+
 export interface SessionOptions {
   /** Threads for one operator; default: onnxruntime's choice (all physical cores). */
   threads?: number;
@@ -66,7 +72,7 @@ export class OnnxSession {
    * write into buffers the caller owns (no allocation), e.g. accumulators reused across calls.
    */
   async run(
-    inputs: Record<string, RunOutput>,
+    inputs: Record<string, RunOutput | RunOutput64>,
     outputs?: readonly string[],
     into?: Record<string, RunOutput>,
   ): Promise<Record<string, RunOutput>> {
@@ -77,7 +83,10 @@ export class OnnxSession {
         `missing model inputs: ${missing.join(', ')} (the model takes ${this.session.inputNames.join(', ')})`,
       );
     }
-    const tensor = (v: RunOutput) => new this.ort.Tensor('float32', v.data, v.dims);
+    const tensor = (v: RunOutput | RunOutput64) =>
+      v.data instanceof Float64Array
+        ? new this.ort.Tensor('float64', v.data, v.dims)
+        : new this.ort.Tensor('float32', v.data, v.dims);
     const feeds: Record<string, OrtTensor> = {};
     for (const [name, v] of Object.entries(inputs)) feeds[name] = tensor(v);
     if (into) {
@@ -93,6 +102,15 @@ export class OnnxSession {
     for (const [name, t] of Object.entries(result))
       out[name] = { data: t.data as Float32Array, dims: [...t.dims] };
     return out;
+  }
+
+  /** Runs a graph whose outputs are float64 (inputs checked as in run). */
+  async run64(inputs: Record<string, RunOutput | RunOutput64>): Promise<Record<string, RunOutput64>> {
+    const out = (await this.run(inputs)) as unknown as Record<string, { data: unknown; dims: number[] }>;
+    for (const [name, v] of Object.entries(out))
+      if (!(v.data instanceof Float64Array))
+        throw new KensaError('E_RUNTIME', `output ${name} of the graph is not float64`);
+    return out as Record<string, RunOutput64>;
   }
 
   async release(): Promise<void> {

@@ -68,6 +68,38 @@ describe('PaDiM statistics', () => {
     }
   });
 
+  it('leave-one-out in closed form: each training image scored as by a model fitted on all the others', async () => {
+    const rand = mulberry32(7);
+    const index = chooseChannels(12, 9, 1);
+    const layout = { channels: C, index, height: H, width: H };
+    // few images for the channels, and a spread far above ε: where held-out distances are inflated most,
+    // and where 1 − c·q is tiny (float32 would lose it)
+    const images = Array.from({ length: 7 }, () => {
+      const m = randomMaps(rand, 1);
+      m.forEach((f) => f.data.forEach((v, i) => (f.data[i] = v * 10)));
+      return m;
+    });
+    const fitter = new GaussianFitter(layout);
+    for (const [i, m] of images.entries()) await fitter.add(m, [i]);
+    const loo = (await fitter.leaveOneOut())!;
+    for (const i of [0, 3, 6]) {
+      const without = new GaussianFitter(layout);
+      for (const [j, m] of images.entries()) if (j !== i) await without.add(m, [j]);
+      const stats = await without.finish();
+      const direct = await PadimScorer.open(layout, stats.mean, stats.precision);
+      const expected = (await direct.score(images[i])).grid;
+      await direct.release();
+      const closed = (await loo.score(images[i])).grid;
+      expect(relativeMaxError(closed, expected)).toBeLessThan(1e-3);
+    }
+    await loo.release();
+    // an image that came as several samples (tiles) has no closed form: the fitter says so
+    const tiled = new GaussianFitter(layout);
+    await tiled.add(randomMaps(rand, 2), [0, 0]);
+    await tiled.add(randomMaps(rand, 2), [1, 1]);
+    expect(await tiled.leaveOneOut()).toBeUndefined();
+  });
+
   it('the scorer gives Mahalanobis distances, and an image scores the same alone or in a batch', async () => {
     const rand = mulberry32(2);
     const index = chooseChannels(12, 12, 0);

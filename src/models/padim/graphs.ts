@@ -10,13 +10,15 @@
  */
 import type { FeatureMap } from '../../backbone/backbone.js';
 import {
+  DataType,
   encodeGraph,
   float32Tensor,
+  float64Tensor,
   int64Tensor as i64,
   valueInfo as vi,
   type NodeSpec as Node,
 } from '../../onnx/graph.js';
-import { OnnxSession, type RunOutput } from '../../onnx/runtime.js';
+import { OnnxSession, type RunOutput, type RunOutput64 } from '../../onnx/runtime.js';
 import type { MethodGraph, PatchScores } from '../method.js';
 import type { EmbeddingLayout } from './embedding.js';
 
@@ -192,6 +194,75 @@ export class DistanceGraph {
       grid: out.dist.data,
       dims: [maps[0].dims[0], this.layout.height, this.layout.width],
     };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/**
+ * Leave-one-out distances of training images (model.ts, LeaveOneOutScorer): the Mahalanobis form q with
+ * the statistics (μ, A⁻¹) of all n images, in float64, then d = k·√(q / (1 − c·q)). The subtraction
+ * 1 − c·q is of nearly equal numbers where an image stands alone in some direction (few images for the
+ * channels), so q must carry more digits than float32 has.
+ */
+export class LeaveOneOutGraph {
+  private constructor(
+    private readonly session: OnnxSession,
+    private readonly layout: EmbeddingLayout,
+    private readonly stats: Record<'mean' | 'precision', RunOutput64>,
+  ) {}
+
+  static async create(
+    layout: EmbeddingLayout,
+    mean: Float64Array,
+    precision: Float64Array,
+    n: number,
+  ): Promise<LeaveOneOutGraph> {
+    const P = layout.height * layout.width;
+    const d = layout.index.length;
+    const k = n / (n - 1);
+    const c = n / ((n - 1) * (n - 2));
+    const dbl = (name: string, v: number) => float64Tensor(name, [], Float64Array.from([v]));
+    const model = encodeGraph(
+      'padim-leave-one-out',
+      [
+        ...embeddingNodes(layout),
+        { op: 'Cast', inputs: ['x'], output: 'x64', attrs: { to: DataType.DOUBLE } },
+        { op: 'Sub', inputs: ['x64', 'mean'], output: 'diff' },
+        { op: 'MatMul', inputs: ['diff', 'precision'], output: 'y' },
+        { op: 'Mul', inputs: ['y', 'diff'], output: 'prod' },
+        { op: 'ReduceSum', inputs: ['prod', 'axis2'], output: 'q0', attrs: { keepdims: 0 } },
+        { op: 'Relu', inputs: ['q0'], output: 'q' },
+        // 1 − c·q > 0 holds exactly (the model without the image is positive definite); floored
+        { op: 'Mul', inputs: ['q', 'c'], output: 'cq' },
+        { op: 'Sub', inputs: ['one', 'cq'], output: 't0' },
+        { op: 'Max', inputs: ['t0', 'floor'], output: 't' },
+        { op: 'Div', inputs: ['q', 't'], output: 'ratio' },
+        { op: 'Mul', inputs: ['ratio', 'k2'], output: 'd2' },
+        { op: 'Sqrt', inputs: ['d2'], output: 'd64' },
+        { op: 'Cast', inputs: ['d64'], output: 'dist_pb', attrs: { to: DataType.FLOAT } },
+        { op: 'Transpose', inputs: ['dist_pb'], output: 'dist_bp', attrs: { perm: [1, 0] } },
+        { op: 'Reshape', inputs: ['dist_bp', 'shape_grid'], output: 'dist' },
+      ],
+      [
+        ...featureInputs(layout),
+        vi('mean', [P, 1, d], DataType.DOUBLE),
+        vi('precision', [P, d, d], DataType.DOUBLE),
+      ],
+      [vi('dist', ['b', layout.height, layout.width])],
+      [...distanceInitializers(layout), dbl('one', 1), dbl('c', c), dbl('k2', k * k), dbl('floor', 1e-12)],
+    );
+    return new LeaveOneOutGraph(await OnnxSession.create(model), layout, {
+      mean: { data: mean, dims: [P, 1, d] },
+      precision: { data: precision, dims: [P, d, d] },
+    });
+  }
+
+  async run(maps: readonly [FeatureMap, FeatureMap, FeatureMap]): Promise<PatchScores> {
+    const out = await this.session.run({ ...feeds(maps), ...this.stats }, ['dist']);
+    return { grid: out.dist.data, dims: [maps[0].dims[0], this.layout.height, this.layout.width] };
   }
 
   async release(): Promise<void> {

@@ -10,7 +10,7 @@ import { OnnxSession } from '../../onnx/runtime.js';
 /** These graphs handle hundreds of megabytes per call: no arena, so memory goes back after each call. */
 const NO_ARENA = { arena: false };
 
-let sessions: Promise<{ accumulate: OnnxSession; inverse: OnnxSession }> | undefined;
+let sessions: Promise<{ accumulate: OnnxSession; inverse: OnnxSession; inverse64: OnnxSession }> | undefined;
 
 function getSessions() {
   sessions ??= (async () => ({
@@ -37,6 +37,18 @@ function getSessions() {
         ],
         [valueInfo('a', ['p', 'd', 'd'])],
         [valueInfo('inv', ['p', 'd', 'd'])],
+      ),
+      NO_ARENA,
+    ),
+    inverse64: await OnnxSession.create(
+      encodeGraph(
+        'inverse64',
+        [
+          { op: 'Cast', inputs: ['a'], output: 'a64', attrs: { to: DataType.DOUBLE } },
+          { op: 'Inverse', domain: 'com.microsoft', inputs: ['a64'], output: 'inv' },
+        ],
+        [valueInfo('a', ['p', 'd', 'd'])],
+        [valueInfo('inv', ['p', 'd', 'd'], DataType.DOUBLE)],
       ),
       NO_ARENA,
     ),
@@ -106,4 +118,38 @@ export async function invertBatch(
     onProgress?.(start + n, P);
   }
   return a;
+}
+
+/**
+ * Inverses of P symmetric positive-definite d×d matrices, kept in float64 and symmetrised: for computations
+ * that subtract nearly equal numbers afterwards (PaDiM's leave-one-out), where float32 would lose them.
+ * `matrix(start, n, into)` writes positions [start, start + n) into `into` (float32): the matrices are made
+ * a chunk at a time, so no second full-size float32 copy is needed.
+ */
+export async function invertBatch64(
+  matrix: (start: number, n: number, into: Float32Array) => void,
+  P: number,
+  d: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Float64Array> {
+  const s = (await getSessions()).inverse64;
+  const out = new Float64Array(P * d * d);
+  const chunk = new Float32Array(Math.min(INVERSE_CHUNK, P) * d * d);
+  for (let start = 0; start < P; start += INVERSE_CHUNK) {
+    const n = Math.min(INVERSE_CHUNK, P - start);
+    const a = chunk.subarray(0, n * d * d);
+    matrix(start, n, a);
+    const inv = (await s.run64({ a: { data: a, dims: [n, d, d] } })).inv.data;
+    const part = out.subarray(start * d * d, (start + n) * d * d);
+    for (let p = 0; p < n; p++) {
+      const o = p * d * d;
+      for (let i = 0; i < d; i++) {
+        part[o + i * d + i] = inv[o + i * d + i];
+        for (let j = i + 1; j < d; j++)
+          part[o + i * d + j] = part[o + j * d + i] = 0.5 * (inv[o + i * d + j] + inv[o + j * d + i]);
+      }
+    }
+    onProgress?.(start + n, P);
+  }
+  return out;
 }

@@ -123,9 +123,12 @@ function estimate(settings: FitSettings, grid: [number, number], d: number, batc
   const spare = Math.min(1024, P) * d * d * 4;
   const inverse = Math.min(256, P) * d * d * 8 * 3;
   const model = P * ((d * (d + 1)) / 2 + d) * 4;
+  // calibration: leave-one-out keeps the float64 inverses beside the accumulator, and scores in batches
+  // of 8 with float64 products; k folds keep a fold's accumulator beside it
+  const leaveOneOut = 2 * matrices + 3 * P * 8 * d * 8;
   return {
-    // the total accumulator, a fold's accumulator, one chunk of embeddings, onnxruntime's chunk buffers
-    fitBytes: 2 * matrices + BUFFER_BYTES + spare + inverse,
+    // the total accumulator, the calibration's matrices, one chunk of embeddings, onnxruntime's chunk buffers
+    fitBytes: matrices + Math.max(matrices, leaveOneOut) + BUFFER_BYTES + spare + inverse,
     // the full precision matrices and the per-batch products [P, B, d]
     scoreBytes: matrices + 3 * P * batch * d * 4,
     modelBytes: model,

@@ -10,10 +10,10 @@
  * Mahalanobis distance of each test patch.
  */
 import { KensaError } from '../../util/errors.js';
-import type { Features, Fitter, Fold, MethodState, Scorer } from '../method.js';
+import type { Features, Fitter, Fold, MethodState, PatchScores, Scorer } from '../method.js';
 import type { EmbeddingLayout } from './embedding.js';
-import { DistanceGraph, EmbedGraph } from './graphs.js';
-import { accumulateOuter, invertBatch } from './linalg.js';
+import { DistanceGraph, EmbedGraph, LeaveOneOutGraph } from './graphs.js';
+import { accumulateOuter, invertBatch, invertBatch64 } from './linalg.js';
 
 /** Regularisation added to every covariance, as in the PaDiM paper and its public code. */
 export const EPSILON = 0.01;
@@ -148,6 +148,32 @@ export class PadimScorer implements Scorer {
 }
 
 /**
+ * Scores each training image as the model fitted on all the other training images would (leave-one-out),
+ * in closed form. With the scatter S = Σ (x − μ)(x − μ)ᵀ of all n images and r = x − μ for one of them, the
+ * model without it has the mean μ₋ = μ − r/(n − 1) and the covariance C₋ = (S − n/(n−1)·r rᵀ)/(n − 2) + εI
+ * = A − c·r rᵀ with A = S/(n − 2) + εI and c = n/((n − 1)(n − 2)). Its distance of x is
+ * (x − μ₋)ᵀ C₋⁻¹ (x − μ₋) = k²·q/(1 − c·q), k = n/(n − 1), q = rᵀ A⁻¹ r (Sherman–Morrison): the usual
+ * Mahalanobis graph with (μ, A⁻¹), and a correction per patch. One inversion and one pass over the images,
+ * where k folds take k inversions and two passes; and every image is scored by a model of n − 1 images,
+ * so the scores are those of new good images (k-fold's models of (k − 1)/k of the images score higher).
+ */
+class LeaveOneOutScorer implements Scorer {
+  readonly stride = PADIM_STRIDE;
+  /** Its float64 products take twice float32's memory: smaller batches than the default. */
+  readonly batch = 8;
+
+  constructor(private readonly graph: LeaveOneOutGraph) {}
+
+  score(features: Features): Promise<PatchScores> {
+    return this.graph.run(features);
+  }
+
+  release(): Promise<void> {
+    return this.graph.release();
+  }
+}
+
+/**
  * Streaming estimator of the per-position mean and covariance. Feed it backbone batches with `add`,
  * then `finish()` for the Gaussian statistics.
  */
@@ -159,6 +185,9 @@ export class GaussianFitter implements Fitter<PadimState> {
   private foldBuffer?: Float32Array;
   private shift?: Float32Array;
   private embed?: EmbedGraph;
+  /** Training images added; `tiled` once one of them came as several samples (its tiles). */
+  private readonly seen = new Set<number>();
+  private tiled = false;
 
   constructor(
     readonly layout: EmbeddingLayout,
@@ -181,8 +210,12 @@ export class GaussianFitter implements Fitter<PadimState> {
     return this.embed.run(maps, this.shift);
   }
 
-  /** Adds every image of a backbone batch. */
-  async add(maps: Features): Promise<void> {
+  /** Adds every image of a backbone batch (`images`: each element's training image, to tell tiles apart). */
+  async add(maps: Features, images?: readonly number[]): Promise<void> {
+    for (const i of images ?? []) {
+      if (this.seen.has(i)) this.tiled = true;
+      this.seen.add(i);
+    }
     const { x, sum } = await this.embeddings(maps);
     this.total ??= new Accumulator(this.P, this.d, this.K);
     await this.total.add(x, sum, maps[0].dims[0]);
@@ -220,6 +253,41 @@ export class GaussianFitter implements Fitter<PadimState> {
       onProgress,
     );
     return PadimScorer.open(this.layout, mean, precision);
+  }
+
+  /**
+   * A scorer of the training images as if each had not been seen (see LeaveOneOutScorer), when every
+   * sample is one image (not tiles of it: leaving an image out would then take all its tiles). Called
+   * after every batch has been added and before `finish`.
+   */
+  async leaveOneOut(onProgress?: (done: number, total: number) => void): Promise<Scorer | undefined> {
+    const total = await this.fitted();
+    if (this.tiled || total.count < 3) return undefined;
+    const { P, d } = this;
+    const n = total.count;
+    const mean = new Float64Array(P * d);
+    for (let i = 0; i < P * d; i++) mean[i] = this.shift![i] + total.sum[i] / n;
+    // A = S/(n − 2) + εI, made a chunk of positions at a time from the scatter, inverted and kept in
+    // float64 (see LeaveOneOutGraph)
+    const precision = await invertBatch64(
+      (start, count, into) => {
+        for (let p = 0; p < count; p++) {
+          const o = (start + p) * d * d;
+          const m = (start + p) * d;
+          for (let i = 0; i < d; i++) {
+            const mi = total.sum[m + i] / n;
+            for (let j = 0; j < d; j++)
+              into[p * d * d + i * d + j] =
+                (total.acc[o + i * d + j] - n * mi * (total.sum[m + j] / n)) / (n - 2);
+            into[p * d * d + i * d + i] += EPSILON;
+          }
+        }
+      },
+      P,
+      d,
+      onProgress,
+    );
+    return new LeaveOneOutScorer(await LeaveOneOutGraph.create(this.layout, mean, precision, n));
   }
 
   /** The statistics; `onProgress` follows the inversion (positions done of all). */
