@@ -100,7 +100,10 @@ export async function project(rows: Float32Array, C: number, matrix: Float32Arra
 /** Hands control back to the event loop (progress output, Ctrl-C) during long computations. */
 const breathe = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** min over picks of (|c|² − 2 q·c) for a block of query rows: one Gemm and a row minimum. */
+/**
+ * min over picks of (|c|² − 2 q·c) for a block of query rows, and which pick gives it: one Gemm, a row
+ * minimum and its position (as float32: pick indices stay far below 2²⁴).
+ */
 function refreshGraph(dim: number): Promise<OnnxSession> {
   return OnnxSession.create(
     encodeGraph(
@@ -113,9 +116,11 @@ function refreshGraph(dim: number): Promise<OnnxSession> {
           attrs: { alpha: { float: -2 }, transB: 1 },
         },
         { op: 'ReduceMin', inputs: ['part'], output: 'min', attrs: { axes: [1], keepdims: 0 } },
+        { op: 'ArgMin', inputs: ['part'], output: 'at64', attrs: { axis: 1, keepdims: 0 } },
+        { op: 'Cast', inputs: ['at64'], output: 'at', attrs: { to: 1 } },
       ],
       [vi('q', ['t', dim]), vi('c', ['r', dim]), vi('c_sq', [1, 'r'])],
-      [vi('min', ['t'])],
+      [vi('min', ['t']), vi('at', ['t'])],
     ),
     // onnxruntime's arena keeps the [t, r] block between calls (allocating it anew each time is slow);
     // REFRESH_VALUES bounds it
@@ -131,6 +136,18 @@ const STALENESS_GROUP = 4;
 const REFRESH_VALUES = 1 << 23;
 
 /**
+ * A coreset and how it covers the rows: for every row the pick (its position in `picks`) it was last found
+ * nearest to, and that squared distance in the projected space — an upper bound of its distance to the
+ * coreset (rows deep in the heap are compared with fewer picks). PatchCore's calibration uses it to find,
+ * for a bank row, the nearest row of another image that it stood for.
+ */
+export interface Coreset {
+  picks: Int32Array;
+  owner: Int32Array;
+  bound: Float32Array;
+}
+
+/**
  * Indices of the greedy k-center coreset of the rows of X ([N, dim]): `start` first, then n − 1
  * farthest-point picks. `onProgress` is called every few hundred picks.
  */
@@ -141,12 +158,23 @@ export async function kCenterGreedy(
   start: number,
   onProgress?: (done: number, total: number) => void,
 ): Promise<Int32Array> {
+  return (await kCenterCover(X, dim, n, start, onProgress)).picks;
+}
+
+/** kCenterGreedy, with how the picks cover every row (Coreset). */
+export async function kCenterCover(
+  X: Float32Array,
+  dim: number,
+  n: number,
+  start: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Coreset> {
   const N = X.length / dim;
   if (!(n >= 1 && n <= N))
     throw new KensaError('E_ARGUMENT', `a coreset of ${n} patches cannot be taken from ${N}`);
   const picks = new Int32Array(n);
   picks[0] = start;
-  if (n === 1) return picks;
+  const owner = new Int32Array(N);
   const sq = new Float32Array(N);
   for (let i = 0; i < N; i++) {
     let s = 0;
@@ -171,6 +199,7 @@ export async function kCenterGreedy(
     }
     bound[i] = s;
   }
+  if (n === 1) return { picks, owner, bound };
 
   // max-heap of patch indices by (bound desc, index asc)
   const heap = new Int32Array(N);
@@ -213,15 +242,15 @@ export async function kCenterGreedy(
 
   const session = await refreshGraph(dim);
   const block = new Float32Array(MAX_CANDIDATES * dim);
-  /** Full refresh of rows of `block` against picks [from, to): min of |c|² − 2 q·c per row. */
-  const fullMin = async (rows: number, from: number, to: number) =>
-    (
-      await session.run({
-        q: { data: block.subarray(0, rows * dim), dims: [rows, dim] },
-        c: { data: centres.subarray(from * dim, to * dim), dims: [to - from, dim] },
-        c_sq: { data: centreSq.subarray(from, to), dims: [1, to - from] },
-      })
-    ).min.data;
+  /** Full refresh of rows of `block` against picks [from, to): min of |c|² − 2 q·c per row, and where. */
+  const fullMin = async (rows: number, from: number, to: number) => {
+    const out = await session.run({
+      q: { data: block.subarray(0, rows * dim), dims: [rows, dim] },
+      c: { data: centres.subarray(from * dim, to * dim), dims: [to - from, dim] },
+      c_sq: { data: centreSq.subarray(from, to), dims: [1, to - from] },
+    });
+    return { min: out.min.data, at: out.at.data };
+  };
   /** Brings the candidates up to date against picks [seen, k), grouped by staleness. */
   const refresh = async (candidates: Int32Array, count: number, k: number) => {
     const stale = Array.from(candidates.subarray(0, count)).filter((i) => seen[i] < k);
@@ -233,11 +262,14 @@ export async function kCenterGreedy(
       let e = g;
       while (e < stale.length && e - g < most && k - seen[stale[e]] > span / STALENESS_GROUP) e++;
       for (let j = g; j < e; j++) block.set(X.subarray(stale[j] * dim, (stale[j] + 1) * dim), (j - g) * dim);
-      const min = await fullMin(e - g, from, k);
+      const { min, at } = await fullMin(e - g, from, k);
       for (let j = g; j < e; j++) {
         const i = stale[j];
         const v = Math.max(0, min[j - g] + sq[i]);
-        if (v < bound[i]) bound[i] = v;
+        if (v < bound[i]) {
+          bound[i] = v;
+          owner[i] = from + at[j - g];
+        }
         seen[i] = k;
       }
       g = e;
@@ -276,7 +308,11 @@ export async function kCenterGreedy(
   } finally {
     await session.release();
   }
-  return picks;
+  for (let k = 0; k < n; k++) {
+    owner[picks[k]] = k;
+    bound[picks[k]] = 0;
+  }
+  return { picks, owner, bound };
 }
 
 /** The coreset of `rows` ([N, C]): projection and start drawn from `seed`; returns the picked row indices. */
@@ -357,13 +393,19 @@ export class StreamingCoreset {
     await this.projector.run(rows, this.projected.data, at);
   }
 
-  /** The picked row indices (n of the rows added, in pick order; all of them when n ≥ their count). */
-  async take(n: number, onProgress?: (done: number, total: number) => void): Promise<Int32Array> {
+  /**
+   * The picked row indices (n of the rows added, in pick order; all of them when n ≥ their count), with
+   * how they cover the rows.
+   */
+  async take(n: number, onProgress?: (done: number, total: number) => void): Promise<Coreset> {
     await this.release();
     const N = this.projected.length;
-    if (n >= N) return Int32Array.from({ length: N }, (_, i) => i);
+    if (n >= N) {
+      const all = Int32Array.from({ length: N }, (_, i) => i);
+      return { picks: all, owner: all.slice(), bound: new Float32Array(N) };
+    }
     const start = Math.floor(this.rand() * N);
-    return kCenterGreedy(this.projected.rows(), PROJECTION_DIM, n, start, onProgress);
+    return kCenterCover(this.projected.rows(), PROJECTION_DIM, n, start, onProgress);
   }
 
   async release(): Promise<void> {

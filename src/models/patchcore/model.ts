@@ -9,8 +9,9 @@
  *
  * Fitting keeps every training patch embedding (with the index of its image) and its random projection
  * until the coreset is taken, each in one buffer sized from the expected patch count.
- * Out-of-fold calibration scores a fold against the bank without the rows drawn from that fold's images:
- * one coreset serves all folds.
+ * Out-of-fold calibration scores a fold against the bank without the rows drawn from that fold's images,
+ * each replaced by the nearest patch of another fold's image that it stood for: one coreset serves all
+ * folds (the training patches are kept until the model is finished).
  */
 import { KensaError } from '../../util/errors.js';
 import type { CellRect, Features, Fitter, Fold, MethodState, PatchScores, Scorer } from '../method.js';
@@ -167,6 +168,21 @@ export class PatchcoreScorer implements Scorer {
   }
 }
 
+/**
+ * What the coreset leaves behind for calibration: every training patch (until the model is finished),
+ * its image, and the bank row it was found nearest to, with that distance (projected, squared).
+ */
+interface Cover {
+  rows: Float32Array;
+  images: Int32Array;
+  owner: Int32Array;
+  bound: Float32Array;
+  /** The patch of each bank row. */
+  picks: Int32Array;
+  /** The patches each bank row stands for, as one list (CSR): members of row b at [start[b], start[b+1]). */
+  members?: { start: Int32Array; list: Int32Array };
+}
+
 /** Collects training patch embeddings (and their images), then takes the coreset once. */
 export class PatchcoreFitter implements Fitter<PatchcoreState> {
   private rows?: GrowingRows;
@@ -174,6 +190,8 @@ export class PatchcoreFitter implements Fitter<PatchcoreState> {
   private stream?: StreamingCoreset;
   private embed?: EmbedGraph;
   private picked?: { bank: Float32Array; images: Int32Array; patches: number };
+  private cover?: Cover;
+  readonly timings: Record<string, number> = {};
 
   /** `expected`: about how many patches will be added (the buffers start at that size). */
   constructor(
@@ -213,7 +231,7 @@ export class PatchcoreFitter implements Fitter<PatchcoreState> {
     await this.stream.add(this.rows.data.subarray(first * C, at * C));
   }
 
-  /** The coreset of every patch added so far (taken once). */
+  /** The coreset of every patch added so far (taken once); the patches stay for calibration. */
   private async bankOf(onProgress?: (done: number, total: number) => void) {
     if (this.picked) return this.picked;
     const C = this.dim;
@@ -221,40 +239,78 @@ export class PatchcoreFitter implements Fitter<PatchcoreState> {
     if (!this.rows || !this.stream || N === 0)
       throw new KensaError('E_ARGUMENT', 'PatchCore needs training patches; no image was added');
     const n = Math.max(1, Math.floor(N * this.coreset));
-    const picks = await this.stream.take(n, onProgress);
-    const rows = this.rows.data;
+    const t0 = performance.now();
+    const { picks, owner, bound } = await this.stream.take(n, onProgress);
+    this.timings.coreset = (performance.now() - t0) / 1000;
+    const rows = this.rows.rows();
+    const images = Int32Array.from(this.images);
     const bank = new Float32Array(picks.length * C);
     const bankImages = new Int32Array(picks.length);
     picks.forEach((p, i) => {
       bank.set(rows.subarray(p * C, (p + 1) * C), i * C);
-      bankImages[i] = this.images[p];
+      bankImages[i] = images[p];
     });
     this.picked = { bank, images: bankImages, patches: N };
+    this.cover = { rows, images, owner, bound, picks };
     this.rows = undefined;
     this.stream = undefined;
     this.images = [];
     return this.picked;
   }
 
+  /** The patches each bank row stands for (built once, by counting). */
+  private membersOf(cover: Cover): NonNullable<Cover['members']> {
+    if (cover.members) return cover.members;
+    const M = cover.picks.length;
+    const start = new Int32Array(M + 1);
+    for (let i = 0; i < cover.owner.length; i++) start[cover.owner[i] + 1]++;
+    for (let b = 0; b < M; b++) start[b + 1] += start[b];
+    const fill = start.slice(0, M);
+    const list = new Int32Array(cover.owner.length);
+    for (let i = 0; i < cover.owner.length; i++) list[fill[cover.owner[i]]++] = i;
+    return (cover.members = { start, list });
+  }
+
+  /**
+   * The bank as if the fold's images had not been seen: its rows drawn from other images, and for each
+   * row drawn from the fold, the patch of another fold's image nearest to it among those it stood for —
+   * the patch a coreset of the other images would have kept there. Without it a fold model has holes
+   * wherever the fold's own patches were picked (a near-copy of a fold image in another fold, never picked
+   * because the fold image covered it, would be missing too), and its scores run higher than new images'.
+   */
   async without(fold: Fold, onProgress?: (done: number, total: number) => void): Promise<Scorer> {
     const { bank, images } = await this.bankOf(onProgress);
+    const cover = this.cover!;
+    const { start, list } = this.membersOf(cover);
     const C = this.dim;
-    let kept = 0;
-    for (let i = 0; i < images.length; i++) if (!fold.images.has(images[i])) kept++;
-    if (kept === 0)
+    const rows: number[] = [];
+    const stand: number[] = [];
+    for (let b = 0; b < images.length; b++) {
+      if (!fold.images.has(images[b])) {
+        rows.push(b);
+        continue;
+      }
+      let best = -1;
+      for (let j = start[b]; j < start[b + 1]; j++) {
+        const i = list[j];
+        if (!fold.images.has(cover.images[i]) && (best < 0 || cover.bound[i] < cover.bound[best])) best = i;
+      }
+      if (best >= 0) stand.push(best);
+    }
+    if (rows.length + stand.length === 0)
       throw new KensaError(
         'E_ARGUMENT',
         'every memory-bank patch comes from one fold; use more good images or fewer folds',
       );
-    const part = new Float32Array(kept * C);
-    let j = 0;
-    for (let i = 0; i < images.length; i++)
-      if (!fold.images.has(images[i])) part.set(bank.subarray(i * C, (i + 1) * C), C * j++);
+    const part = new Float32Array((rows.length + stand.length) * C);
+    rows.forEach((b, k) => part.set(bank.subarray(b * C, (b + 1) * C), k * C));
+    stand.forEach((i, k) => part.set(cover.rows.subarray(i * C, (i + 1) * C), (rows.length + k) * C));
     return PatchcoreScorer.open(part, C, this.neighbors, this.channels);
   }
 
   async finish(onProgress?: (done: number, total: number) => void): Promise<PatchcoreState> {
     const { bank, patches } = await this.bankOf(onProgress);
+    this.cover = undefined;
     await this.release();
     return {
       method: 'patchcore',
