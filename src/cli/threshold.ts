@@ -1,23 +1,109 @@
-/** kensa threshold: show a model's thresholds, or store a chosen one (e.g. from the report's slider). */
+/**
+ * kensa threshold: a model's thresholds and the calibration images behind them; act on them without
+ * re-training: store your own (--set, --unset), leave odd calibration images out of fpr0 and quantile
+ * (--exclude) or take them back (--include). Only the model file's header is rewritten.
+ */
 import type { Command } from 'commander';
-import { loadModelMetadata, updateThresholds } from '../pipeline/model-file.js';
+import {
+  findCalibrationImage,
+  highestCalibration,
+  rankedLine,
+  withExclusions,
+} from '../pipeline/calibration.js';
+import { resolveThreshold } from '../pipeline/decisions.js';
+import {
+  loadCalibrationScores,
+  loadModelMetadata,
+  updateModelMetadata,
+  type ModelMetadata,
+} from '../pipeline/model-file.js';
+import { KensaError } from '../util/errors.js';
 import { thresholdValue } from './options.js';
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+interface ThresholdOptions {
+  model: string;
+  set?: number;
+  unset?: boolean;
+  exclude?: string[];
+  include?: string[];
+}
+
+/** The model's calibration images by the names given, with a message for a model that has none. */
+async function indicesOf(meta: ModelMetadata, files: string[] | undefined, file: string): Promise<number[]> {
+  if (!files?.length) return [];
+  const images = meta.calibration.images;
+  if (!images)
+    throw new KensaError(
+      'E_ARGUMENT',
+      'this model does not record its calibration images (it was trained by an older kensa); train it again to leave images out',
+      { file },
+    );
+  const out: number[] = [];
+  for (const f of files) out.push(await findCalibrationImage(images, f));
+  return out;
+}
 
 export function register(program: Command): void {
   program
     .command('threshold')
     .description(
-      "show a model's thresholds, or store your own with --set (then kensa predict uses it by default)",
+      "show a model's thresholds and the highest calibration images; store your own (--set), or leave odd calibration images out (--exclude) — without re-training",
     )
     .requiredOption('--model <file>', 'model file')
-    .option('--set <value>', 'threshold to store as "custom"', thresholdValue('--set'))
-    .action(async (o: { model: string; set?: number }) => {
-      const thresholds =
-        o.set === undefined
-          ? (await loadModelMetadata(o.model)).thresholds
-          : await updateThresholds(o.model, { custom: o.set });
-      if (o.set !== undefined) console.log(`stored custom threshold ${o.set} in ${o.model}`);
-      for (const [name, value] of Object.entries(thresholds))
-        if (value !== undefined) console.log(`${name.padEnd(9)} ${value}`);
+    .option(
+      '--set <value>',
+      'threshold to store as "custom" (then kensa predict uses it by default)',
+      thresholdValue('--set'),
+    )
+    .option('--unset', 'remove the custom threshold (kensa predict goes back to fpr0)')
+    .option(
+      '--exclude <image>',
+      'leave a calibration image out of fpr0 and quantile (its path, or a copy of the file); repeatable',
+      collect,
+    )
+    .option('--include <image>', 'take an excluded calibration image back; repeatable', collect)
+    .action(async (o: ThresholdOptions) => {
+      if (o.set !== undefined && o.unset)
+        throw new KensaError('E_ARGUMENT', 'use either --set or --unset, not both');
+      let meta = await loadModelMetadata(o.model);
+      const exclude = await indicesOf(meta, o.exclude, o.model);
+      const include = await indicesOf(meta, o.include, o.model);
+      const scores = await loadCalibrationScores(o.model);
+      const changing = o.set !== undefined || o.unset || exclude.length || include.length;
+      if (changing) {
+        meta = await updateModelMetadata(o.model, (m) => {
+          const thresholds = { ...m.thresholds };
+          let calibration = m.calibration;
+          if (exclude.length || include.length) {
+            const next = withExclusions(scores, m.calibration, { exclude, include });
+            calibration = next.calibration;
+            Object.assign(thresholds, next.thresholds);
+          }
+          if (o.set !== undefined) thresholds.custom = o.set;
+          if (o.unset) delete thresholds.custom;
+          return { ...m, calibration, thresholds };
+        });
+        const said: string[] = [];
+        if (exclude.length) said.push(`left out ${exclude.length} calibration image(s)`);
+        if (include.length) said.push(`took back ${include.length} calibration image(s)`);
+        if (o.set !== undefined) said.push(`stored custom threshold ${o.set}`);
+        if (o.unset) said.push('removed the custom threshold');
+        console.log(`${said.join('; ')} in ${o.model} (only its header was rewritten)`);
+      }
+      const used = resolveThreshold(meta.thresholds).name;
+      for (const [name, value] of Object.entries(meta.thresholds))
+        if (value !== undefined)
+          console.log(
+            `${name.padEnd(9)} ${value}${name === used ? '   <- kensa predict uses this by default' : ''}`,
+          );
+      const c = meta.calibration;
+      const excluded = c.excluded?.length ?? 0;
+      console.log(
+        `calibration: ${c.scores.count} good images (${c.mode === 'loo' ? 'leave-one-out' : c.mode === 'kfold' ? `${c.folds} folds` : 'hold-out'})` +
+          `${excluded ? `, ${excluded} left out with --exclude` : ''}; the highest, the first setting fpr0:`,
+      );
+      for (const h of highestCalibration(scores, c)) console.log(rankedLine(h));
     });
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { backboneNames, DEFAULT_BACKBONE } from '../backbone/registry.js';
 import { describePreprocess } from '../image/preprocess.js';
 import { METHOD_NAMES } from '../models/registry.js';
+import { highestCalibration, promise, rankedLine } from '../pipeline/calibration.js';
 import { methodMeta, modelFileSize } from '../pipeline/model-file.js';
 import { DEFAULT_FOLDS, DEFAULT_METHOD, train } from '../pipeline/train.js';
 import { batch, fraction, integer, pixelLimit, preprocessFrom, probability, scale } from './options.js';
@@ -63,7 +64,7 @@ export function register(program: Command): void {
     )
     .option(
       '--folds <k>',
-      `calibrate on out-of-fold scores of every good image, k folds (default ${DEFAULT_FOLDS})`,
+      `calibrate on out-of-fold scores of every good image, k folds (default: leave-one-out where the method has it in closed form, PaDiM; else ${DEFAULT_FOLDS} folds)`,
       integer('--folds', 2, 100),
     )
     .option(
@@ -117,16 +118,23 @@ export function register(program: Command): void {
         console.log(
           `  ${m.method}, backbone ${m.backbone.name}, ${detail}; ${describePreprocess(m.preprocess)}`,
         );
+        const how = {
+          loo: 'leave-one-out scores (each image scored by the model of all the others)',
+          kfold: `out-of-fold scores (${c.folds} folds)`,
+          holdout: 'held-out images',
+        }[c.mode];
+        console.log(`  fitted on ${r.train.length} good images; calibrated on ${c.scores.count} ${how}`);
+        console.log(`  ${promise(c.scores.count, m.thresholds.fpr0)}`);
         console.log(
-          `  fitted on ${r.train.length} good images; calibrated on ${c.scores.count} ${c.mode === 'kfold' ? `out-of-fold scores (${c.folds} folds)` : 'held-out images'}`,
+          `  quantile ${m.thresholds.quantile.toFixed(4)} (the ${c.quantile} quantile of the calibration scores)`,
         );
         console.log(
-          `  thresholds: fpr0 ${m.thresholds.fpr0.toFixed(4)} (no false alarm on the ${c.scores.count} good images scored), quantile ${m.thresholds.quantile.toFixed(4)}`,
+          '  highest calibration scores (the first sets fpr0; look at any that stands far above the next):',
         );
-        if (c.highest)
-          console.log(
-            `  fpr0 is set by ${c.highest.file}${c.next ? `; the next is ${c.next.score.toFixed(4)} (${c.next.file}), ${(100 * (c.highest.score / c.next.score - 1)).toFixed(1)} % lower` : ''}`,
-          );
+        for (const h of highestCalibration(r.model.calibrationScores, c)) console.log(`  ${rankedLine(h)}`);
+        console.log(
+          `  (leave an odd one out without re-training: kensa threshold --model ${o.out} --exclude FILE)`,
+        );
         console.log(`  time ${r.timings_s.total.toFixed(1)} s`);
       } finally {
         progress.stop();

@@ -230,6 +230,18 @@ async function readHeader(handle: FileHandle, size: number, path: string): Promi
   };
 }
 
+/** One tensor's data, read at its offset (`headerLength`: the JSON header's length). */
+async function readEntry(handle: FileHandle, e: Entry, headerLength: number, path: string): Promise<Tensor> {
+  const data = emptyTensorData(e.dtype, numel(e.shape));
+  await readExactly(
+    handle,
+    new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    8 + headerLength + e.begin,
+    path,
+  );
+  return { dtype: e.dtype, shape: e.shape, data };
+}
+
 /** The metadata of a safetensors file, from its header alone (no tensor is read). */
 export async function readSafetensorsHeader(
   path: string,
@@ -257,17 +269,25 @@ export async function readSafetensors(
   try {
     const { entries, metadata, length } = await readHeader(handle, size, path);
     const tensors = new Map<string, Tensor>();
-    for (const e of entries) {
-      const data = emptyTensorData(e.dtype, numel(e.shape));
-      await readExactly(
-        handle,
-        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-        8 + length + e.begin,
-        path,
-      );
-      tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
-    }
+    for (const e of entries) tensors.set(e.name, await readEntry(handle, e, length, path));
     return { tensors, metadata };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** One tensor of a safetensors file, read at its offset (the others are not read); undefined if absent. */
+export async function readSafetensorsTensor(
+  path: string,
+  name: string,
+  what = 'file',
+  hint = 'Check the path',
+): Promise<Tensor | undefined> {
+  const { handle, size } = await openRegular(path, what, hint);
+  try {
+    const { entries, length } = await readHeader(handle, size, path);
+    const e = entries.find((x) => x.name === name);
+    return e && (await readEntry(handle, e, length, path));
   } finally {
     await handle.close();
   }

@@ -239,7 +239,8 @@ export async function* scoreImages(
       done++;
       options.onError!(item, error);
     });
-  for await (const batch of inputBatches(backbone, items, preprocess, { ...options, onError })) {
+  const batches = { ...options, batch: options.batch ?? scorer.batch, onError };
+  for await (const batch of inputBatches(backbone, items, preprocess, batches)) {
     const t0 = performance.now();
     const owned = batch.inputs.map(({ rect }) => ownedCells(rect, s));
     const scores = await scorer.score(batch.features, owned);

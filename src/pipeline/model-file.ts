@@ -21,6 +21,7 @@ import {
   readSafetensors,
   serializeSafetensors,
   readSafetensorsHeader,
+  readSafetensorsTensor,
   rewriteSafetensorsMetadata,
   writeSafetensors,
 } from '../io/safetensors.js';
@@ -30,6 +31,9 @@ import { getMethod, METHOD_NAMES } from '../models/registry.js';
 import { PADDINGS, type MapSettings } from '../postprocess/anomaly-map.js';
 import { KensaError } from '../util/errors.js';
 import { tensorsDigest } from '../util/hash.js';
+import type { CalibrationSummary } from './calibration.js';
+
+export type { CalibrationSummary };
 import type { Tensor } from '../util/tensor.js';
 
 export const MODEL_FORMAT = 'kensa-model';
@@ -47,24 +51,6 @@ export interface Thresholds {
   f1?: number;
   /** Chosen by the user (`kensa threshold --set`, e.g. from the report's slider); predict's default when set. */
   custom?: number;
-}
-
-export interface CalibrationSummary {
-  /** 'kfold': out-of-fold scores of every good image; 'holdout': scores of held-out good images. */
-  mode: 'kfold' | 'holdout';
-  folds?: number;
-  quantile: number;
-  scores: { count: number; min: number; median: number; mean: number; max: number };
-  /** The good image whose score is fpr0, and the one below it (the margin between them). */
-  highest?: { file: string; score: number };
-  next?: { file: string; score: number };
-  /**
-   * What zero false alarms on `count` good images supports: with 95 % confidence the false-alarm rate on
-   * new good images is below this (rule of three, 3 / count).
-   */
-  false_alarm_bound_95: number;
-  /** Display range of heat maps: a typical good-pixel level and 1.5× the fpr0 threshold. */
-  display: [number, number];
 }
 
 export interface ModelMetadata {
@@ -319,9 +305,35 @@ export async function loadModelMetadata(path: string): Promise<ModelMetadata> {
 }
 
 /**
- * Stores thresholds (merged with those the model has) in the model file, or in a copy of it at `target`,
- * atomically. Only the header is rewritten when the file is of this format version: no tensor passes
- * through memory. Returns the new thresholds.
+ * Changes a model's metadata in the model file, or in a copy of it at `target`, atomically: `change`
+ * gets the validated metadata and returns the new one. Only the header is rewritten when the file is of
+ * this format version and the new header fits its reserve: no tensor passes through memory. Otherwise
+ * the whole file is written in today's format.
+ */
+export async function updateModelMetadata(
+  path: string,
+  change: (meta: ModelMetadata) => ModelMetadata,
+  target = path,
+): Promise<ModelMetadata> {
+  const { metadata } = await readSafetensorsHeader(path, 'model file', 'Check the path given to --model');
+  const meta = parseModelMetadata(metadata, path);
+  const next = change(meta);
+  const problem = metadataProblem(next as unknown as Record<string, unknown>);
+  if (problem)
+    throw new KensaError('E_ARGUMENT', `the change would leave a model that ${problem}`, { file: path });
+  if (meta.format_version === MODEL_FORMAT_VERSION) {
+    const kensa = JSON.stringify({ ...next, format_version: MODEL_FORMAT_VERSION });
+    if (await rewriteSafetensorsMetadata(path, { ...metadata, kensa }, target)) return next;
+  }
+  // an older format, or a header without room: write the whole file in today's format
+  const model = await loadModel(path);
+  await saveModel(target, { ...model, meta: { ...next, [next.method]: methodMeta(model.meta) } });
+  return next;
+}
+
+/**
+ * Stores thresholds (merged with those the model has; a threshold given as undefined is removed) in the
+ * model file, or in a copy of it at `target` (see updateModelMetadata). Returns the new thresholds.
  */
 export async function updateThresholds(
   path: string,
@@ -329,23 +341,32 @@ export async function updateThresholds(
   target = path,
 ): Promise<Thresholds> {
   for (const [name, v] of Object.entries(change)) {
-    if (!Number.isFinite(v))
+    if (v !== undefined && !Number.isFinite(v))
       throw new KensaError(
         'E_ARGUMENT',
         `Expected a finite number for the ${name} threshold but received ${v}`,
       );
   }
-  const { metadata } = await readSafetensorsHeader(path, 'model file', 'Check the path given to --model');
-  const meta = parseModelMetadata(metadata, path);
-  const thresholds = { ...meta.thresholds, ...change };
-  if (meta.format_version === MODEL_FORMAT_VERSION) {
-    const kensa = JSON.stringify({ ...(JSON.parse(metadata.kensa) as object), thresholds });
-    if (await rewriteSafetensorsMetadata(path, { ...metadata, kensa }, target)) return thresholds;
-  }
-  // an older format, or a header without room: write the whole file in today's format
-  const model = await loadModel(path);
-  await saveModel(target, { ...model, meta: { ...model.meta, thresholds } });
-  return thresholds;
+  const meta = await updateModelMetadata(
+    path,
+    (m) => {
+      const thresholds = { ...m.thresholds, ...change };
+      for (const [name, v] of Object.entries(change))
+        if (v === undefined) delete thresholds[name as keyof Thresholds];
+      return { ...m, thresholds };
+    },
+    target,
+  );
+  return meta.thresholds;
+}
+
+/** The calibration scores of a model file (one tensor read by its offset; the others stay on disk). */
+export async function loadCalibrationScores(path: string): Promise<Float32Array> {
+  const meta = await loadModelMetadata(path);
+  const name = meta.format_version === 1 ? 'calibration.validation_scores' : 'calibration.scores';
+  const t = await readSafetensorsTensor(path, name, 'model file', 'Check the path given to --model');
+  if (!t || t.dtype !== 'float32' || t.shape.length !== 1) invalid(path, `tensor ${name} is missing`);
+  return t.data as Float32Array;
 }
 
 /** The model file's size in bytes (for the closing lines of train). */

@@ -21,26 +21,18 @@ import { KensaError, invalidParameter, assertInteger } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
 import { mulberry32, shuffledIndices } from '../util/random.js';
 import { sha256Bytes, sha256File } from '../util/hash.js';
-import { mean, quantile } from '../util/stats.js';
+import { quantile } from '../util/stats.js';
+import { calibrationWarnings, summarize, type CalibrationMode } from './calibration.js';
 import { mapScale } from './decisions.js';
 import { featureBatches, scoreImages, type RunOptions } from './inspector.js';
 import { fitSettings } from './memory.js';
-import {
-  inputGrid,
-  MODEL_FORMAT,
-  MODEL_FORMAT_VERSION,
-  saveModel,
-  type CalibrationSummary,
-  type KensaModel,
-} from './model-file.js';
+import { inputGrid, MODEL_FORMAT, MODEL_FORMAT_VERSION, saveModel, type KensaModel } from './model-file.js';
 import { checkWritable } from './output-paths.js';
 
 /** Most network inputs per backbone batch while fitting (validation scoring uses the inspector's default). */
 export const DEFAULT_FIT_BATCH = 16;
 export const DEFAULT_METHOD = 'patchcore';
 export const DEFAULT_FOLDS = 5;
-/** Good images needed before zero false alarms on them supports a false-alarm rate below 1 % (95 %). */
-export const IMAGES_FOR_ONE_PERCENT = 300;
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -202,7 +194,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   const holdout = options.valFraction !== undefined;
   const k = holdout ? 0 : Math.min(options.folds ?? DEFAULT_FOLDS, items.length);
-  const { same } = await findCopies(items);
+  const { same, hashes } = await findCopies(items);
   const copies = copiesWarning(items, same);
   if (copies) options.onWarning?.(copies);
   const [fitItems, validation] = holdout ? splitValidation(items, options.valFraction!, seed) : [items, []];
@@ -322,10 +314,28 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     };
 
     let state: MethodState;
+    let mode: CalibrationMode = holdout ? 'holdout' : 'kfold';
+    const steps = (task: string) => (done: number, total: number) =>
+      options.onProgress?.({ task, done, total, unit: 'steps' });
+    const finish = async () => {
+      s = performance.now();
+      const fitted = await fitter!.finish(steps(`train: ${method.name} model`));
+      lap('fit_finish', s);
+      return fitted;
+    };
     s = performance.now();
-    if (folds) {
-      const progress = (f: number) => (done: number, total: number) =>
-        options.onProgress?.({ task: `train: fold ${f + 1}/${k} model`, done, total, unit: 'steps' });
+    // leave-one-out where the method has it (and the user asked for no folds): every image scored as new
+    const loo =
+      folds && options.folds === undefined && fitter.leaveOneOut
+        ? await fitter.leaveOneOut(steps('train: leave-one-out model'))
+        : undefined;
+    if (loo) {
+      mode = 'loo';
+      const list = items.filter((i) => !skippedSet.has(i.path));
+      await scoreWith(loo, list, 'train: calibration (leave-one-out)');
+      lap('calibration', s);
+      state = await finish();
+    } else if (folds) {
       for (let f = 0; f < k; f++) {
         const indices = items
           .map((_, i) => i)
@@ -339,22 +349,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           },
         };
         await scoreWith(
-          await fitter.without(fold, progress(f)),
+          await fitter.without(fold, steps(`train: fold ${f + 1}/${k} model`)),
           list,
           `train: calibration, fold ${f + 1}/${k}`,
         );
       }
       lap('calibration', s);
-      s = performance.now();
-      state = await fitter.finish((done, total) =>
-        options.onProgress?.({ task: `train: ${method.name} model`, done, total, unit: 'steps' }),
-      );
-      lap('fit_finish', s);
+      state = await finish();
     } else {
-      state = await fitter.finish((done, total) =>
-        options.onProgress?.({ task: `train: ${method.name} model`, done, total, unit: 'steps' }),
-      );
-      lap('fit_finish', s);
+      state = await finish();
       s = performance.now();
       await scoreWith(await method.openScorer(state), validation, 'train: calibration (hold-out)');
       lap('calibration', s);
@@ -366,25 +369,25 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         { file: where },
       );
     }
-    const scores = scored.map((r) => r.score);
-    const byScore = [...scored].sort((a, b) => b.score - a.score);
-    const fpr0 = byScore[0].score;
-    const calibration: CalibrationSummary = {
-      mode: folds ? 'kfold' : 'holdout',
-      ...(folds ? { folds: k } : {}),
+    // a method's own steps taken on the way (PatchCore's coreset, taken with the first fold) are its own
+    for (const [name, seconds] of Object.entries(fitter.timings ?? {})) {
+      timings[name] = seconds;
+      if (timings.calibration !== undefined && mode !== 'holdout') timings.calibration -= seconds;
+    }
+    const hashOf = new Map(items.map((item, i) => [item.path, hashes[i]?.slice(0, 16)]));
+    // the thresholds from the scores as the model stores them (float32): kensa threshold recomputes them
+    // from those, and gets the same values back
+    const stored = Float32Array.from(scored.map((r) => r.score));
+    const { calibration, thresholds } = summarize(stored, {
+      mode,
+      ...(mode === 'kfold' ? { folds: k } : {}),
       quantile: q,
-      scores: {
-        count: scores.length,
-        min: Math.min(...scores),
-        median: quantile(scores, 0.5),
-        mean: mean(scores),
-        max: fpr0,
-      },
-      highest: { file: byScore[0].item.path, score: byScore[0].score },
-      ...(byScore[1] ? { next: { file: byScore[1].item.path, score: byScore[1].score } } : {}),
-      false_alarm_bound_95: Math.min(1, 3 / scores.length),
-      display: [quantile(lows, 0.5), 1.5 * fpr0],
-    };
+      display: [quantile(lows, 0.5), 1.5 * Math.max(...stored)],
+      images: scored.map((r) => ({
+        file: r.item.path,
+        ...(hashOf.get(r.item.path) ? { sha256: hashOf.get(r.item.path) } : {}),
+      })),
+    });
     const fitted = folds
       ? items.filter((i) => !skippedSet.has(i.path))
       : fitItems.filter((i) => !skippedSet.has(i.path));
@@ -406,16 +409,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           train_images: fitted.length,
           skipped: skipped.length,
           seed,
-          ...(folds
-            ? { folds: k }
-            : { validation_fraction: options.valFraction, validation_images: scored.length }),
+          ...(mode === 'kfold' ? { folds: k } : {}),
+          ...(mode === 'holdout'
+            ? { validation_fraction: options.valFraction, validation_images: scored.length }
+            : {}),
         },
         calibration,
-        thresholds: { fpr0, quantile: quantile(scores, q) },
+        thresholds,
         ...{ [method.name]: method.describe(state) },
       },
       state,
-      calibrationScores: Float32Array.from(scores),
+      calibrationScores: stored,
     };
     for (const w of calibrationWarnings(calibration)) options.onWarning?.(w);
     if (options.out) {
@@ -435,24 +439,4 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     await fitter?.release();
     await backbone.dispose();
   }
-}
-
-/** What the calibration cannot support, in words: too few good images, one image far above the rest. */
-export function calibrationWarnings(c: CalibrationSummary): string[] {
-  const out: string[] = [];
-  const n = c.scores.count;
-  if (n < IMAGES_FOR_ONE_PERCENT) {
-    out.push(
-      `${n} good images were scored for calibration: no false alarm on them supports a false-alarm rate below ` +
-        `${(100 * c.false_alarm_bound_95).toFixed(1)} % on new good images (95 % confidence); about ${IMAGES_FOR_ONE_PERCENT} good images are needed to support below 1 %`,
-    );
-  }
-  if (c.highest && c.next && c.next.score > 0 && c.highest.score > 1.2 * c.next.score) {
-    out.push(
-      `one good image sets the fpr0 threshold ${(100 * (c.highest.score / c.next.score - 1)).toFixed(0)} % above the next: ` +
-        `${c.highest.file} (${c.highest.score.toPrecision(4)}; next ${c.next.file}, ${c.next.score.toPrecision(4)}). ` +
-        'Look at it: if it is not a normal good part (a darker cell, a mislabelled part), remove it and train again',
-    );
-  }
-  return out;
 }

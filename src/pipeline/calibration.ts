@@ -1,0 +1,263 @@
+/**
+ * The calibration: the scores of good images the model has not seen, and the thresholds they give. Shared
+ * by train (which makes the scores), kensa threshold (which lists them and leaves images out of them
+ * without re-training) and test/predict (which say what the threshold promises).
+ *
+ *   fpr0       the highest calibration score: no false alarm on any of the n good images scored; that
+ *              supports a false-alarm rate below 3/n on new good images (rule of three, 95 % confidence)
+ *   quantile   the q-quantile of the scores (numpy's linear interpolation)
+ *
+ * Every score is kept in the model (the calibration.scores tensor), with its image's path and sha256 in
+ * the metadata, so that an odd image that sets fpr0 can be named, shown and left out later.
+ */
+import { existsSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
+import type { Confusion } from '../metrics/classification.js';
+import { KensaError } from '../util/errors.js';
+import { sha256File } from '../util/hash.js';
+import { mean, quantile } from '../util/stats.js';
+
+/** Good images needed before zero false alarms on them supports a false-alarm rate below 1 % (95 %). */
+export const IMAGES_FOR_ONE_PERCENT = 300;
+/** Calibration images listed by train and kensa threshold, highest first. */
+export const OUTLIERS_SHOWN = 5;
+
+export type CalibrationMode = 'loo' | 'kfold' | 'holdout';
+
+export interface CalibrationImage {
+  file: string;
+  /** The first 16 hex digits of the file's sha256 (matches a moved or renamed copy of it). */
+  sha256?: string;
+}
+
+export interface Exclusion {
+  /** Index into the calibration images. */
+  index: number;
+  /** When it was left out (ISO 8601). */
+  at: string;
+}
+
+export interface CalibrationSummary {
+  /**
+   * 'loo': every good image scored by the model fitted on all the others (leave-one-out, where the method
+   * has a closed form: PaDiM); 'kfold': by a model fitted without its fold; 'holdout': held-out images.
+   */
+  mode: CalibrationMode;
+  folds?: number;
+  quantile: number;
+  scores: { count: number; min: number; median: number; mean: number; max: number };
+  /** The good image whose score is fpr0, and the one below it (the margin between them). */
+  highest?: { file: string; score: number };
+  next?: { file: string; score: number };
+  /**
+   * What zero false alarms on `count` good images supports: with 95 % confidence the false-alarm rate on
+   * new good images is below this (rule of three, 3 / count).
+   */
+  false_alarm_bound_95: number;
+  /** Display range of heat maps: a typical good-pixel level and 1.5× the fpr0 threshold. */
+  display: [number, number];
+  /** The calibration images, in the order of the calibration.scores tensor (absent in older models). */
+  images?: CalibrationImage[];
+  /** Images left out of the thresholds (kensa threshold --exclude), and when. */
+  excluded?: Exclusion[];
+}
+
+/** The calibration scores without the excluded images (what the thresholds rest on). */
+export function keptScores(scores: ArrayLike<number>, c: Pick<CalibrationSummary, 'excluded'>): number[] {
+  const out = new Set((c.excluded ?? []).map((e) => e.index));
+  return Array.from(scores).filter((_, i) => !out.has(i));
+}
+
+/** The thresholds and the summary of calibration scores, without the excluded images. */
+export function summarize(
+  scores: ArrayLike<number>,
+  base: Pick<CalibrationSummary, 'mode' | 'folds' | 'quantile' | 'display' | 'images'> & {
+    excluded?: Exclusion[];
+  },
+): { calibration: CalibrationSummary; thresholds: { fpr0: number; quantile: number } } {
+  const out = new Set((base.excluded ?? []).map((e) => e.index));
+  const kept: { score: number; index: number }[] = [];
+  for (let i = 0; i < scores.length; i++) if (!out.has(i)) kept.push({ score: scores[i], index: i });
+  const values = kept.map((k) => k.score);
+  const ranked = [...kept].sort((a, b) => b.score - a.score);
+  const fileOf = (index: number) => base.images?.[index]?.file ?? `calibration image ${index + 1}`;
+  const calibration: CalibrationSummary = {
+    mode: base.mode,
+    ...(base.folds !== undefined ? { folds: base.folds } : {}),
+    quantile: base.quantile,
+    scores: {
+      count: values.length,
+      min: Math.min(...values),
+      median: quantile(values, 0.5),
+      mean: mean(values),
+      max: ranked[0].score,
+    },
+    highest: { file: fileOf(ranked[0].index), score: ranked[0].score },
+    ...(ranked[1] ? { next: { file: fileOf(ranked[1].index), score: ranked[1].score } } : {}),
+    false_alarm_bound_95: Math.min(1, 3 / values.length),
+    display: base.display,
+    ...(base.images ? { images: base.images } : {}),
+    ...(base.excluded?.length ? { excluded: base.excluded } : {}),
+  };
+  return { calibration, thresholds: { fpr0: ranked[0].score, quantile: quantile(values, base.quantile) } };
+}
+
+export interface RankedImage {
+  index: number;
+  file: string;
+  score: number;
+  /** How far it stands above the next kept image: score / next − 1. */
+  above: number | null;
+  excluded: boolean;
+}
+
+/** The highest calibration images (kept ones; excluded ones listed at their place, marked), highest first. */
+export function highestCalibration(
+  scores: ArrayLike<number>,
+  c: Pick<CalibrationSummary, 'images' | 'excluded'>,
+  count = OUTLIERS_SHOWN,
+): RankedImage[] {
+  const out = new Set((c.excluded ?? []).map((e) => e.index));
+  const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[b] - scores[a]);
+  const kept = order.filter((i) => !out.has(i));
+  const rows: RankedImage[] = [];
+  // the `count` highest kept images, and the excluded ones among them at their place
+  for (let k = 0, shown = 0; k < order.length && shown < count; k++) {
+    const index = order[k];
+    const excluded = out.has(index);
+    const below = excluded ? undefined : kept[shown + 1];
+    if (!excluded) shown++;
+    rows.push({
+      index,
+      file: c.images?.[index]?.file ?? `calibration image ${index + 1}`,
+      score: scores[index],
+      above: below !== undefined && scores[below] > 0 ? scores[index] / scores[below] - 1 : null,
+      excluded,
+    });
+  }
+  return rows;
+}
+
+/** One line of the highest calibration images: score, path, and how far it stands above the next. */
+export function rankedLine(h: RankedImage): string {
+  const tail = h.excluded
+    ? '  (left out with --exclude)'
+    : h.above !== null
+      ? `  (${(100 * h.above).toFixed(1)} % above the next)`
+      : '';
+  return `${h.score.toFixed(4).padStart(10)}  ${h.file}${tail}`;
+}
+
+/** What fpr0 promises, in words (one line). */
+export function promise(n: number, fpr0: number): string {
+  const bound = Math.min(1, 3 / n);
+  return (
+    `fpr0 ${fpr0.toPrecision(4)}: no false alarm on any of the ${n} good images scored for calibration; ` +
+    `on new good images of the same kind that supports a false-alarm rate below ${(100 * bound).toFixed(bound < 0.01 ? 2 : 1)} % (95 % confidence)`
+  );
+}
+
+/** What the calibration cannot support, in words: too few good images, one image far above the rest. */
+export function calibrationWarnings(c: CalibrationSummary): string[] {
+  const out: string[] = [];
+  const n = c.scores.count;
+  if (n < IMAGES_FOR_ONE_PERCENT) {
+    out.push(
+      `${n} good images were scored for calibration: no false alarm on them supports a false-alarm rate below ` +
+        `${(100 * c.false_alarm_bound_95).toFixed(1)} % on new good images (95 % confidence); about ${IMAGES_FOR_ONE_PERCENT} good images are needed to support below 1 %`,
+    );
+  }
+  if (c.highest && c.next && c.next.score > 0 && c.highest.score > 1.2 * c.next.score) {
+    out.push(
+      `one good image sets the fpr0 threshold ${(100 * (c.highest.score / c.next.score - 1)).toFixed(0)} % above the next: ` +
+        `${c.highest.file} (${c.highest.score.toPrecision(4)}; next ${c.next.file}, ${c.next.score.toPrecision(4)}). ` +
+        'Look at it: if it is not a normal good part (a darker cell, a mislabelled part), leave it out without ' +
+        `re-training: kensa threshold --model MODEL --exclude ${c.highest.file}`,
+    );
+  }
+  return out;
+}
+
+/**
+ * The calibration image a user names (kensa threshold --exclude FILE): the same path, else a file with the
+ * same content (its sha256: a moved or renamed copy), else the one image whose path ends with what was
+ * given. Refuses names that match none or several, saying which.
+ */
+export async function findCalibrationImage(images: CalibrationImage[], given: string): Promise<number> {
+  const path = resolve(given);
+  let at = images.findIndex((im) => resolve(im.file) === path);
+  if (at >= 0) return at;
+  if (existsSync(path)) {
+    const hash = (await sha256File(path).catch(() => '')).slice(0, 16);
+    at = hash ? images.findIndex((im) => im.sha256 === hash) : -1;
+    if (at >= 0) return at;
+  }
+  const tail = given
+    .split(/[\\/]+/)
+    .filter(Boolean)
+    .join(sep);
+  const ends = images
+    .map((im, i) => [im, i] as const)
+    .filter(([im]) => resolve(im.file).endsWith(sep + tail));
+  if (ends.length === 1) return ends[0][1];
+  if (ends.length > 1)
+    throw new KensaError(
+      'E_ARGUMENT',
+      `${ends.length} calibration images end with this name (${ends
+        .slice(0, 3)
+        .map(([im]) => im.file)
+        .join(', ')}${ends.length > 3 ? ', ...' : ''}); give more of the path`,
+      { file: given },
+    );
+  throw new KensaError(
+    'E_ARGUMENT',
+    `not one of the model's ${images.length} calibration images (by path or by content); kensa threshold --model MODEL lists the highest`,
+    { file: given },
+  );
+}
+
+/**
+ * The calibration with images left out (`exclude`) or taken back (`include`), by index, and the
+ * thresholds fpr0 and quantile recomputed from the stored scores: no re-training.
+ */
+export function withExclusions(
+  scores: ArrayLike<number>,
+  c: CalibrationSummary,
+  change: { exclude?: number[]; include?: number[] },
+  at = new Date().toISOString(),
+): { calibration: CalibrationSummary; thresholds: { fpr0: number; quantile: number } } {
+  const current = new Map((c.excluded ?? []).map((e) => [e.index, e]));
+  for (const i of change.include ?? []) current.delete(i);
+  for (const i of change.exclude ?? []) if (!current.has(i)) current.set(i, { index: i, at });
+  if (current.size >= scores.length)
+    throw new KensaError(
+      'E_ARGUMENT',
+      'every calibration image would be left out; at least one must remain to set the thresholds',
+    );
+  const excluded = [...current.values()].sort((a, b) => a.index - b.index);
+  return summarize(scores, { ...c, excluded });
+}
+
+/** What the thresholds do on a labelled test set, in words: fpr0's promise and catch, f1's trade. */
+export function testSummary(
+  c: { fpr0: Confusion; f1?: Confusion },
+  calibrationCount: number,
+  fpr0: number,
+): string[] {
+  const lines = [promise(calibrationCount, fpr0)];
+  const caught = (x: Confusion) =>
+    x.tp + x.fn
+      ? `finds ${x.tp} of the ${x.tp + x.fn} defective images (${(100 * (x.recall ?? 0)).toFixed(1)} %)`
+      : 'has no defective image to find here';
+  const alarms = (x: Confusion) =>
+    x.fp + x.tn
+      ? `${x.fp} false alarm${x.fp === 1 ? '' : 's'} on the ${x.fp + x.tn} good images`
+      : 'no good image here';
+  lines.push(`on this test set fpr0 ${caught(c.fpr0)}, with ${alarms(c.fpr0)}`);
+  if (c.f1)
+    lines.push(
+      `f1 (${c.f1.threshold.toPrecision(4)}, best F1 here) would ${caught(c.f1).replace(/^finds/, 'find')}, with ${alarms(c.f1)}; ` +
+        'to use it: kensa test --save-model, then kensa predict --threshold f1',
+    );
+  return lines;
+}
