@@ -1,6 +1,7 @@
 /** kensa test: evaluate a model on a labelled test set. */
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { testSummary } from '../pipeline/calibration.js';
 import { test } from '../pipeline/evaluate.js';
 import { batch, pixelLimit } from './options.js';
 import { notice, progressReporter } from './progress.js';
@@ -32,7 +33,7 @@ export function register(program: Command): void {
     .action(async (o) => {
       const progress = progressReporter();
       try {
-        const { metrics } = await test({
+        const { metrics, model } = await test({
           model: o.model,
           data: o.data,
           out: o.out,
@@ -56,6 +57,12 @@ export function register(program: Command): void {
         console.log(
           `  at fpr0 (${metrics.thresholds.fpr0.toFixed(3)}): ${c.tp} NG found, ${c.fn} missed, ${c.fp} false alarms, ${c.tn} OK`,
         );
+        for (const line of testSummary(
+          metrics.confusion,
+          model.meta.calibration.scores.count,
+          metrics.thresholds.fpr0,
+        ))
+          console.log(`  ${line}`);
         for (const [name, reason] of Object.entries(metrics.undefined_reasons))
           console.log(`  ${name}: n/a (${reason})`);
         for (const w of metrics.warnings) process.stderr.write(`warning: ${w}\n`);

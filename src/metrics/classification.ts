@@ -98,7 +98,9 @@ export function rocCurve(
 export function averagePrecision(scores: ArrayLike<number>, labels: ArrayLike<number>): Metric {
   const pts = cumulativeCounts(scores, labels);
   const P = pts.length ? pts[pts.length - 1].tp : 0;
-  if (P === 0) return { value: null, reason: 'no defective images to measure' };
+  // with one class only, precision is 1 (or 0) everywhere: AP says nothing
+  const reason = bothClasses(P, labels.length - P);
+  if (reason) return { value: null, reason };
   let ap = 0;
   let prevRecall = 0;
   for (const p of pts) {
@@ -132,7 +134,9 @@ export function bestF1(
 ): { f1: Metric; threshold: number | null } {
   const pts = cumulativeCounts(scores, labels);
   const P = pts.length ? pts[pts.length - 1].tp : 0;
-  if (P === 0) return { f1: { value: null, reason: 'no defective images to measure' }, threshold: null };
+  // with no good image, every threshold below the lowest score has F1 = 1: no threshold is learnt
+  const reason = bothClasses(P, labels.length - P);
+  if (reason) return { f1: { value: null, reason }, threshold: null };
   let best = -1;
   let at = 0;
   pts.forEach((p, i) => {

@@ -15,6 +15,7 @@ import {
   confusion,
   prCurve,
   rocCurve,
+  type Confusion,
   type Metric,
 } from '../metrics/classification.js';
 import { PixelMetricsStream } from '../metrics/pixel-stream.js';
@@ -23,11 +24,13 @@ import { writeReport } from '../report/html.js';
 import { resultsModel, writeResultsFile, type ResultImage } from '../report/results-file.js';
 import { assertInteger, KensaError } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
+import { keptScores } from './calibration.js';
 import { decide } from './decisions.js';
+import { DriftMonitor, driftMessage, type DriftStatus } from './drift.js';
 import { Inspector } from './inspector.js';
 import { loadModel, saveModel, updateThresholds, type KensaModel } from './model-file.js';
 import { lockResultsFolder } from './output-paths.js';
-import { outputNames, writeFigure, writeThumb } from './outputs.js';
+import { calibrationResults, outputNames, writeFigure, writeThumb } from './outputs.js';
 import { checkPixelLimit } from './predict.js';
 
 export interface TestOptions {
@@ -70,7 +73,7 @@ export interface TestMetrics {
   /** Why a metric is null, by name. */
   undefined_reasons: Record<string, string>;
   thresholds: { fpr0: number; quantile: number; f1: number | null };
-  confusion: Record<string, ReturnType<typeof confusion>>;
+  confusion: { fpr0: Confusion; quantile: Confusion; f1?: Confusion };
   counts: {
     images: number;
     good: number;
@@ -78,6 +81,11 @@ export interface TestMetrics {
     with_mask: number;
     by_category: Record<string, number>;
   };
+  /**
+   * Whether the good test images still look like the calibration images (pipeline/drift.ts); null without
+   * good images.
+   */
+  drift: DriftStatus | null;
   /** Images that could not be read and were left out of every metric. */
   skipped: { file: string; error: string }[];
   /** Odd but usable inputs, e.g. masks resized to their image. */
@@ -114,6 +122,20 @@ export async function test(
           file: typeof options.data === 'string' ? options.data : undefined,
         },
       );
+    }
+    if (options.saveModel) {
+      const missing = !items.some((i) => i.label === 0)
+        ? 'good'
+        : !items.some((i) => i.label === 1)
+          ? 'defective'
+          : '';
+      if (missing)
+        throw new KensaError(
+          'E_ARGUMENT',
+          `--save-model stores the threshold with the best F1 on the test set, which needs good and defective images; this test set has no ${missing} image. ` +
+            'Add them (test/good and test/<defect type>), or leave --save-model out',
+          { file: typeof options.data === 'string' ? options.data : undefined },
+        );
     }
     const unlabelled = items.filter((i) => i.label === undefined);
     if (unlabelled.length) {
@@ -223,6 +245,10 @@ export async function test(
       if (m.value === null && m.reason) reasons[name] = m.reason;
       return m.value;
     };
+    const monitor = new DriftMonitor(keptScores(model.calibrationScores, model.meta.calibration));
+    scores.forEach((v, i) => labels[i] === 0 && monitor.add(v));
+    const drift = labels.includes(0) ? monitor.status() : null;
+    if (drift?.drifting) warnings.push(driftMessage(drift, 'good test images'));
     const image_auroc = take('image_auroc', auroc(scores, labels));
     const image_ap = take('image_ap', averagePrecision(scores, labels));
     const f1 = bestF1(scores, labels);
@@ -239,7 +265,7 @@ export async function test(
     timings.metrics = (performance.now() - s) / 1000 + tPixels / 1000;
 
     const thresholds = { fpr0: threshold, quantile: model.meta.thresholds.quantile, f1: f1.threshold };
-    const conf: Record<string, ReturnType<typeof confusion>> = {
+    const conf: TestMetrics['confusion'] = {
       fpr0: confusion(scores, labels, thresholds.fpr0),
       quantile: confusion(scores, labels, thresholds.quantile),
     };
@@ -311,6 +337,7 @@ export async function test(
         with_mask: items.filter((i) => i.mask).length,
         by_category: byCategory,
       },
+      drift,
       skipped,
       warnings,
       timings_s: timings,
@@ -318,6 +345,11 @@ export async function test(
     await writeJson(join(options.out, 'metrics.json'), metrics);
     await writeResultsFile(options.out, {
       kind: 'test',
+      calibration: await calibrationResults(
+        options.out,
+        model,
+        (options.figures ?? true) || !!options.report,
+      ),
       model: resultsModel(options.model, model.meta, thresholds),
       threshold,
       metrics: { ...metrics },

@@ -35,6 +35,15 @@ describe('image-level metrics agree with scikit-learn', () => {
     });
     expect(averagePrecision([0.1], [0]).value).toBeNull();
     expect(bestF1([0.3], [0]).threshold).toBeNull();
+    // defective images only: every threshold below them has F1 = 1, so none is learnt, and AP is undefined
+    expect(bestF1([0.3, 0.5, 0.9], [1, 1, 1])).toEqual({
+      f1: { value: null, reason: 'no good images (or pixels) to measure' },
+      threshold: null,
+    });
+    expect(averagePrecision([0.3, 0.5], [1, 1])).toEqual({
+      value: null,
+      reason: 'no good images (or pixels) to measure',
+    });
     expect(confusion([0.5], [1], 0.1)).toMatchObject({ tp: 1, fpr: null, recall: 1 });
   });
 });
