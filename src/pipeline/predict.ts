@@ -14,11 +14,20 @@ import { writeReport } from '../report/html.js';
 import { resultsModel, writeResultsFile, type ResultImage } from '../report/results-file.js';
 import { assertInteger, KensaError } from '../util/errors.js';
 import type { ProgressCallback } from '../util/progress.js';
+import { keptScores } from './calibration.js';
 import { decide, resolveThreshold, type DefectRegion, type ThresholdChoice } from './decisions.js';
+import { DriftMonitor, driftMessage, ngShareMessage, type DriftStatus } from './drift.js';
 import { Inspector } from './inspector.js';
 import { loadModel, type KensaModel } from './model-file.js';
 import { lockResultsFolder } from './output-paths.js';
-import { commonRoot, outputNames, writeFigure, writeOverlay, writeThumb } from './outputs.js';
+import {
+  calibrationResults,
+  commonRoot,
+  outputNames,
+  writeFigure,
+  writeOverlay,
+  writeThumb,
+} from './outputs.js';
 
 export interface PredictOptions {
   model: string | KensaModel;
@@ -75,7 +84,7 @@ const boxesCell = (regions: DefectRegion[]) =>
 
 export async function predict(
   options: PredictOptions,
-): Promise<{ predictions: Prediction[]; errors: PredictError[]; threshold: number }> {
+): Promise<{ predictions: Prediction[]; errors: PredictError[]; threshold: number; drift: DriftStatus }> {
   if (options.batch !== undefined) assertInteger('batch', options.batch, 1, 4096);
   checkPixelLimit(options.pixelLimit);
   const release = await lockResultsFolder(options.out);
@@ -112,6 +121,7 @@ export async function predict(
     });
     const predictions: Prediction[] = [];
     const resultImages: ResultImage[] = [];
+    const monitor = new DriftMonitor(keptScores(model.calibrationScores, model.meta.calibration));
     const onError = options.failFast
       ? undefined
       : (item: ImageItem, error: Error) => errors.push({ file: item.path, error: error.message });
@@ -124,6 +134,7 @@ export async function predict(
         pixelLimit: options.pixelLimit,
       })) {
         const v = decide(r, threshold);
+        if (v.verdict === 'OK') monitor.add(r.score);
         predictions.push({
           file: r.item.path,
           score: r.score,
@@ -197,6 +208,10 @@ export async function predict(
         p.regions.map((r, i) => [p.file, i + 1, r.x, r.y, r.width, r.height, r.area, r.peak_score]),
       ),
     );
+    const drift = monitor.status();
+    if (drift.drifting) options.onWarning?.(driftMessage(drift, 'images judged OK'));
+    const most = ngShareMessage(predictions.filter((p) => p.verdict === 'NG').length, predictions.length);
+    if (most) options.onWarning?.(most);
     await writeJson(join(options.out, 'predictions.json'), {
       model: {
         method: model.meta.method,
@@ -206,6 +221,7 @@ export async function predict(
       threshold,
       predictions,
       errors,
+      drift,
     });
     await writeFileAtomic(
       join(options.out, 'ng_list.txt'),
@@ -221,12 +237,17 @@ export async function predict(
     );
     await writeResultsFile(options.out, {
       kind: 'predict',
+      calibration: await calibrationResults(
+        options.out,
+        model,
+        (options.overlays ?? true) || !!options.figures || !!options.report,
+      ),
       model: resultsModel(options.model, model.meta),
       threshold,
       images: resultImages,
     });
     if (options.report) await writeReport(options.out);
-    return { predictions, errors, threshold };
+    return { predictions, errors, threshold, drift };
   } finally {
     release();
   }

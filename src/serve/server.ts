@@ -32,7 +32,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import sharp from 'sharp';
 import { DEFAULT_PIXEL_LIMIT, probeImageBytes } from '../image/load.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { keptScores } from '../pipeline/calibration.js';
 import { decide, resolveThreshold, type DefectRegion, type ThresholdChoice } from '../pipeline/decisions.js';
+import { DRIFT_WINDOW, DriftMonitor, driftMessage } from '../pipeline/drift.js';
 import { Inspector } from '../pipeline/inspector.js';
 import { loadModel, type KensaModel } from '../pipeline/model-file.js';
 import { checkWritable } from '../pipeline/output-paths.js';
@@ -168,6 +170,8 @@ interface Served {
   inspector: Inspector;
   batcher: MicroBatcher;
   threshold: { name: string; value: number };
+  /** The recent OK images' scores against the calibration's (pipeline/drift.ts). */
+  drift: DriftMonitor;
 }
 
 const bodyBytes = (settings: { bodyLimitMb: number }) => settings.bodyLimitMb * 1024 * 1024;
@@ -214,6 +218,18 @@ function metrics() {
     inFlight: new Gauge({
       name: 'kensa_in_flight_requests',
       help: 'Inspection requests being answered',
+      registers: [registry],
+    }),
+    drift: new Gauge({
+      name: 'kensa_drift_share_above',
+      help: `Share of the last ${DRIFT_WINDOW} images judged OK that scored above the calibration's 90th percentile (about 0.1 when they look like the calibration images)`,
+      labelNames: ['model'] as const,
+      registers: [registry],
+    }),
+    drifting: new Gauge({
+      name: 'kensa_drift',
+      help: 'Whether the recent images judged OK no longer look like the calibration images (1: the zero-false-alarm promise may not hold; see the log)',
+      labelNames: ['model'] as const,
       registers: [registry],
     }),
     evidenceErrors: new Counter({
@@ -326,7 +342,11 @@ export class InspectionService {
           onBatch: (size) => m.batches.observe({ model: name }, size),
           onQueue: (depth) => m.queue.set({ model: name }, depth),
         });
-        served.set(name, { name, model, inspector, batcher, threshold });
+        const drift = new DriftMonitor(
+          keptScores(model.calibrationScores, model.meta.calibration),
+          DRIFT_WINDOW,
+        );
+        served.set(name, { name, model, inspector, batcher, threshold, drift });
       }
     } catch (error) {
       for (const s of served.values()) await s.inspector.dispose();
@@ -620,6 +640,7 @@ export class InspectionService {
       throw error;
     }
     const v = decide(r.scored, served.threshold.value);
+    if (v.verdict === 'OK') this.watchDrift(served, r.scored.score);
     const answer: InspectResponse = {
       model: served.name,
       ...(file ? { file } : {}),
@@ -642,6 +663,16 @@ export class InspectionService {
     answer.timings_ms.total = performance.now() - start;
     if (this.options.saveNg && v.verdict === 'NG') await this.saveEvidence(bytes, answer);
     return answer;
+  }
+
+  /** Adds an OK image's score to its model's drift monitor: a metric, and a log line when drift starts. */
+  private watchDrift(served: Served, score: number): void {
+    const started = served.drift.add(score);
+    const status = served.drift.status();
+    this.m.drift.set({ model: served.name }, status.count ? status.above / status.count : 0);
+    this.m.drifting.set({ model: served.name }, status.drifting ? 1 : 0);
+    if (started)
+      this.options.onLog?.(`warning: ${served.name}: ${driftMessage(started, 'images judged OK recently')}`);
   }
 
   /** Keeps an NG image and its answer: `<time>-<sha256 prefix>.<format>` and `.json`, written atomically. */
