@@ -1,10 +1,14 @@
 /** What test and predict share: output names, and the per-image pictures (figure, thumbnail, overlay). */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import sharp from 'sharp';
 import { basename, dirname, extname, join, relative, sep } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { ImageItem } from '../data/dataset.js';
-import type { LoadedImage } from '../image/load.js';
+import { DEFAULT_PIXEL_LIMIT, readImageFile, type LoadedImage } from '../image/load.js';
 import { fivePanelFigure, overlayPng, thumbnailJpeg, type FigureRegion } from '../report/figures.js';
+import type { ResultsFile } from '../report/results-file.js';
+import { highestCalibration, keptScores } from './calibration.js';
 import { mapScale, type Decision } from './decisions.js';
 import type { ScoredImage } from './inspector.js';
 import type { KensaModel } from './model-file.js';
@@ -172,4 +176,43 @@ function overlayPicture(p: Pictured, range: [number, number], regions: FigureReg
 /** The heat-map overlay on the original image, as PNG bytes (written by predict, sent by the service). */
 export function overlayOf(r: ScoredImage, v: Decision, model: KensaModel): Promise<Uint8Array> {
   return overlayPicture({ ...r, map: displayMap(r) }, model.meta.calibration.display, v.regions);
+}
+
+/**
+ * The calibration block of a results file: the kept calibration scores, and the highest calibration
+ * images with a thumbnail of each (`calibration/<k>.jpg`, the photograph alone) where its file is still
+ * there — so that the report shows what sets fpr0.
+ */
+export async function calibrationResults(
+  out: string,
+  model: KensaModel,
+  thumbnails: boolean,
+): Promise<NonNullable<ResultsFile['calibration']>> {
+  const c = model.meta.calibration;
+  const highest = highestCalibration(model.calibrationScores, c).filter((h) => !h.excluded);
+  const rows: NonNullable<ResultsFile['calibration']>['highest'] = [];
+  for (const [k, h] of highest.entries()) {
+    const row: (typeof rows)[number] = { file: h.file, score: h.score, above: h.above };
+    if (thumbnails && existsSync(h.file)) {
+      try {
+        const rel = `calibration/${k + 1}.jpg`;
+        const jpeg = await sharp(await readImageFile(h.file), { limitInputPixels: DEFAULT_PIXEL_LIMIT })
+          .autoOrient()
+          .resize(160, 160, { fit: 'inside' })
+          .jpeg({ quality: 80 })
+          .toBuffer();
+        await writeFileAtomic(join(out, rel), jpeg);
+        row.thumb = rel;
+      } catch {
+        // a calibration image that cannot be read any more is listed without its picture
+      }
+    }
+    rows.push(row);
+  }
+  return {
+    mode: c.mode,
+    scores: keptScores(model.calibrationScores, c),
+    excluded: c.excluded?.length ?? 0,
+    highest: rows,
+  };
 }

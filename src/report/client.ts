@@ -39,6 +39,13 @@ table.conf td, table.conf th { border: 1px solid var(--line); padding: 4px 10px;
 #modal img { max-width: 96vw; max-height: 80vh; background: #fff; }
 #modal p { color: #fff; font-family: ui-monospace, monospace; font-size: 13px; }
 .legend span { display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 12px; }
+.legend span.outline { background: none; border: 2px solid #1565c0; width: 7px; height: 7px; }
+.note { color: var(--muted); font-size: 13px; margin: 0 0 8px; }
+#calibration-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; }
+#calibration-grid .tile { cursor: default; border-color: #90caf9; }
+#calibration-grid .tile img { object-fit: contain; }
+#calibration-grid .cap { white-space: normal; }
+button { white-space: nowrap; }
 `;
 
 export const SCRIPT = String.raw`
@@ -53,7 +60,11 @@ export const SCRIPT = String.raw`
       reset: 'Back to fpr0', fpr0: 'fpr0: no false alarm on known-good images', f1: 'f1: best F1 on this test set',
       quantile: 'quantile', custom: 'stored', none: 'No NG image at this threshold.', close: 'Close (Esc)',
       image_auroc: 'Image AUROC', pixel_auroc: 'Pixel AUROC', aupro: 'AUPRO', image_ap: 'Average precision', image_f1_max: 'F1 max',
-      kind_test: 'kensa test results', kind_predict: 'kensa predict results', language: 'Language', score: 'score'
+      kind_test: 'kensa test results', kind_predict: 'kensa predict results', language: 'Language', score: 'score',
+      calibration: 'Calibration: the good images behind the thresholds', calibration_scores: 'calibration (good, not seen by the model)',
+      calibration_note: 'The thresholds come from {n} good images, each scored by a model that had not seen it ({mode}); fpr0 is the highest. The highest are shown: if one is not a normal good part, leave it out without re-training.',
+      calibration_excluded: ' {k} image(s) are left out already.', above_next: 'above the next', exclude_hint: 'Leave the highest out of fpr0 (no re-training):',
+      mode_loo: 'leave-one-out', mode_kfold: 'k-fold', mode_holdout: 'hold-out'
     },
     ja: {
       title: 'kensa 検査レポート', summary: '概要', images: '枚', ng: 'NG', ok: 'OK', threshold: 'しきい値',
@@ -63,7 +74,11 @@ export const SCRIPT = String.raw`
       reset: 'fpr0 に戻す', fpr0: 'fpr0: 既知の良品で誤検出ゼロ', f1: 'f1: このテストセットで F1 最大',
       quantile: '分位点', custom: '保存済み', none: 'このしきい値では NG 画像はありません。', close: '閉じる（Esc）',
       image_auroc: '画像 AUROC', pixel_auroc: '画素 AUROC', aupro: 'AUPRO', image_ap: '平均適合率', image_f1_max: 'F1 最大値',
-      kind_test: 'kensa test の結果', kind_predict: 'kensa predict の結果', language: '言語', score: 'スコア'
+      kind_test: 'kensa test の結果', kind_predict: 'kensa predict の結果', language: '言語', score: 'スコア',
+      calibration: '校正: しきい値のもとになった良品画像', calibration_scores: '校正（モデルが見ていない良品）',
+      calibration_note: 'しきい値は良品 {n} 枚から決まります。各画像はその画像を見ていないモデルで採点しました（{mode}）。fpr0 はその最大値です。スコアの高いものを示します。正常な良品でないものがあれば、再学習せずに除外できます。',
+      calibration_excluded: ' すでに {k} 枚を除外しています。', above_next: '次の画像より高い', exclude_hint: '最も高い画像を fpr0 から除く（再学習なし）:',
+      mode_loo: '1 枚ずつ除外（leave-one-out）', mode_kfold: 'k 分割', mode_holdout: '取り分け'
     }
   };
   var lang = (navigator.language || 'en').toLowerCase().indexOf('ja') === 0 ? 'ja' : 'en';
@@ -71,7 +86,9 @@ export const SCRIPT = String.raw`
   var images = data.images.slice().sort(function (a, b) { return b.score - a.score; });
   var labelled = images.some(function (im) { return im.label === 0 || im.label === 1; });
   var scores = images.map(function (im) { return im.score; });
+  var calib = data.calibration && data.calibration.scores && data.calibration.scores.length ? data.calibration : null;
   var lo = Math.min.apply(null, scores), hi = Math.max.apply(null, scores);
+  if (calib) { lo = Math.min(lo, Math.min.apply(null, calib.scores)); hi = Math.max(hi, Math.max.apply(null, calib.scores)); }
   var marks = data.model.thresholds || {};
   Object.keys(marks).forEach(function (k) { if (typeof marks[k] === 'number') { lo = Math.min(lo, marks[k]); hi = Math.max(hi, marks[k]); } });
   var pad = (hi - lo) * 0.05 || 1; lo -= pad; hi += pad;
@@ -166,12 +183,42 @@ export const SCRIPT = String.raw`
       svg += '<line x1="' + x + '" x2="' + x + '" y1="0" y2="' + (H - 14) + '" stroke="#555" stroke-dasharray="4 3"/>' +
         '<text x="' + (x + 3) + '" y="' + (10 + 12 * row++) + '" font-size="11" fill="#333">' + k + '</text>';
     });
+    if (calib) {
+      // the calibration scores as an outline, scaled to its own highest bin (their number differs)
+      var cb = []; for (var i = 0; i < bins; i++) cb.push(0);
+      calib.scores.forEach(function (v) { cb[Math.min(bins - 1, Math.max(0, Math.floor((v - lo) / width)))]++; });
+      var ctop = Math.max.apply(null, cb) || 1, path = 'M0 ' + (H - 14);
+      cb.forEach(function (v, i) {
+        var y = H - 14 - (v / ctop) * (H - 30);
+        path += ' L' + (i * W / bins) + ' ' + y + ' L' + ((i + 1) * W / bins) + ' ' + y;
+      });
+      svg += '<path id="calib-outline" d="' + path + ' L' + W + ' ' + (H - 14) + '" fill="none" stroke="#1565c0" stroke-width="1.5" stroke-dasharray="5 2"/>';
+    }
     svg += '<line id="tline" x1="0" x2="0" y1="0" y2="' + (H - 14) + '" stroke="#1565c0" stroke-width="3"/>';
     svg += '<text x="0" y="' + (H - 2) + '" font-size="11" fill="#666">' + lo.toFixed(2) + '</text><text x="' + W + '" y="' + (H - 2) + '" font-size="11" fill="#666" text-anchor="end">' + hi.toFixed(2) + '</text>';
     $('hist').innerHTML = svg;
     $('legend').innerHTML = (labelled ? ['good', 'defective'] : ['unlabelled']).map(function (k) {
       return '<span style="background:' + colours[k] + '"></span>' + t(k);
-    }).join('') + ' &nbsp; ' + ['fpr0', 'f1'].filter(function (k) { return typeof marks[k] === 'number'; }).map(function (k) { return t(k); }).join(' · ');
+    }).join('') + (calib ? '<span class="outline"></span>' + t('calibration_scores') : '') +
+      ' &nbsp; ' + ['fpr0', 'f1'].filter(function (k) { return typeof marks[k] === 'number'; }).map(function (k) { return t(k); }).join(' · ');
+    drawCalibration();
+  }
+
+  // the highest calibration images: what sets fpr0, with a command to leave one out
+  function drawCalibration() {
+    if (!calib) { $('calibration').style.display = 'none'; return; }
+    $('calibration-note').textContent = t('calibration_note').replace('{n}', calib.scores.length).replace('{mode}', t('mode_' + calib.mode)) +
+      (calib.excluded ? t('calibration_excluded').replace('{k}', calib.excluded) : '');
+    $('calibration-grid').innerHTML = calib.highest.map(function (h) {
+      var name = String(h.file).split(/[\\/]/).pop();
+      return '<div class="tile" title="' + esc(h.file) + '">' + (h.thumb ? '<img alt="" src="' + esc(url(h.thumb)) + '">' : '') +
+        '<div class="cap">' + h.score.toFixed(3) + (h.above !== null && h.above !== undefined ? ' (+' + (100 * h.above).toFixed(1) + ' % ' + t('above_next') + ')' : '') + '</div>' +
+        '<div class="cap">' + esc(name) + '</div></div>';
+    }).join('');
+    var model = data.model.path || 'MODEL';
+    var first = calib.highest[0];
+    $('cmd-exclude').value = first ? 'kensa threshold --model ' + shq(model) + ' --exclude ' + shq(first.file) : '';
+    $('cmd-exclude').parentNode.style.display = $('cmd-exclude').parentNode.previousElementSibling.style.display = first && data.model.method !== 'classifier' ? '' : 'none';
   }
 
   var pending = false;

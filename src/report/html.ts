@@ -68,6 +68,12 @@ ${curves ? `<div class="curves" style="margin-top:10px">${curves}</div>` : ''}
 <div class="row"><input class="cmd" id="cmd-predict-ps" readonly><button data-copy="cmd-predict-ps" data-i18n="copy"></button></div>
 <div class="row"><input class="cmd" id="cmd-store-ps" readonly><button data-copy="cmd-store-ps" data-i18n="copy"></button></div></div>
 </section>
+<section id="calibration"><h2 data-i18n="calibration"></h2>
+<p class="note" id="calibration-note"></p>
+<div id="calibration-grid"></div>
+<div class="row"><span data-i18n="exclude_hint"></span></div>
+<div class="row"><input class="cmd" id="cmd-exclude" readonly><button data-copy="cmd-exclude" data-i18n="copy"></button></div>
+</section>
 <section><h2 data-i18n="nglist"></h2><ol id="nglist"></ol></section>
 <section><h2 data-i18n="grid"></h2><div id="grid"></div></section>
 </main>

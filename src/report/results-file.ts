@@ -35,6 +35,16 @@ export interface ResultsFile {
   };
   /** The threshold the verdicts were made with. */
   threshold: number;
+  /**
+   * The calibration scores the thresholds rest on (good images the model had not seen), for the report to
+   * show beside the scores of this run, and the highest of them with a thumbnail where the file was found.
+   */
+  calibration?: {
+    mode: string;
+    scores: number[];
+    excluded: number;
+    highest: { file: string; score: number; above: number | null; thumb?: string }[];
+  };
   metrics?: Record<string, unknown>;
   images: ResultImage[];
 }

@@ -116,6 +116,31 @@ describe.skipIf(!present)('HTML report in Chromium', () => {
     expect(broken.filter(Boolean)).toEqual([]);
   });
 
+  it('shows the calibration scores beside the test scores, and the highest calibration images with a command to leave one out', async () => {
+    const calibration = (
+      results as unknown as { calibration: { scores: number[]; highest: { file: string; thumb?: string }[] } }
+    ).calibration;
+    expect(calibration.scores).toHaveLength(16);
+    expect(await page.locator('#calib-outline').count()).toBe(1);
+    expect(await page.locator('#calibration-grid .tile').count()).toBe(5);
+    const thumbs = await page.evaluate(() =>
+      Promise.all(
+        [...document.querySelectorAll<HTMLImageElement>('#calibration-grid img')].map(async (img) => {
+          await img.decode().catch(() => undefined);
+          return img.naturalWidth;
+        }),
+      ),
+    );
+    expect(thumbs).toHaveLength(5);
+    expect(thumbs.every((w) => w > 0)).toBe(true);
+    expect(await page.locator('#calibration-note').innerText()).toContain(
+      'The thresholds come from 16 good images',
+    );
+    expect(await page.locator('#cmd-exclude').inputValue()).toBe(
+      `kensa threshold --model ${join(dir, 'm.kensa')} --exclude ${calibration.highest[0].file}`,
+    );
+  });
+
   it('moving the slider updates NG/OK, the confusion matrix, FPR and recall', async () => {
     const scores = results.images.map((i) => i.score).sort((a, b) => a - b);
     for (const t of [
