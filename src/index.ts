@@ -6,16 +6,17 @@
  *   const { predictions } = await predict({ model: 'part.kensa', inputs: ['today/'], out: 'results' });
  */
 // the workflow
-export { train, splitValidation, assignFolds, KENSA_VERSION, DEFAULT_METHOD } from './pipeline/train.js';
-export type { TrainOptions, TrainResult } from './pipeline/train.js';
-export { test, test as evaluate } from './pipeline/evaluate.js';
-export type { TestOptions, TestMetrics, TestImageResult } from './pipeline/evaluate.js';
-export { predict } from './pipeline/predict.js';
-export type { PredictOptions, Prediction } from './pipeline/predict.js';
-export { decide, resolveThreshold, THRESHOLD_CHOICES } from './pipeline/decisions.js';
-export type { Decision, DefectRegion, ThresholdChoice } from './pipeline/decisions.js';
-export { Inspector } from './pipeline/inspector.js';
-export type { ScoredImage } from './pipeline/inspector.js';
+export { train, splitValidation, assignFolds, DEFAULT_METHOD } from './pipeline/verbs/train.js';
+export { KENSA_VERSION } from './version.js';
+export type { TrainOptions, TrainResult } from './pipeline/verbs/train.js';
+export { test, test as evaluate } from './pipeline/verbs/test.js';
+export type { TestOptions, TestMetrics, TestImageResult } from './pipeline/verbs/test.js';
+export { predict } from './pipeline/verbs/predict.js';
+export type { PredictOptions, Prediction } from './pipeline/verbs/predict.js';
+export { decide, resolveThreshold, THRESHOLD_CHOICES } from './pipeline/contracts/decisions.js';
+export type { Decision, DefectRegion, ThresholdChoice } from './pipeline/contracts/decisions.js';
+export { Inspector } from './pipeline/engine/inspector.js';
+export type { ScoredImage } from './pipeline/engine/inspector.js';
 export {
   loadModel,
   loadModelMetadata,
@@ -25,17 +26,27 @@ export {
   updateThresholds,
   MODEL_FORMAT,
   MODEL_FORMAT_VERSION,
-} from './pipeline/model-file.js';
-export type { KensaModel, ModelMetadata, Thresholds, CalibrationSummary } from './pipeline/model-file.js';
+} from './pipeline/contracts/model-file.js';
+export type {
+  KensaModel,
+  ModelMetadata,
+  Thresholds,
+  CalibrationSummary,
+} from './pipeline/contracts/model-file.js';
 // the supervised classifier
-export { trainClassifier, testClassifier, predictClassifier, learningCurves } from './pipeline/classify.js';
+export {
+  trainClassifier,
+  testClassifier,
+  predictClassifier,
+  learningCurves,
+} from './pipeline/verbs/classify.js';
 export type {
   ClassifyTrainOptions,
   ClassifyTestOptions,
   ClassifyPredictOptions,
   ClassifiedImage,
   Classification,
-} from './pipeline/classify.js';
+} from './pipeline/verbs/classify.js';
 export { loadClassifier, saveClassifier } from './models/classifier/model-file.js';
 export type { ClassifierModel, ClassifierMeta } from './models/classifier/model-file.js';
 // the service and the exports

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { PadimState } from '../src/models/padim/model.js';
-import type { KensaModel } from '../src/pipeline/model-file.js';
+import type { KensaModel } from '../src/pipeline/contracts/model-file.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 export const fixture = (...parts: string[]) => join(FIXTURES, ...parts);

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { AUGMENTATIONS, type Augmentation } from '../models/classifier/augment.js';
-import { predictClassifier, testClassifier, trainClassifier } from '../pipeline/classify.js';
+import { predictClassifier, testClassifier, trainClassifier } from '../pipeline/verbs/classify.js';
 import { batch, fraction, integer, pixelLimit, preprocessFrom, scale } from './options.js';
 import { notice, progressReporter } from './progress.js';
 

@@ -2,9 +2,9 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { makeSyntheticDataset } from '../data/synthetic.js';
-import { test } from '../pipeline/evaluate.js';
-import { predict } from '../pipeline/predict.js';
-import { train } from '../pipeline/train.js';
+import { test } from '../pipeline/verbs/test.js';
+import { predict } from '../pipeline/verbs/predict.js';
+import { train } from '../pipeline/verbs/train.js';
 import { progressReporter } from './progress.js';
 
 export function register(program: Command): void {

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /** The kensa command line: one module per verb, each thin (parse, call the library, print). */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { removePendingTemporaryFiles } from '../io/atomic.js';
-import { releaseLocks } from '../pipeline/output-paths.js';
+import { releaseLocks } from '../pipeline/outputs/paths.js';
 import { KensaError } from '../util/errors.js';
+import { KENSA_VERSION } from '../version.js';
 import * as backbones from './backbones.js';
 import * as classify from './classify.js';
 import * as demo from './demo.js';
@@ -18,10 +18,6 @@ import * as test from './test.js';
 import * as threshold from './threshold.js';
 import * as train from './train.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
-
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -29,7 +25,7 @@ export function buildProgram(): Command {
     .description(
       'kensa (検査): visual anomaly inspection — train on good parts only, find and localise defects.',
     )
-    .version(pkg.version, '-v, --version')
+    .version(KENSA_VERSION, '-v, --version')
     .showHelpAfterError('(run kensa --help for the commands)')
     .exitOverride();
   for (const verb of [

@@ -6,7 +6,7 @@
 import { InvalidArgumentError } from 'commander';
 import { PIXEL_LIMIT_RANGE } from '../image/load.js';
 import { DEFAULT_OVERLAP, DEFAULT_SIZE, type Preprocess } from '../image/preprocess.js';
-import { MIN_THRESHOLD, THRESHOLD_CHOICES, type ThresholdChoice } from '../pipeline/decisions.js';
+import { MIN_THRESHOLD, THRESHOLD_CHOICES, type ThresholdChoice } from '../pipeline/contracts/decisions.js';
 
 const expected = (what: string, name: string, value: string) =>
   new InvalidArgumentError(`Expected ${what} for ${name} but received '${value}'`);

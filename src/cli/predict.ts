@@ -1,6 +1,6 @@
 /** kensa predict: inspect new images with a trained model. */
 import type { Command } from 'commander';
-import { predict } from '../pipeline/predict.js';
+import { predict } from '../pipeline/verbs/predict.js';
 import { join } from 'node:path';
 import { batch, pixelLimit, threshold } from './options.js';
 import { notice, progressReporter } from './progress.js';

@@ -1,8 +1,8 @@
 /** kensa test: evaluate a model on a labelled test set. */
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { testSummary } from '../pipeline/calibration.js';
-import { test } from '../pipeline/evaluate.js';
+import { testSummary } from '../pipeline/contracts/calibration.js';
+import { test } from '../pipeline/verbs/test.js';
 import { batch, pixelLimit } from './options.js';
 import { notice, progressReporter } from './progress.js';
 

@@ -9,14 +9,14 @@ import {
   highestCalibration,
   rankedLine,
   withExclusions,
-} from '../pipeline/calibration.js';
-import { resolveThreshold } from '../pipeline/decisions.js';
+} from '../pipeline/contracts/calibration.js';
+import { resolveThreshold } from '../pipeline/contracts/decisions.js';
 import {
   loadCalibrationScores,
   loadModelMetadata,
   updateModelMetadata,
   type ModelMetadata,
-} from '../pipeline/model-file.js';
+} from '../pipeline/contracts/model-file.js';
 import { KensaError } from '../util/errors.js';
 import { thresholdValue } from './options.js';
 

@@ -3,9 +3,9 @@ import type { Command } from 'commander';
 import { backboneNames, DEFAULT_BACKBONE } from '../backbone/registry.js';
 import { describePreprocess } from '../image/preprocess.js';
 import { METHOD_NAMES } from '../models/registry.js';
-import { highestCalibration, promise, rankedLine } from '../pipeline/calibration.js';
-import { methodMeta, modelFileSize } from '../pipeline/model-file.js';
-import { DEFAULT_FOLDS, DEFAULT_METHOD, train } from '../pipeline/train.js';
+import { highestCalibration, promise, rankedLine } from '../pipeline/contracts/calibration.js';
+import { methodMeta, modelFileSize } from '../pipeline/contracts/model-file.js';
+import { DEFAULT_FOLDS, DEFAULT_METHOD, train } from '../pipeline/verbs/train.js';
 import { batch, fraction, integer, pixelLimit, preprocessFrom, probability, scale } from './options.js';
 import { notice, progressReporter } from './progress.js';
 

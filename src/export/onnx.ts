@@ -37,9 +37,9 @@ import {
   type NodeSpec,
   type TensorProto,
 } from '../onnx/graph.js';
-import { checkWeights } from '../pipeline/inspector.js';
-import { resolveThreshold, type ThresholdChoice } from '../pipeline/decisions.js';
-import type { KensaModel } from '../pipeline/model-file.js';
+import { checkWeights } from '../pipeline/engine/inspector.js';
+import { resolveThreshold, type ThresholdChoice } from '../pipeline/contracts/decisions.js';
+import type { KensaModel } from '../pipeline/contracts/model-file.js';
 import { mapStepNodes } from '../postprocess/anomaly-map.js';
 import { KensaError } from '../util/errors.js';
 

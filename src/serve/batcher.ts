@@ -6,7 +6,7 @@
  * taken out of the queue instead of being scored for nobody.
  */
 import type { ImageItem } from '../data/dataset.js';
-import type { Inspector, ScoredImage } from '../pipeline/inspector.js';
+import type { Inspector, ScoredImage } from '../pipeline/engine/inspector.js';
 import { KensaError } from '../util/errors.js';
 
 export interface BatcherOptions {

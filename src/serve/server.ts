@@ -32,13 +32,18 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import sharp from 'sharp';
 import { DEFAULT_PIXEL_LIMIT, probeImageBytes } from '../image/load.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { keptScores } from '../pipeline/calibration.js';
-import { decide, resolveThreshold, type DefectRegion, type ThresholdChoice } from '../pipeline/decisions.js';
-import { DRIFT_WINDOW, DriftMonitor, driftMessage } from '../pipeline/drift.js';
-import { Inspector } from '../pipeline/inspector.js';
-import { loadModel, type KensaModel } from '../pipeline/model-file.js';
-import { checkWritable } from '../pipeline/output-paths.js';
-import { overlayOf } from '../pipeline/outputs.js';
+import { keptScores } from '../pipeline/contracts/calibration.js';
+import {
+  decide,
+  resolveThreshold,
+  type DefectRegion,
+  type ThresholdChoice,
+} from '../pipeline/contracts/decisions.js';
+import { DRIFT_WINDOW, DriftMonitor, driftMessage } from '../pipeline/contracts/drift.js';
+import { Inspector } from '../pipeline/engine/inspector.js';
+import { loadModel, type KensaModel } from '../pipeline/contracts/model-file.js';
+import { checkWritable } from '../pipeline/outputs/paths.js';
+import { overlayOf } from '../pipeline/outputs/pictures.js';
 import { getMethod } from '../models/registry.js';
 import { assertInteger, KensaError } from '../util/errors.js';
 import { ClientGoneError, ClosingError, DeadlineError, MicroBatcher, QueueFullError } from './batcher.js';

@@ -15,7 +15,7 @@ import {
   DEFAULT_TRAIN,
   type Example,
 } from '../../src/models/classifier/head.js';
-import { camGrid, pooled, type Embedded } from '../../src/pipeline/classify.js';
+import { camGrid, pooled, type Embedded } from '../../src/pipeline/verbs/classify.js';
 import { mulberry32 } from '../../src/util/random.js';
 
 /** Two Gaussian clouds in 8 dimensions, apart along the first axis. */

@@ -21,7 +21,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
 import { parseSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
-import { loadModel } from '../../src/pipeline/model-file.js';
+import { loadModel } from '../../src/pipeline/contracts/model-file.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });

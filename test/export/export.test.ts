@@ -15,8 +15,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
 import { exportOnnx } from '../../src/export/onnx.js';
 import { inputRects } from '../../src/image/tiles.js';
-import { Inspector } from '../../src/pipeline/inspector.js';
-import { loadModel } from '../../src/pipeline/model-file.js';
+import { Inspector } from '../../src/pipeline/engine/inspector.js';
+import { loadModel } from '../../src/pipeline/contracts/model-file.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'kensa-export-'));

@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { Inspector } from '../../src/pipeline/inspector.js';
-import { loadModel } from '../../src/pipeline/model-file.js';
+import { Inspector } from '../../src/pipeline/engine/inspector.js';
+import { loadModel } from '../../src/pipeline/contracts/model-file.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 const TOOLS = new URL('../../tools/', import.meta.url).pathname;

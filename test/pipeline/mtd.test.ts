@@ -5,9 +5,9 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openDataset } from '../../src/data/dataset.js';
 import sharp, { type Sharp } from 'sharp';
-import { test as evaluate } from '../../src/pipeline/evaluate.js';
-import { predict } from '../../src/pipeline/predict.js';
-import { train } from '../../src/pipeline/train.js';
+import { test as evaluate } from '../../src/pipeline/verbs/test.js';
+import { predict } from '../../src/pipeline/verbs/predict.js';
+import { train } from '../../src/pipeline/verbs/train.js';
 
 const MTD = resolve(new URL('.', import.meta.url).pathname, '../../../shared/datasets/mtd');
 const present = existsSync(join(MTD, 'train', 'good'));

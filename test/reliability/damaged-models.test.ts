@@ -13,9 +13,9 @@ import { makeSyntheticDataset } from '../../src/data/synthetic.js';
 import { parseSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
 import type { PadimState } from '../../src/models/padim/model.js';
 import type { PatchcoreState } from '../../src/models/patchcore/model.js';
-import { loadModel, saveModel, type KensaModel } from '../../src/pipeline/model-file.js';
-import { predict } from '../../src/pipeline/predict.js';
-import { train } from '../../src/pipeline/train.js';
+import { loadModel, saveModel, type KensaModel } from '../../src/pipeline/contracts/model-file.js';
+import { predict } from '../../src/pipeline/verbs/predict.js';
+import { train } from '../../src/pipeline/verbs/train.js';
 import { InspectionService } from '../../src/serve/server.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { parseCheckpoint } from '../../src/backbone/checkpoint.js';
 import { loadImage } from '../../src/image/load.js';
 import { parseSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
-import { parseModel, serializeModel } from '../../src/pipeline/model-file.js';
+import { parseModel, serializeModel } from '../../src/pipeline/contracts/model-file.js';
 import { KensaError } from '../../src/util/errors.js';
 import { fixture, tinyModel } from '../helpers.js';
 

@@ -22,8 +22,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
 import { getMethod } from '../../src/models/registry.js';
-import { checkScoring } from '../../src/pipeline/memory.js';
-import { loadModel } from '../../src/pipeline/model-file.js';
+import { checkScoring } from '../../src/pipeline/engine/memory.js';
+import { loadModel } from '../../src/pipeline/contracts/model-file.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 const run = (...args: string[]) =>

@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { trainClassifier } from '../../src/pipeline/classify.js';
+import { trainClassifier } from '../../src/pipeline/verbs/classify.js';
 import { InspectionService } from '../../src/serve/server.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;

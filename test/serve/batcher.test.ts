@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ImageItem } from '../../src/data/dataset.js';
-import type { Inspector, ScoredImage } from '../../src/pipeline/inspector.js';
+import type { Inspector, ScoredImage } from '../../src/pipeline/engine/inspector.js';
 import { DeadlineError, MicroBatcher, QueueFullError } from '../../src/serve/batcher.js';
 
 function standIn() {

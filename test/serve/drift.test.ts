@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
-import type { KensaModel } from '../../src/pipeline/model-file.js';
-import { train } from '../../src/pipeline/train.js';
+import type { KensaModel } from '../../src/pipeline/contracts/model-file.js';
+import { train } from '../../src/pipeline/verbs/train.js';
 import { InspectionService } from '../../src/serve/server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kensa-serve-drift-'));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { Geometry } from '../../src/image/preprocess.js';
-import { decide, mapScale, resolveThreshold } from '../../src/pipeline/decisions.js';
-import { mulberry32 } from '../../src/util/random.js';
+import type { Geometry } from '../../../src/image/preprocess.js';
+import { decide, mapScale, resolveThreshold } from '../../../src/pipeline/contracts/decisions.js';
+import { mulberry32 } from '../../../src/util/random.js';
 
 /** A processed image shown at half the original resolution (original pixels = 2 × processed). */
 function geometryOf(width: number, height: number, scale: number): Geometry {

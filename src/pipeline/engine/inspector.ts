@@ -7,23 +7,25 @@
  * The score of an image depends on the image and the model only — never on which other images are in
  * the same batch or run.
  */
-import type { ModelBackbone } from '../backbone/registry.js';
-import type { ResolvedWeights } from '../backbone/weights.js';
-import { Backbone } from '../backbone/backbone.js';
-import type { ImageItem } from '../data/dataset.js';
-import { decodeImage, loadImage, loadMask, type LoadedImage } from '../image/load.js';
-import type { Preprocess } from '../image/preprocess.js';
-import { inputRects, type InputRect } from '../image/tiles.js';
-import type { CellRect, Features, Scorer } from '../models/method.js';
-import { getMethod } from '../models/registry.js';
-import { MapStep, type MapSettings } from '../postprocess/anomaly-map.js';
-import { KensaError } from '../util/errors.js';
-import type { ProgressCallback } from '../util/progress.js';
+import type { ModelBackbone } from '../../backbone/registry.js';
+import type { ResolvedWeights } from '../../backbone/weights.js';
+import { Backbone } from '../../backbone/backbone.js';
+import type { ImageItem } from '../../data/dataset.js';
+import { decodeImage, loadImage, loadMask, type LoadedImage } from '../../image/load.js';
+import type { Preprocess } from '../../image/preprocess.js';
+import { inputRects, type InputRect } from '../../image/tiles.js';
+import type { CellRect, Features, Scorer } from '../../models/method.js';
+import { getMethod } from '../../models/registry.js';
+import { MapStep, type MapSettings } from '../../postprocess/anomaly-map.js';
+import { KensaError } from '../../util/errors.js';
+import type { ProgressCallback } from '../../util/progress.js';
 import { checkScoring, gib } from './memory.js';
-import type { KensaModel } from './model-file.js';
+import type { KensaModel } from '../contracts/model-file.js';
 
 /** Most network inputs per backbone batch when scoring (larger batches speed up per-position products). */
 export const DEFAULT_BATCH = 32;
+/** Most network inputs per backbone batch while fitting (calibration scoring uses DEFAULT_BATCH). */
+export const DEFAULT_FIT_BATCH = 16;
 /** Input pixels per backbone batch: batches of large inputs (tiles, high resolution) hold fewer of them. */
 export const BATCH_PIXELS = 32 * 224 * 224;
 /** Processed pixels decoded ahead of the backbone. */

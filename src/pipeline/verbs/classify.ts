@@ -18,14 +18,21 @@
  */
 import { extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { Backbone } from '../backbone/backbone.js';
-import { collectImages, openDataset, openLabelled, type ImageItem } from '../data/dataset.js';
-import type { LoadedImage } from '../image/load.js';
-import { DEFAULT_SIZE, validatePreprocess, type Preprocess } from '../image/preprocess.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { writeCsv, writeJson } from '../io/results.js';
-import { auroc, averagePrecision, bestF1, confusion, prCurve, rocCurve } from '../metrics/classification.js';
-import { augment, AUGMENTATIONS, type Augmentation } from '../models/classifier/augment.js';
+import { Backbone } from '../../backbone/backbone.js';
+import { collectImages, openDataset, openLabelled, type ImageItem } from '../../data/dataset.js';
+import type { LoadedImage } from '../../image/load.js';
+import { DEFAULT_SIZE, validatePreprocess, type Preprocess } from '../../image/preprocess.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { writeCsv, writeJson } from '../../io/results.js';
+import {
+  auroc,
+  averagePrecision,
+  bestF1,
+  confusion,
+  prCurve,
+  rocCurve,
+} from '../../metrics/classification.js';
+import { augment, AUGMENTATIONS, type Augmentation } from '../../models/classifier/augment.js';
 import {
   balancedLoss,
   calibrationError,
@@ -38,29 +45,29 @@ import {
   type EpochRecord,
   type Example,
   type TrainSettings,
-} from '../models/classifier/head.js';
+} from '../../models/classifier/head.js';
 import {
   loadClassifier,
   saveClassifier,
   CLASSIFIER_FORMAT,
   CLASSIFIER_FORMAT_VERSION,
   type ClassifierModel,
-} from '../models/classifier/model-file.js';
-import { EmbedGraph } from '../models/patchcore/graphs.js';
-import { getMethod } from '../models/registry.js';
-import { PATCHCORE_STRIDE } from '../models/patchcore/model.js';
-import { curvePng, fivePanelFigure } from '../report/figures.js';
-import { LEARNING_CURVES, writeReport } from '../report/html.js';
-import { writeResultsFile, type ResultImage } from '../report/results-file.js';
-import { KensaError, assertInteger, invalidParameter } from '../util/errors.js';
-import type { ProgressCallback } from '../util/progress.js';
-import { mulberry32, shuffledIndices } from '../util/random.js';
-import { quantile } from '../util/stats.js';
-import { decide, type DefectRegion } from './decisions.js';
-import { inputBatches, MapSteps, checkWeights } from './inspector.js';
-import { lockResultsFolder, checkWritable } from './output-paths.js';
-import { commonRoot, outputNames, writeOverlayOf, writeThumbOf } from './outputs.js';
-import { KENSA_VERSION, DEFAULT_FIT_BATCH } from './train.js';
+} from '../../models/classifier/model-file.js';
+import { EmbedGraph } from '../../models/patchcore/graphs.js';
+import { getMethod } from '../../models/registry.js';
+import { PATCHCORE_STRIDE } from '../../models/patchcore/model.js';
+import { curvePng, fivePanelFigure } from '../../report/figures.js';
+import { LEARNING_CURVES, writeReport } from '../../report/html.js';
+import { writeResultsFile, type ResultImage } from '../../report/results-file.js';
+import { KensaError, assertInteger, invalidParameter } from '../../util/errors.js';
+import type { ProgressCallback } from '../../util/progress.js';
+import { mulberry32, shuffledIndices } from '../../util/random.js';
+import { quantile } from '../../util/stats.js';
+import { decide, type DefectRegion } from '../contracts/decisions.js';
+import { DEFAULT_FIT_BATCH, inputBatches, MapSteps, checkWeights } from '../engine/inspector.js';
+import { lockResultsFolder, checkWritable } from '../outputs/paths.js';
+import { commonRoot, outputNames, writeOverlayOf, writeThumbOf } from '../outputs/pictures.js';
+import { KENSA_VERSION } from '../../version.js';
 import { listLine } from './predict.js';
 
 export const DEFAULT_COPIES = 4;

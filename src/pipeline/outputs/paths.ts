@@ -6,9 +6,9 @@
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { RESULTS_MARKER } from '../data/dataset.js';
-import { ioError, makeFolder, temporaryPathFor, releaseTemporaryPath, writeTarget } from '../io/atomic.js';
-import { KensaError } from '../util/errors.js';
+import { RESULTS_MARKER } from '../../data/dataset.js';
+import { ioError, makeFolder, temporaryPathFor, releaseTemporaryPath, writeTarget } from '../../io/atomic.js';
+import { KensaError } from '../../util/errors.js';
 
 export { RESULTS_MARKER };
 export const LOCK_FILE = '.kensa.lock';

@@ -5,9 +5,9 @@
  * are accumulated image by image, so memory does not grow with the test set.
  */
 import { join } from 'node:path';
-import { openDataset, type ImageItem } from '../data/dataset.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { writeCsv, writeJson } from '../io/results.js';
+import { openDataset, type ImageItem } from '../../data/dataset.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { writeCsv, writeJson } from '../../io/results.js';
 import {
   auroc,
   averagePrecision,
@@ -17,20 +17,20 @@ import {
   rocCurve,
   type Confusion,
   type Metric,
-} from '../metrics/classification.js';
-import { PixelMetricsStream } from '../metrics/pixel-stream.js';
-import { curvePng } from '../report/figures.js';
-import { writeReport } from '../report/html.js';
-import { resultsModel, writeResultsFile, type ResultImage } from '../report/results-file.js';
-import { assertInteger, KensaError } from '../util/errors.js';
-import type { ProgressCallback } from '../util/progress.js';
-import { keptScores } from './calibration.js';
-import { decide } from './decisions.js';
-import { DriftMonitor, driftMessage, type DriftStatus } from './drift.js';
-import { Inspector } from './inspector.js';
-import { loadModel, saveModel, updateThresholds, type KensaModel } from './model-file.js';
-import { lockResultsFolder } from './output-paths.js';
-import { calibrationResults, outputNames, writeFigure, writeThumb } from './outputs.js';
+} from '../../metrics/classification.js';
+import { PixelMetricsStream } from '../../metrics/pixel-stream.js';
+import { curvePng } from '../../report/figures.js';
+import { writeReport } from '../../report/html.js';
+import { resultsModel, writeResultsFile, type ResultImage } from '../../report/results-file.js';
+import { assertInteger, KensaError } from '../../util/errors.js';
+import type { ProgressCallback } from '../../util/progress.js';
+import { keptScores } from '../contracts/calibration.js';
+import { decide } from '../contracts/decisions.js';
+import { DriftMonitor, driftMessage, type DriftStatus } from '../contracts/drift.js';
+import { Inspector } from '../engine/inspector.js';
+import { loadModel, saveModel, updateThresholds, type KensaModel } from '../contracts/model-file.js';
+import { lockResultsFolder } from '../outputs/paths.js';
+import { calibrationResults, outputNames, writeFigure, writeThumb } from '../outputs/pictures.js';
 import { checkPixelLimit } from './predict.js';
 
 export interface TestOptions {

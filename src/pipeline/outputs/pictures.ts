@@ -3,15 +3,15 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import sharp from 'sharp';
 import { basename, dirname, extname, join, relative, sep } from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
-import type { ImageItem } from '../data/dataset.js';
-import { DEFAULT_PIXEL_LIMIT, readImageFile, type LoadedImage } from '../image/load.js';
-import { fivePanelFigure, overlayPng, thumbnailJpeg, type FigureRegion } from '../report/figures.js';
-import type { ResultsFile } from '../report/results-file.js';
-import { highestCalibration, keptScores } from './calibration.js';
-import { mapScale, type Decision } from './decisions.js';
-import type { ScoredImage } from './inspector.js';
-import type { KensaModel } from './model-file.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import type { ImageItem } from '../../data/dataset.js';
+import { DEFAULT_PIXEL_LIMIT, readImageFile, type LoadedImage } from '../../image/load.js';
+import { fivePanelFigure, overlayPng, thumbnailJpeg, type FigureRegion } from '../../report/figures.js';
+import type { ResultsFile } from '../../report/results-file.js';
+import { highestCalibration, keptScores } from '../contracts/calibration.js';
+import { mapScale, type Decision } from '../contracts/decisions.js';
+import type { ScoredImage } from '../engine/inspector.js';
+import type { KensaModel } from '../contracts/model-file.js';
 
 /**
  * Longest output name in bytes: with a folder prefix and an extension the files stay well inside the

@@ -6,20 +6,20 @@
  * errors.csv; the others get their results.
  */
 import { join } from 'node:path';
-import { collectImages, type ImageItem } from '../data/dataset.js';
-import { PIXEL_LIMIT_RANGE } from '../image/load.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { writeCsv, writeJson } from '../io/results.js';
-import { writeReport } from '../report/html.js';
-import { resultsModel, writeResultsFile, type ResultImage } from '../report/results-file.js';
-import { assertInteger, KensaError } from '../util/errors.js';
-import type { ProgressCallback } from '../util/progress.js';
-import { keptScores } from './calibration.js';
-import { decide, resolveThreshold, type DefectRegion, type ThresholdChoice } from './decisions.js';
-import { DriftMonitor, driftMessage, ngShareMessage, type DriftStatus } from './drift.js';
-import { Inspector } from './inspector.js';
-import { loadModel, type KensaModel } from './model-file.js';
-import { lockResultsFolder } from './output-paths.js';
+import { collectImages, type ImageItem } from '../../data/dataset.js';
+import { PIXEL_LIMIT_RANGE } from '../../image/load.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import { writeCsv, writeJson } from '../../io/results.js';
+import { writeReport } from '../../report/html.js';
+import { resultsModel, writeResultsFile, type ResultImage } from '../../report/results-file.js';
+import { assertInteger, KensaError } from '../../util/errors.js';
+import type { ProgressCallback } from '../../util/progress.js';
+import { keptScores } from '../contracts/calibration.js';
+import { decide, resolveThreshold, type DefectRegion, type ThresholdChoice } from '../contracts/decisions.js';
+import { DriftMonitor, driftMessage, ngShareMessage, type DriftStatus } from '../contracts/drift.js';
+import { Inspector } from '../engine/inspector.js';
+import { loadModel, type KensaModel } from '../contracts/model-file.js';
+import { lockResultsFolder } from '../outputs/paths.js';
 import {
   calibrationResults,
   commonRoot,
@@ -27,7 +27,7 @@ import {
   writeFigure,
   writeOverlay,
   writeThumb,
-} from './outputs.js';
+} from '../outputs/pictures.js';
 
 export interface PredictOptions {
   model: string | KensaModel;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { commonRoot, MAX_OUTPUT_NAME_BYTES, outputNames } from '../../src/pipeline/outputs.js';
+import { commonRoot, MAX_OUTPUT_NAME_BYTES, outputNames } from '../../../src/pipeline/outputs/pictures.js';
 
 describe('output names', () => {
   it('are readable (relative path, folders joined by _) and unique within a run', () => {

@@ -13,9 +13,9 @@
  * Format versions: 2 (this one); 1 (kensa 0.1: PaDiM with full precision matrices, hold-out calibration)
  * still loads.
  */
-import type { ModelBackbone } from '../backbone/registry.js';
+import type { ModelBackbone } from '../../backbone/registry.js';
 import { stat } from 'node:fs/promises';
-import { getBackbone } from '../backbone/registry.js';
+import { getBackbone } from '../../backbone/registry.js';
 import {
   parseSafetensors,
   readSafetensors,
@@ -24,17 +24,17 @@ import {
   readSafetensorsTensor,
   rewriteSafetensorsMetadata,
   writeSafetensors,
-} from '../io/safetensors.js';
-import { fixedInputSize, validatePreprocess, type Preprocess } from '../image/preprocess.js';
-import type { MethodState } from '../models/method.js';
-import { getMethod, METHOD_NAMES } from '../models/registry.js';
-import { PADDINGS, type MapSettings } from '../postprocess/anomaly-map.js';
-import { KensaError } from '../util/errors.js';
-import { tensorsDigest } from '../util/hash.js';
+} from '../../io/safetensors.js';
+import { fixedInputSize, validatePreprocess, type Preprocess } from '../../image/preprocess.js';
+import type { MethodState } from '../../models/method.js';
+import { getMethod, METHOD_NAMES } from '../../models/registry.js';
+import { PADDINGS, type MapSettings } from '../../postprocess/anomaly-map.js';
+import { KensaError } from '../../util/errors.js';
+import { tensorsDigest } from '../../util/hash.js';
 import type { CalibrationSummary } from './calibration.js';
 
 export type { CalibrationSummary };
-import type { Tensor } from '../util/tensor.js';
+import type { Tensor } from '../../util/tensor.js';
 
 export const MODEL_FORMAT = 'kensa-model';
 export const MODEL_FORMAT_VERSION = 2;

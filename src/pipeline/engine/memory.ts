@@ -9,12 +9,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
-import type { ImageItem } from '../data/dataset.js';
-import { DECODE_BUDGET, probeImage } from '../image/load.js';
-import { fixedInputSize, type Preprocess } from '../image/preprocess.js';
-import { tileCount } from '../image/tiles.js';
-import type { Estimate, FitSettings, Method, MethodState } from '../models/method.js';
-import { KensaError } from '../util/errors.js';
+import type { ImageItem } from '../../data/dataset.js';
+import { DECODE_BUDGET, probeImage } from '../../image/load.js';
+import { fixedInputSize, type Preprocess } from '../../image/preprocess.js';
+import { tileCount } from '../../image/tiles.js';
+import type { Estimate, FitSettings, Method, MethodState } from '../../models/method.js';
+import { KensaError } from '../../util/errors.js';
 
 /** Bytes of backbone activations per input pixel at batch 1 (measured peak for EfficientNet-Lite0 and ResNet-18, with margin). */
 const BACKBONE_BYTES_PER_PIXEL = 700;

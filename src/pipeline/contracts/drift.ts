@@ -14,7 +14,7 @@
  * Which scores count: test uses its good images; predict, watch and serve the images judged OK (an NG
  * image is the defect's business, not drift's). watch and serve judge a rolling window of recent images.
  */
-import { quantile } from '../util/stats.js';
+import { quantile } from '../../util/stats.js';
 
 /** Below this tail probability the window is said to have drifted. */
 export const DRIFT_P_VALUE = 1e-4;

@@ -10,34 +10,33 @@
  * fpr0 is the highest calibration score (no false alarm on any known-good image); the summary says which
  * image sets it, by how much it stands above the next, and what so many images can support.
  */
-import { readFileSync } from 'node:fs';
-import { Backbone } from '../backbone/backbone.js';
-import { DEFAULT_BACKBONE, getBackbone } from '../backbone/registry.js';
-import { trainingImages, whyNoTrainingImages, type ImageItem } from '../data/dataset.js';
-import { DEFAULT_SIZE, validatePreprocess, type Preprocess } from '../image/preprocess.js';
-import type { Fitter, MethodState, Scorer } from '../models/method.js';
-import { getMethod } from '../models/registry.js';
-import { KensaError, invalidParameter, assertInteger } from '../util/errors.js';
-import type { ProgressCallback } from '../util/progress.js';
-import { mulberry32, shuffledIndices } from '../util/random.js';
-import { sha256Bytes, sha256File } from '../util/hash.js';
-import { quantile } from '../util/stats.js';
-import { calibrationWarnings, summarize, type CalibrationMode } from './calibration.js';
-import { mapScale } from './decisions.js';
-import { featureBatches, scoreImages, type RunOptions } from './inspector.js';
-import { fitSettings } from './memory.js';
-import { inputGrid, MODEL_FORMAT, MODEL_FORMAT_VERSION, saveModel, type KensaModel } from './model-file.js';
-import { checkWritable } from './output-paths.js';
+import { Backbone } from '../../backbone/backbone.js';
+import { KENSA_VERSION } from '../../version.js';
+import { DEFAULT_BACKBONE, getBackbone } from '../../backbone/registry.js';
+import { trainingImages, whyNoTrainingImages, type ImageItem } from '../../data/dataset.js';
+import { DEFAULT_SIZE, validatePreprocess, type Preprocess } from '../../image/preprocess.js';
+import type { Fitter, MethodState, Scorer } from '../../models/method.js';
+import { getMethod } from '../../models/registry.js';
+import { KensaError, invalidParameter, assertInteger } from '../../util/errors.js';
+import type { ProgressCallback } from '../../util/progress.js';
+import { mulberry32, shuffledIndices } from '../../util/random.js';
+import { sha256Bytes, sha256File } from '../../util/hash.js';
+import { quantile } from '../../util/stats.js';
+import { calibrationWarnings, summarize, type CalibrationMode } from '../contracts/calibration.js';
+import { mapScale } from '../contracts/decisions.js';
+import { DEFAULT_FIT_BATCH, featureBatches, scoreImages, type RunOptions } from '../engine/inspector.js';
+import { fitSettings } from '../engine/memory.js';
+import {
+  inputGrid,
+  MODEL_FORMAT,
+  MODEL_FORMAT_VERSION,
+  saveModel,
+  type KensaModel,
+} from '../contracts/model-file.js';
+import { checkWritable } from '../outputs/paths.js';
 
-/** Most network inputs per backbone batch while fitting (validation scoring uses the inspector's default). */
-export const DEFAULT_FIT_BATCH = 16;
 export const DEFAULT_METHOD = 'patchcore';
 export const DEFAULT_FOLDS = 5;
-
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
-export const KENSA_VERSION = pkg.version;
 
 export interface TrainOptions {
   /** A data folder (MVTec layout: train/good; or a plain folder of good images), or the images. */

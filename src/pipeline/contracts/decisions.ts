@@ -7,9 +7,9 @@
  * least one region and an OK image none. For a method whose image score is the map's maximum (PaDiM) the
  * scale is 1; for PatchCore it is its re-weighting of the peak patch. (Pixel metrics use the map itself.)
  */
-import { toOriginal, type Geometry } from '../image/preprocess.js';
-import { findRegions, tightBox } from '../postprocess/regions.js';
-import { KensaError, unknownChoice } from '../util/errors.js';
+import { toOriginal, type Geometry } from '../../image/preprocess.js';
+import { findRegions, tightBox } from '../../postprocess/regions.js';
+import { KensaError, unknownChoice } from '../../util/errors.js';
 import type { Thresholds } from './model-file.js';
 
 export const THRESHOLD_CHOICES = ['fpr0', 'f1', 'quantile', 'custom'] as const;

@@ -11,11 +11,11 @@ import {
   summarize,
   testSummary,
   withExclusions,
-} from '../../src/pipeline/calibration.js';
-import { betaBinomialTail, DriftMonitor } from '../../src/pipeline/drift.js';
-import { confusion } from '../../src/metrics/classification.js';
-import { mulberry32 } from '../../src/util/random.js';
-import { sha256File } from '../../src/util/hash.js';
+} from '../../../src/pipeline/contracts/calibration.js';
+import { betaBinomialTail, DriftMonitor } from '../../../src/pipeline/contracts/drift.js';
+import { confusion } from '../../../src/metrics/classification.js';
+import { mulberry32 } from '../../../src/util/random.js';
+import { sha256File } from '../../../src/util/hash.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kensa-calibration-'));
 const scores = [3, 9, 4, 5.5, 5, 1];

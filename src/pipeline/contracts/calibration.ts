@@ -12,10 +12,10 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
-import type { Confusion } from '../metrics/classification.js';
-import { KensaError } from '../util/errors.js';
-import { sha256File } from '../util/hash.js';
-import { mean, quantile } from '../util/stats.js';
+import type { Confusion } from '../../metrics/classification.js';
+import { KensaError } from '../../util/errors.js';
+import { sha256File } from '../../util/hash.js';
+import { mean, quantile } from '../../util/stats.js';
 
 /** Good images needed before zero false alarms on them supports a false-alarm rate below 1 % (95 %). */
 export const IMAGES_FOR_ONE_PERCENT = 300;

@@ -11,10 +11,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { makeSyntheticDataset } from '../../src/data/synthetic.js';
-import { parseSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
-import type { PadimState } from '../../src/models/padim/model.js';
-import { Inspector } from '../../src/pipeline/inspector.js';
+import { makeSyntheticDataset } from '../../../src/data/synthetic.js';
+import { parseSafetensors, serializeSafetensors } from '../../../src/io/safetensors.js';
+import type { PadimState } from '../../../src/models/padim/model.js';
+import { Inspector } from '../../../src/pipeline/engine/inspector.js';
 import {
   loadModel,
   loadModelMetadata,
@@ -22,9 +22,9 @@ import {
   saveModel,
   serializeModel,
   updateThresholds,
-} from '../../src/pipeline/model-file.js';
-import { KensaError } from '../../src/util/errors.js';
-import { fixture, tinyModel } from '../helpers.js';
+} from '../../../src/pipeline/contracts/model-file.js';
+import { KensaError } from '../../../src/util/errors.js';
+import { fixture, tinyModel } from '../../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kensa-model-file-'));
 
