@@ -9,8 +9,8 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { test } from '../src/pipeline/evaluate.js';
-import { train, type TrainOptions } from '../src/pipeline/train.js';
+import { test } from '../src/pipeline/verbs/test.js';
+import { train, type TrainOptions } from '../src/pipeline/verbs/train.js';
 import { quantile } from '../src/util/stats.js';
 
 const { values } = parseArgs({

@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, append
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { TrainOptions } from '../src/pipeline/train.js';
+import type { TrainOptions } from '../src/pipeline/verbs/train.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const shared = resolve(here, '../../shared/datasets');

@@ -18,8 +18,8 @@ import { extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { chromium } from 'playwright-core';
-import { Inspector } from '../src/pipeline/inspector.js';
-import { loadModel } from '../src/pipeline/model-file.js';
+import { Inspector } from '../src/pipeline/engine/inspector.js';
+import { loadModel } from '../src/pipeline/contracts/model-file.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const { values } = parseArgs({

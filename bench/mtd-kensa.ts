@@ -10,8 +10,8 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Preprocess } from '../src/image/preprocess.js';
-import { test } from '../src/pipeline/evaluate.js';
-import { train } from '../src/pipeline/train.js';
+import { test } from '../src/pipeline/verbs/test.js';
+import { train } from '../src/pipeline/verbs/train.js';
 
 const { values } = parseArgs({
   options: {
