@@ -177,7 +177,15 @@ describe('reliability, second pass', () => {
       '8',
     ]);
     const code = new Promise((r) => child.on('exit', (c, s) => r(c ?? s)));
-    await new Promise((r) => setTimeout(r, 900));
+    // once the run has started its work (its memory plan is said), not while node is still loading
+    await new Promise<void>((r) => {
+      let said = '';
+      child.stderr.on('data', (d) => {
+        said += d;
+        if (said.includes('memory:')) r();
+      });
+      child.on('exit', () => r());
+    });
     child.kill('SIGHUP');
     const exit = await code;
     if (exit !== 0) {

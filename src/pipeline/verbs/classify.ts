@@ -68,7 +68,7 @@ import { DEFAULT_FIT_BATCH, inputBatches, MapSteps, checkWeights } from '../engi
 import { lockResultsFolder, checkWritable } from '../outputs/paths.js';
 import { commonRoot, outputNames, writeOverlayOf, writeThumbOf } from '../outputs/pictures.js';
 import { KENSA_VERSION } from '../../version.js';
-import { listLine } from './predict.js';
+import { listLine } from '../engine/run.js';
 
 export const DEFAULT_COPIES = 4;
 export const DEFAULT_VAL_FRACTION = 0.2;
