@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { AUGMENTATIONS, type Augmentation } from '../models/classifier/augment.js';
 import { predictClassifier, testClassifier, trainClassifier } from '../pipeline/verbs/classify.js';
-import { batch, fraction, integer, pixelLimit, preprocessFrom, scale } from './options.js';
+import { addOptions, preprocessFrom } from './options.js';
 import { notice, progressReporter } from './progress.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -55,7 +55,7 @@ export function register(program: Command): void {
       'supervised OK/NG classifier from good and NG images (train, test, predict), with class activation maps',
     );
 
-  classify
+  const train = classify
     .command('train')
     .description('train on good and NG images: train/good and train/<defect>/ of --data, or --good and --ng')
     .option('--data <dir>', 'data folder: train/good (OK) and one folder per defect type under train/ (NG)')
@@ -64,81 +64,67 @@ export function register(program: Command): void {
     .requiredOption('--out <model>', 'classifier file to write (e.g. line3.classifier)')
     .option('--backbone <name>', 'feature extractor (frozen)', 'efficientnet_lite0')
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
-    .option(
-      '--size <n>',
-      'process at about n×n pixels, aspect ratio kept (default 224)',
-      integer('--size', 32, 8192),
-    )
     .option('--square', 'squeeze every image to --size × --size instead')
-    .option('--scale <f>', 'process at f × the native resolution', scale)
     .option(
       '--augment <kinds>',
       `augmentations: all, none, or a list of ${AUGMENTATIONS.join(',')}`,
       augmentations,
-    )
-    .option('--copies <n>', 'augmented copies of each training image (default 4)', integer('--copies', 0, 64))
-    .option(
-      '--val-fraction <f>',
-      'share of each class held out for validation (default 0.2)',
-      fraction('--val-fraction'),
-    )
-    .option('--epochs <n>', 'most training epochs (default 300)', integer('--epochs', 1, 100000))
-    .option(
-      '--patience <n>',
-      'epochs without a better validation loss before stopping (default 40)',
-      integer('--patience', 1, 100000),
-    )
-    .option(
-      '--seed <n>',
-      'seed for the split, the augmentation and the training',
-      integer('--seed', 0, 2 ** 31 - 1),
-    )
-    .option('--batch <n>', 'images per backbone batch', batch)
-    .option('--pixel-limit <n>', 'refuse images with more pixels than this', pixelLimit)
-    .action(async (o) => {
-      const progress = progressReporter();
-      try {
-        const { model, curves, seconds } = await trainClassifier({
-          data: o.data,
-          good: o.good,
-          ng: o.ng,
-          out: o.out,
-          backbone: o.backbone,
-          weights: o.weights,
-          preprocess: o.size || o.square || o.scale ? preprocessFrom(o) : undefined,
-          augment: o.augment,
-          copies: o.copies,
-          valFraction: o.valFraction,
-          epochs: o.epochs,
-          patience: o.patience,
-          seed: o.seed,
-          batch: o.batch,
-          pixelLimit: o.pixelLimit,
-          onProgress: progress,
-          onWarning: notice(progress, 'warning'),
-        });
-        progress.stop();
-        const m = model.meta;
-        const last = m.history[m.training.best_epoch - 1] ?? m.history.at(-1)!;
-        console.log(`classifier written: ${o.out}`);
-        console.log(
-          `  ${m.training.good} good and ${m.training.ng} NG training images (+${m.training.copies} augmented copies each: ${m.training.augment.join(', ') || 'none'}); ` +
-            `validation ${m.training.validation.good} good, ${m.training.validation.ng} NG`,
-        );
-        console.log(
-          `  ${m.training.epochs} epochs, best ${m.training.best_epoch}: validation loss ${last.val_loss?.toFixed(4) ?? 'n/a'}, accuracy ${last.val_accuracy?.toFixed(3) ?? 'n/a'}; ` +
-            `calibration error ${m.calibration.ece_before?.toFixed(3) ?? 'n/a'} → ${m.calibration.ece_after?.toFixed(3) ?? 'n/a'} (temperature ${m.calibration.temperature.toFixed(2)})`,
-        );
-        console.log(
-          `  thresholds (probability of NG): fpr0 ${m.thresholds.fpr0.toPrecision(4)}${m.thresholds.f1 !== undefined ? `, f1 ${m.thresholds.f1.toPrecision(4)}` : ''}; ` +
-            `learning curves: ${curves}; ${seconds.toFixed(1)} s`,
-        );
-      } finally {
-        progress.stop();
-      }
-    });
+    );
+  addOptions(train, [
+    'size',
+    'scale',
+    'copies',
+    'classifierValFraction',
+    'epochs',
+    'patience',
+    'seed',
+    'batch',
+    'pixelLimit',
+  ]);
+  train.action(async (o) => {
+    const progress = progressReporter();
+    try {
+      const { model, curves, seconds } = await trainClassifier({
+        data: o.data,
+        good: o.good,
+        ng: o.ng,
+        out: o.out,
+        backbone: o.backbone,
+        weights: o.weights,
+        preprocess: o.size || o.square || o.scale ? preprocessFrom(o) : undefined,
+        augment: o.augment,
+        copies: o.copies,
+        valFraction: o.classifierValFraction,
+        epochs: o.epochs,
+        patience: o.patience,
+        seed: o.seed,
+        batch: o.batch,
+        pixelLimit: o.pixelLimit,
+        onProgress: progress,
+        onWarning: notice(progress, 'warning'),
+      });
+      progress.stop();
+      const m = model.meta;
+      const last = m.history[m.training.best_epoch - 1] ?? m.history.at(-1)!;
+      console.log(`classifier written: ${o.out}`);
+      console.log(
+        `  ${m.training.good} good and ${m.training.ng} NG training images (+${m.training.copies} augmented copies each: ${m.training.augment.join(', ') || 'none'}); ` +
+          `validation ${m.training.validation.good} good, ${m.training.validation.ng} NG`,
+      );
+      console.log(
+        `  ${m.training.epochs} epochs, best ${m.training.best_epoch}: validation loss ${last.val_loss?.toFixed(4) ?? 'n/a'}, accuracy ${last.val_accuracy?.toFixed(3) ?? 'n/a'}; ` +
+          `calibration error ${m.calibration.ece_before?.toFixed(3) ?? 'n/a'} → ${m.calibration.ece_after?.toFixed(3) ?? 'n/a'} (temperature ${m.calibration.temperature.toFixed(2)})`,
+      );
+      console.log(
+        `  thresholds (probability of NG): fpr0 ${m.thresholds.fpr0.toPrecision(4)}${m.thresholds.f1 !== undefined ? `, f1 ${m.thresholds.f1.toPrecision(4)}` : ''}; ` +
+          `learning curves: ${curves}; ${seconds.toFixed(1)} s`,
+      );
+    } finally {
+      progress.stop();
+    }
+  });
 
-  classify
+  const testCommand = classify
     .command('test')
     .description(
       'evaluate on test/good and test/<defect>: metrics, curves, predictions, figures with class activation maps',
@@ -149,38 +135,36 @@ export function register(program: Command): void {
     .option('--threshold <t>', THRESHOLD_HELP, threshold)
     .option('--no-figures', 'skip the five-panel figure of each image')
     .option('--report', 'also write report.html (learning curves, ROC, PR, the images)')
-    .option('--weights <file>', 'backbone weights file')
-    .option('--batch <n>', 'images per backbone batch', batch)
-    .option('--pixel-limit <n>', 'refuse images with more pixels than this', pixelLimit)
-    .action(async (o) => {
-      const progress = progressReporter();
-      try {
-        const m = (await testClassifier({
-          ...runOptions(o, progress),
-          data: o.data,
-        })) as {
-          image_auroc: number | null;
-          calibration_error: number | null;
-          threshold: { name: string; value: number };
-          confusion: Record<string, { tp: number; fp: number; fn: number; tn: number }>;
-          counts: { images: number };
-        };
-        progress.stop();
-        const c = m.confusion[m.threshold.name === 'value' ? 'value' : m.threshold.name];
-        console.log(
-          `results: ${o.out} (metrics.json, predictions.csv, roc.png, pr.png, ${'learning_curves.png'}${o.figures ? ', figures/' : ''})`,
-        );
-        console.log(
-          `  ${m.counts.images} images: image AUROC ${m.image_auroc?.toFixed(4) ?? 'n/a'}, calibration error ${m.calibration_error?.toFixed(3) ?? 'n/a'}; ` +
-            `at ${m.threshold.name} (p > ${m.threshold.value.toPrecision(4)}): ${c.tp} of ${c.tp + c.fn} NG found, ${c.fp} false alarms of ${c.fp + c.tn} good`,
-        );
-        if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
-      } finally {
-        progress.stop();
-      }
-    });
+    .option('--weights <file>', 'backbone weights file');
+  addOptions(testCommand, ['batch', 'pixelLimit']).action(async (o) => {
+    const progress = progressReporter();
+    try {
+      const m = (await testClassifier({
+        ...runOptions(o, progress),
+        data: o.data,
+      })) as {
+        image_auroc: number | null;
+        calibration_error: number | null;
+        threshold: { name: string; value: number };
+        confusion: Record<string, { tp: number; fp: number; fn: number; tn: number }>;
+        counts: { images: number };
+      };
+      progress.stop();
+      const c = m.confusion[m.threshold.name === 'value' ? 'value' : m.threshold.name];
+      console.log(
+        `results: ${o.out} (metrics.json, predictions.csv, roc.png, pr.png, ${'learning_curves.png'}${o.figures ? ', figures/' : ''})`,
+      );
+      console.log(
+        `  ${m.counts.images} images: image AUROC ${m.image_auroc?.toFixed(4) ?? 'n/a'}, calibration error ${m.calibration_error?.toFixed(3) ?? 'n/a'}; ` +
+          `at ${m.threshold.name} (p > ${m.threshold.value.toPrecision(4)}): ${c.tp} of ${c.tp + c.fn} NG found, ${c.fp} false alarms of ${c.fp + c.tn} good`,
+      );
+      if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
+    } finally {
+      progress.stop();
+    }
+  });
 
-  classify
+  const predictCommand = classify
     .command('predict')
     .description(
       'inspect images with a classifier: probability of NG, verdict, class-activation regions, overlays',
@@ -192,34 +176,32 @@ export function register(program: Command): void {
     .option('--no-overlays', 'skip the heat-map overlays')
     .option('--figures', 'also write the five-panel figure of each image')
     .option('--report', 'also write report.html')
-    .option('--weights <file>', 'backbone weights file')
-    .option('--batch <n>', 'images per backbone batch', batch)
-    .option('--pixel-limit <n>', 'refuse images with more pixels than this', pixelLimit)
-    .action(async (images: string[], o) => {
-      const progress = progressReporter();
-      try {
-        const r = await predictClassifier({
-          ...runOptions(o, progress),
-          inputs: images,
-          overlays: o.overlays,
-        });
-        progress.stop();
-        const ng = r.predictions.filter((p) => p.verdict === 'NG').length;
-        console.log(
-          `results: ${o.out} (predictions.csv, predictions.json, regions.csv, ng_list.txt${o.overlays ? ', overlays/' : ''})`,
+    .option('--weights <file>', 'backbone weights file');
+  addOptions(predictCommand, ['batch', 'pixelLimit']).action(async (images: string[], o) => {
+    const progress = progressReporter();
+    try {
+      const r = await predictClassifier({
+        ...runOptions(o, progress),
+        inputs: images,
+        overlays: o.overlays,
+      });
+      progress.stop();
+      const ng = r.predictions.filter((p) => p.verdict === 'NG').length;
+      console.log(
+        `results: ${o.out} (predictions.csv, predictions.json, regions.csv, ng_list.txt${o.overlays ? ', overlays/' : ''})`,
+      );
+      console.log(
+        `  ${r.predictions.length} images: ${ng} NG, ${r.predictions.length - ng} OK (p(NG) > ${r.threshold.toPrecision(4)})`,
+      );
+      if (r.errors.length) {
+        process.stderr.write(
+          `kensa: ${r.errors.length} image(s) could not be read; see ${o.out}/errors.csv\n`,
         );
-        console.log(
-          `  ${r.predictions.length} images: ${ng} NG, ${r.predictions.length - ng} OK (p(NG) > ${r.threshold.toPrecision(4)})`,
-        );
-        if (r.errors.length) {
-          process.stderr.write(
-            `kensa: ${r.errors.length} image(s) could not be read; see ${o.out}/errors.csv\n`,
-          );
-          process.exitCode = 3;
-        }
-        if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
-      } finally {
-        progress.stop();
+        process.exitCode = 3;
       }
-    });
+      if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
+    } finally {
+      progress.stop();
+    }
+  });
 }

@@ -1,49 +1,11 @@
 #!/usr/bin/env node
 /** The kensa command line: one module per verb, each thin (parse, call the library, print). */
-import { Command, CommanderError } from 'commander';
+import { CommanderError } from 'commander';
 import { removePendingTemporaryFiles } from '../io/atomic.js';
 import { releaseLocks } from '../pipeline/outputs/paths.js';
 import { KensaError } from '../util/errors.js';
-import { KENSA_VERSION } from '../version.js';
-import * as backbones from './backbones.js';
-import * as classify from './classify.js';
-import * as demo from './demo.js';
-import * as exportVerb from './export.js';
-import * as fetchWeights from './fetch-weights.js';
-import * as predict from './predict.js';
-import * as report from './report.js';
-import * as serve from './serve.js';
+import { buildProgram } from './program.js';
 import { takeSignal } from './signals.js';
-import * as test from './test.js';
-import * as threshold from './threshold.js';
-import * as train from './train.js';
-
-export function buildProgram(): Command {
-  const program = new Command();
-  program
-    .name('kensa')
-    .description(
-      'kensa (検査): visual anomaly inspection — train on good parts only, find and localise defects.',
-    )
-    .version(KENSA_VERSION, '-v, --version')
-    .showHelpAfterError('(run kensa --help for the commands)')
-    .exitOverride();
-  for (const verb of [
-    demo,
-    train,
-    test,
-    predict,
-    serve,
-    exportVerb,
-    classify,
-    report,
-    threshold,
-    backbones,
-    fetchWeights,
-  ])
-    verb.register(program);
-  return program;
-}
 
 export async function main(argv: string[]): Promise<number> {
   try {

@@ -3,50 +3,57 @@
  * one wording: "Expected <what> for <option> but received '<value>'". A bad value is a usage error
  * (exit code 2) before any work starts.
  */
-import { InvalidArgumentError } from 'commander';
-import { PIXEL_LIMIT_RANGE } from '../image/load.js';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DEFAULT_OVERLAP, DEFAULT_SIZE, type Preprocess } from '../image/preprocess.js';
+import { OPTIONS, fits, optionError, type OptionName, type OptionSpec } from '../options.js';
 import { MIN_THRESHOLD, THRESHOLD_CHOICES, type ThresholdChoice } from '../pipeline/contracts/decisions.js';
 
 const expected = (what: string, name: string, value: string) =>
   new InvalidArgumentError(`Expected ${what} for ${name} but received '${value}'`);
 
-/** An integer in [min, max]. */
-export const integer =
-  (name: string, min = -Infinity, max = Infinity) =>
-  (value: string): number => {
+/** The language of help texts: Japanese where the locale says so (LANG=ja_JP.UTF-8), else English. */
+export function helpLanguage(env: NodeJS.ProcessEnv = process.env): 'en' | 'ja' {
+  const locale = env.LC_ALL || env.LC_MESSAGES || env.LANG || '';
+  return /^ja/i.test(locale) ? 'ja' : 'en';
+}
+
+/** The parser of a numeric option from the table (src/options.ts): its range, its one wording. */
+export function parserOf(spec: OptionSpec): (value: string) => number {
+  return (value: string) => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
-      const range =
-        min === -Infinity
-          ? 'an integer'
-          : max === Infinity
-            ? `an integer of at least ${min}`
-            : `an integer between ${min} and ${max}`;
-      throw expected(range, name, value);
-    }
+    if (value.trim() === '' || !fits(spec, n))
+      throw new InvalidArgumentError(optionError(spec, spec.flag, `'${value}'`).message);
     return n;
   };
+}
 
-/** A number in the interval described by `what` and checked by `ok`. */
-const number =
-  (name: string, what: string, ok: (n: number) => boolean) =>
-  (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || !ok(n)) throw expected(what, name, value);
-    return n;
-  };
+/** Adds options of the table to a command, in order; returns the command. */
+export function addOptions(command: Command, names: readonly OptionName[]): Command {
+  for (const name of names) addOption(command, name);
+  return command;
+}
 
-export const fraction = (name: string) => number(name, 'a number in (0, 1)', (n) => n > 0 && n < 1);
-export const probability = (name: string) => number(name, 'a number in (0, 1]', (n) => n > 0 && n <= 1);
-export const scale = number('--scale', 'a number between 0.015625 and 4', (n) => n >= 1 / 64 && n <= 4);
+/** Adds an option of the table to a command: flag, value name, help in the user's language, parser, default. */
+export function addOption(command: Command, name: OptionName, overrides: { help?: string } = {}): Command {
+  const spec: OptionSpec = OPTIONS[name];
+  const option = new Option(
+    `${spec.flag} ${spec.value}`,
+    overrides.help ?? spec.help[helpLanguage()],
+  ).argParser(parserOf(spec));
+  if (spec.default !== undefined) option.default(spec.default);
+  // the library's name for it, when the flag would give commander another (--queue → queueLimit)
+  const camel = spec.flag.slice(2).replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+  if (camel !== name) option.attributeName = () => name;
+  return command.addOption(option);
+}
 
-/** Options every verb that reads images shares. */
-export const batch = integer('--batch', 1, 4096);
-export const pixelLimit = integer('--pixel-limit', PIXEL_LIMIT_RANGE[0], PIXEL_LIMIT_RANGE[1]);
-
-export const thresholdValue = (name: string) =>
-  number(name, `a number of at least ${MIN_THRESHOLD}`, (n) => n >= MIN_THRESHOLD);
+/** A threshold value a user gives (a distance: at least MIN_THRESHOLD). */
+export const thresholdValue = (name: string) => (value: string) => {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < MIN_THRESHOLD)
+    throw expected(`a number of at least ${MIN_THRESHOLD}`, name, value);
+  return n;
+};
 
 export function threshold(value: string): ThresholdChoice {
   const named = THRESHOLD_CHOICES.find((c) => c === value);

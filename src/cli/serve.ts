@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import type { Command } from 'commander';
 import { readProblem } from '../image/load.js';
-import { InspectionService, SERVE_DEFAULTS, SERVE_RANGES } from '../serve/server.js';
+import { InspectionService, SERVE_DEFAULTS, SERVE_NUMBERS } from '../serve/server.js';
 import { KensaError } from '../util/errors.js';
-import { integer, pixelLimit, threshold } from './options.js';
+import { addOptions, threshold } from './options.js';
 import { setGracefulStop } from './signals.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -57,7 +57,7 @@ export function readToken(file: string): string {
 }
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('serve')
     .description(
       'inspection service over HTTP: POST an image to /v1/inspect, get OK/NG, score and boxes (micro-batched)',
@@ -72,82 +72,33 @@ export function register(program: Command): void {
       `address to listen on (other than loopback needs --token-file)`,
       SERVE_DEFAULTS.host,
     )
-    .option(
-      '--port <n>',
-      `port (0: any free port)`,
-      integer('--port', SERVE_RANGES.port[0], SERVE_RANGES.port[1]),
-      SERVE_DEFAULTS.port,
-    )
     .option('--token-file <file>', 'file holding the bearer token every request must carry')
     .option(
       '--threshold <t>',
       'fpr0, f1, quantile, custom or a number (default: custom when the model has one, else fpr0)',
       threshold,
     )
-    .option(
-      '--max-batch <n>',
-      'most images per backbone batch',
-      integer('--max-batch', SERVE_RANGES.maxBatch[0], SERVE_RANGES.maxBatch[1]),
-      SERVE_DEFAULTS.maxBatch,
-    )
-    .option(
-      '--max-wait-ms <ms>',
-      'longest an image waits for others to fill its batch',
-      integer('--max-wait-ms', SERVE_RANGES.maxWaitMs[0], SERVE_RANGES.maxWaitMs[1]),
-      SERVE_DEFAULTS.maxWaitMs,
-    )
-    .option(
-      '--queue <n>',
-      'most images waiting; more are answered 503 with Retry-After',
-      integer('--queue', SERVE_RANGES.queueLimit[0], SERVE_RANGES.queueLimit[1]),
-      SERVE_DEFAULTS.queueLimit,
-    )
-    .option(
-      '--max-body-mb <n>',
-      'largest request body (413 above)',
-      integer('--max-body-mb', SERVE_RANGES.bodyLimitMb[0], SERVE_RANGES.bodyLimitMb[1]),
-      SERVE_DEFAULTS.bodyLimitMb,
-    )
-    .option(
-      '--max-receiving-mb <n>',
-      'most megabytes of request bodies received at once, all clients together (503 with Retry-After above)',
-      integer('--max-receiving-mb', SERVE_RANGES.receivingMb[0], SERVE_RANGES.receivingMb[1]),
-      SERVE_DEFAULTS.receivingMb,
-    )
-    .option('--pixel-limit <n>', 'refuse images with more pixels than this (413)', pixelLimit)
-    .option(
-      '--timeout-ms <ms>',
-      'time limit of a request, receiving and scoring (408 while receiving, 504 while scoring)',
-      integer('--timeout-ms', SERVE_RANGES.timeoutMs[0], SERVE_RANGES.timeoutMs[1]),
-      SERVE_DEFAULTS.timeoutMs,
-    )
     .option('--save-ng <dir>', 'keep each NG image and its JSON answer in this folder')
-    .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
-    .action(async (o) => {
-      const service = await InspectionService.start({
-        models: (o.model as string[]).map(modelSpec),
-        host: o.host,
-        port: o.port,
-        token: o.tokenFile ? readToken(o.tokenFile) : undefined,
-        threshold: o.threshold,
-        maxBatch: o.maxBatch,
-        maxWaitMs: o.maxWaitMs,
-        queueLimit: o.queue,
-        bodyLimitMb: o.maxBodyMb,
-        receivingMb: o.maxReceivingMb,
-        pixelLimit: o.pixelLimit,
-        timeoutMs: o.timeoutMs,
-        saveNg: o.saveNg,
-        weights: o.weights,
-        onPlan: (line) => process.stderr.write(`kensa: memory: ${line}\n`),
-        onLog: (line) => process.stderr.write(`kensa: ${line}\n`),
-      });
-      await new Promise<void>((resolve, reject) => {
-        setGracefulStop((signal) => {
-          process.stderr.write(`kensa: ${signal}: finishing the requests in flight, then exiting\n`);
-          service.close().then(resolve, reject);
-        });
-      });
-      process.stderr.write('kensa: stopped\n');
+    .option('--weights <file>', 'backbone weights file (default: the cache, else download)');
+  addOptions(command, [...SERVE_NUMBERS, 'pixelLimit']).action(async (o) => {
+    const service = await InspectionService.start({
+      models: (o.model as string[]).map(modelSpec),
+      host: o.host,
+      ...Object.fromEntries(SERVE_NUMBERS.map((n) => [n, o[n]])),
+      token: o.tokenFile ? readToken(o.tokenFile) : undefined,
+      threshold: o.threshold,
+      pixelLimit: o.pixelLimit,
+      saveNg: o.saveNg,
+      weights: o.weights,
+      onPlan: (line) => process.stderr.write(`kensa: memory: ${line}\n`),
+      onLog: (line) => process.stderr.write(`kensa: ${line}\n`),
     });
+    await new Promise<void>((resolve, reject) => {
+      setGracefulStop((signal) => {
+        process.stderr.write(`kensa: ${signal}: finishing the requests in flight, then exiting\n`);
+        service.close().then(resolve, reject);
+      });
+    });
+    process.stderr.write('kensa: stopped\n');
+  });
 }

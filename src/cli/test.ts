@@ -3,13 +3,13 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { testSummary } from '../pipeline/contracts/calibration.js';
 import { test } from '../pipeline/verbs/test.js';
-import { batch, pixelLimit } from './options.js';
+import { addOptions } from './options.js';
 import { notice, progressReporter } from './progress.js';
 
 const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('test')
     .description(
       'score test/good and test/<defect> of an MVTec-layout folder: metrics, curves, predictions and figures',
@@ -22,59 +22,53 @@ export function register(program: Command): void {
       'store the best-F1 threshold (for --threshold f1) in the model file, or in a copy at [file]; only the header is rewritten',
     )
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
-    .option(
-      '--batch <n>',
-      'most network inputs per backbone batch (default 32, fewer for large inputs)',
-      batch,
-    )
-    .option('--pixel-limit <n>', 'refuse images with more pixels than this (decompression bombs)', pixelLimit)
     .option('--no-figures', 'skip the per-image figures')
-    .option('--report', 'also write report.html (open it in a browser)')
-    .action(async (o) => {
-      const progress = progressReporter();
-      try {
-        const { metrics, model } = await test({
-          model: o.model,
-          data: o.data,
-          out: o.out,
-          saveModel: o.saveModel,
-          weights: o.weights,
-          batch: o.batch,
-          pixelLimit: o.pixelLimit,
-          figures: o.figures,
-          report: o.report,
-          onProgress: progress,
-          onPlan: notice(progress, 'memory'),
-        });
-        progress.stop();
-        const c = metrics.confusion.fpr0;
+    .option('--report', 'also write report.html (open it in a browser)');
+  addOptions(command, ['batch', 'pixelLimit']).action(async (o) => {
+    const progress = progressReporter();
+    try {
+      const { metrics, model } = await test({
+        model: o.model,
+        data: o.data,
+        out: o.out,
+        saveModel: o.saveModel,
+        weights: o.weights,
+        batch: o.batch,
+        pixelLimit: o.pixelLimit,
+        figures: o.figures,
+        report: o.report,
+        onProgress: progress,
+        onPlan: notice(progress, 'memory'),
+      });
+      progress.stop();
+      const c = metrics.confusion.fpr0;
+      console.log(
+        `results: ${o.out} (metrics.json, predictions.csv, roc.png, pr.png${o.figures ? ', figures/' : ''}${o.report ? ', report.html' : ''})`,
+      );
+      console.log(
+        `  image AUROC ${fmt(metrics.image_auroc)}  pixel AUROC ${fmt(metrics.pixel_auroc)}  AUPRO ${fmt(metrics.aupro)}  AP ${fmt(metrics.image_ap)}  F1-max ${fmt(metrics.image_f1_max)}`,
+      );
+      console.log(
+        `  at fpr0 (${metrics.thresholds.fpr0.toFixed(3)}): ${c.tp} NG found, ${c.fn} missed, ${c.fp} false alarms, ${c.tn} OK`,
+      );
+      for (const line of testSummary(
+        metrics.confusion,
+        model.meta.calibration.scores.count,
+        metrics.thresholds.fpr0,
+      ))
+        console.log(`  ${line}`);
+      for (const [name, reason] of Object.entries(metrics.undefined_reasons))
+        console.log(`  ${name}: n/a (${reason})`);
+      for (const w of metrics.warnings) process.stderr.write(`warning: ${w}\n`);
+      for (const skip of metrics.skipped)
+        process.stderr.write(`warning: left out, unreadable: ${skip.error}\n`);
+      if (o.saveModel && metrics.thresholds.f1 !== null)
         console.log(
-          `results: ${o.out} (metrics.json, predictions.csv, roc.png, pr.png${o.figures ? ', figures/' : ''}${o.report ? ', report.html' : ''})`,
+          `  f1 threshold ${metrics.thresholds.f1.toFixed(4)} stored in ${o.saveModel === true ? o.model : o.saveModel}`,
         );
-        console.log(
-          `  image AUROC ${fmt(metrics.image_auroc)}  pixel AUROC ${fmt(metrics.pixel_auroc)}  AUPRO ${fmt(metrics.aupro)}  AP ${fmt(metrics.image_ap)}  F1-max ${fmt(metrics.image_f1_max)}`,
-        );
-        console.log(
-          `  at fpr0 (${metrics.thresholds.fpr0.toFixed(3)}): ${c.tp} NG found, ${c.fn} missed, ${c.fp} false alarms, ${c.tn} OK`,
-        );
-        for (const line of testSummary(
-          metrics.confusion,
-          model.meta.calibration.scores.count,
-          metrics.thresholds.fpr0,
-        ))
-          console.log(`  ${line}`);
-        for (const [name, reason] of Object.entries(metrics.undefined_reasons))
-          console.log(`  ${name}: n/a (${reason})`);
-        for (const w of metrics.warnings) process.stderr.write(`warning: ${w}\n`);
-        for (const skip of metrics.skipped)
-          process.stderr.write(`warning: left out, unreadable: ${skip.error}\n`);
-        if (o.saveModel && metrics.thresholds.f1 !== null)
-          console.log(
-            `  f1 threshold ${metrics.thresholds.f1.toFixed(4)} stored in ${o.saveModel === true ? o.model : o.saveModel}`,
-          );
-        if (o.report) console.log(`report: ${join(o.out, 'report.html')}`);
-      } finally {
-        progress.stop();
-      }
-    });
+      if (o.report) console.log(`report: ${join(o.out, 'report.html')}`);
+    } finally {
+      progress.stop();
+    }
+  });
 }

@@ -20,6 +20,7 @@ import type { ThresholdChoice } from '../pipeline/contracts/decisions.js';
 import { loadModel, type KensaModel } from '../pipeline/contracts/model-file.js';
 import { checkWritable } from '../pipeline/outputs/paths.js';
 import { jet } from '../report/colormap.js';
+import { checkOption, OPTIONS } from '../options.js';
 import { KensaError } from '../util/errors.js';
 import { exportOnnx, type ExportInfo } from './onnx.js';
 import { webPage } from './web-page.js';
@@ -118,6 +119,8 @@ export async function exportModel(options: ExportModelOptions): Promise<ExportRe
       'E_ARGUMENT',
       `Expected letters, digits, '_', '.' or '-' for --name but received '${name}'`,
     );
+  checkOption('tritonMaxBatch', options.maxBatch, 'maxBatch');
+  checkOption('maxQueueDelayMs', options.maxQueueDelayMs);
   await checkWritable(out, 'folder');
   const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
   if (model.meta.preprocess.tile && format !== 'onnx')
@@ -144,7 +147,12 @@ export async function exportModel(options: ExportModelOptions): Promise<ExportRe
     await write(join(name, '1', 'model.onnx'), bytes);
     await write(
       join(name, 'config.pbtxt'),
-      tritonConfig(info, name, options.maxBatch ?? 8, options.maxQueueDelayMs ?? 5),
+      tritonConfig(
+        info,
+        name,
+        options.maxBatch ?? OPTIONS.tritonMaxBatch.default,
+        options.maxQueueDelayMs ?? OPTIONS.maxQueueDelayMs.default,
+      ),
     );
     await write(join(name, 'kensa.json'), json(info));
   } else {

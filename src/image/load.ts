@@ -16,8 +16,6 @@ import { geometry, IMAGENET_MEAN, IMAGENET_STD, type Geometry, type Preprocess }
 
 /** Default refusal limit for decoding (pixels), against decompression bombs; large camera images pass. */
 export const DEFAULT_PIXEL_LIMIT = 100_000_000;
-/** The pixel limit's accepted range (a limit of 0 would switch libvips' guard off). */
-export const PIXEL_LIMIT_RANGE = [1, 2 ** 32] as const;
 
 export interface LoadedImage {
   /** 3×H×W at the processed size, normalised. */

@@ -12,6 +12,7 @@
  * Any mode may add `tile: { size, overlap }`: the processed image is cut into size×size tiles that
  * overlap by at least `overlap` pixels (tiles.ts), each a network input of its own.
  */
+import { checkOption } from '../options.js';
 import { assertInteger, invalidParameter, KensaError } from '../util/errors.js';
 
 /** ImageNet normalisation, the preprocessing every supported backbone was trained with. */
@@ -48,21 +49,21 @@ export function fixedInputSize(p: Preprocess): { width: number; height: number }
   return undefined;
 }
 
-function multipleOf16(name: string, v: number, min: number, max: number): void {
-  assertInteger(name, v, min, max);
+/** A side from the option table (src/options.ts), and a multiple of 16. */
+function multipleOf16(name: 'size' | 'crop' | 'tile', v: number): void {
+  checkOption(name, v);
   if (v % SIDE_MULTIPLE) throw invalidParameter(name, `a multiple of ${SIDE_MULTIPLE}`, v);
 }
 
 /** Checks every field; returns the preprocessing unchanged. Errors name the option (usage errors). */
 export function validatePreprocess(p: Preprocess): Preprocess {
   if (p.mode === 'resize' || p.mode === 'fit') {
-    multipleOf16('size', p.size, 32, 8192);
+    multipleOf16('size', p.size);
   } else if (p.mode === 'scale') {
-    if (!(typeof p.scale === 'number' && p.scale > 0 && p.scale <= 4 && p.scale >= 1 / 64))
-      throw invalidParameter('scale', 'a number between 0.015625 and 4', p.scale);
+    checkOption('scale', p.scale ?? NaN);
   } else if (p.mode === 'crop') {
-    assertInteger('resize', p.resize, 32, 8192);
-    multipleOf16('crop', p.crop, 32, 8192);
+    checkOption('resize', p.resize ?? NaN);
+    multipleOf16('crop', p.crop);
     if (p.crop > p.resize)
       throw new KensaError(
         'E_ARGUMENT',
@@ -72,7 +73,7 @@ export function validatePreprocess(p: Preprocess): Preprocess {
     throw invalidParameter('preprocess mode', 'fit, scale, resize or crop', (p as { mode: unknown }).mode);
   }
   if (p.tile) {
-    multipleOf16('tile', p.tile.size, 32, 4096);
+    multipleOf16('tile', p.tile.size);
     assertInteger('overlap', p.tile.overlap, 0, p.tile.size - SIDE_MULTIPLE);
     if (p.tile.overlap % SIDE_MULTIPLE)
       throw invalidParameter(

@@ -45,40 +45,37 @@ import { loadModel, type KensaModel } from '../pipeline/contracts/model-file.js'
 import { checkWritable } from '../pipeline/outputs/paths.js';
 import { overlayOf } from '../pipeline/outputs/pictures.js';
 import { getMethod } from '../models/registry.js';
-import { assertInteger, KensaError } from '../util/errors.js';
+import { KensaError } from '../util/errors.js';
+import { checkOption, OPTIONS, type OptionName } from '../options.js';
 import { ClientGoneError, ClosingError, DeadlineError, MicroBatcher, QueueFullError } from './batcher.js';
+
+/** The service's numeric settings: their ranges and defaults are in the option table (src/options.ts). */
+export const SERVE_NUMBERS = [
+  'port',
+  'maxBatch',
+  'maxWaitMs',
+  'queueLimit',
+  'bodyLimitMb',
+  'receivingMb',
+  'timeoutMs',
+] as const satisfies readonly OptionName[];
+
+type NumericSetting = (typeof SERVE_NUMBERS)[number];
 
 export const SERVE_DEFAULTS = {
   host: '127.0.0.1',
-  port: 8080,
-  maxBatch: 8,
-  maxWaitMs: 5,
-  queueLimit: 64,
-  bodyLimitMb: 64,
-  receivingMb: 256,
-  timeoutMs: 30_000,
-} as const;
-
-/** The accepted range of each numeric setting (the command line's options check the same). */
-export const SERVE_RANGES = {
-  port: [0, 65535],
-  maxBatch: [1, 256],
-  maxWaitMs: [0, 10_000],
-  queueLimit: [1, 100_000],
-  bodyLimitMb: [1, 4096],
-  receivingMb: [1, 65536],
-  timeoutMs: [100, 3_600_000],
-} as const;
-
-type NumericSetting = keyof typeof SERVE_RANGES;
+  ...(Object.fromEntries(SERVE_NUMBERS.map((n) => [n, OPTIONS[n].default])) as Record<
+    NumericSetting,
+    number
+  >),
+};
 
 /** The numeric settings with their defaults filled in, each checked against its range. */
 function settingsOf(options: ServiceOptions): Record<NumericSetting, number> {
   const settings = {} as Record<NumericSetting, number>;
-  for (const key of Object.keys(SERVE_RANGES) as NumericSetting[]) {
+  for (const key of SERVE_NUMBERS) {
     const value = options[key] ?? SERVE_DEFAULTS[key];
-    const [min, max] = SERVE_RANGES[key];
-    assertInteger(key, value, min, max);
+    checkOption(key, value);
     settings[key] = value;
   }
   return settings;

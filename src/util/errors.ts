@@ -53,6 +53,6 @@ export function assertInteger(
   max: number,
 ): asserts value is number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalidParameter(name, `integer between ${min} and ${max}`, value);
+    throw invalidParameter(name, `an integer between ${min} and ${max}`, value);
   }
 }

@@ -87,7 +87,7 @@ describe('bad option values of the new verbs', () => {
     ).rejects.toThrow(/integer between 1 and 256 for maxBatch/);
     await expect(
       trainClassifier({ data: dir, out: join(dir, 'c.classifier'), valFraction: 1 }),
-    ).rejects.toThrow(/val-fraction/);
+    ).rejects.toThrow(/Expected a number in \(0, 1\) for valFraction but received 1 of type number/);
     await expect(trainClassifier({ data: dir, out: join(dir, 'c.classifier'), copies: -1 })).rejects.toThrow(
       /copies/,
     );

@@ -106,7 +106,7 @@ describe('reliability, second pass', () => {
     [['train', '--size', '100'], 'Expected a multiple of 16 for size but received 100'],
     [
       ['train', '--tile', '64', '--overlap', '64'],
-      'Expected integer between 0 and 48 for overlap but received 64',
+      'Expected an integer between 0 and 48 for overlap but received 64',
     ],
     [['train', '--method', 'padim', '--square', '--size', '8192'], 'of memory'],
     [['train', '--coreset', '0'], "Expected a number in (0, 1] for --coreset but received '0'"],

@@ -10,6 +10,7 @@
  * averaged over positions and the head is linear, the class activation map is exact:
  * logit = mean over positions of (w · x̃(position) + b), so CAM(position) = w · x̃(position) + b.
  */
+import { OPTIONS } from '../../options.js';
 import { mulberry32 } from '../../util/random.js';
 
 export interface HeadParams {
@@ -31,11 +32,11 @@ export interface TrainSettings {
 }
 
 export const DEFAULT_TRAIN: TrainSettings = {
-  epochs: 300,
+  epochs: OPTIONS.epochs.default,
   learningRate: 0.01,
   weightDecay: 1e-3,
-  patience: 40,
-  seed: 0,
+  patience: OPTIONS.patience.default,
+  seed: OPTIONS.seed.default,
 };
 
 /** A training example: its feature vectors (the original first, then augmented copies) and label. */

@@ -113,7 +113,7 @@ function dFor(settings: FitSettings): number {
   // EfficientNet-Lite keeps all channels (the backbone's default d is all of them); others take a subset
   const d = settings.d ?? Math.min(total, settings.defaultD ?? total);
   if (!Number.isInteger(d) || d < 1 || d > total)
-    throw invalidParameter('d', `integer between 1 and ${total}`, d);
+    throw invalidParameter('d', `an integer between 1 and ${total}`, d);
   return d;
 }
 

@@ -3,7 +3,8 @@
  * distance. Stored tensor: patchcore.memory_bank [M, C] f32.
  */
 import { patchcoreExportGraph } from './graphs.js';
-import { invalidParameter, KensaError } from '../../util/errors.js';
+import { checkOption } from '../../options.js';
+import { KensaError } from '../../util/errors.js';
 import { featureProblem, type Estimate, type FitSettings, type Method } from '../method.js';
 import { PROJECTION_DIM } from './coreset.js';
 import { BLOCK_VALUES } from './graphs.js';
@@ -21,7 +22,7 @@ export const MAX_PATCHES = 4_000_000;
 
 function coresetFor(settings: FitSettings): number {
   const c = settings.coreset ?? DEFAULT_CORESET;
-  if (!(typeof c === 'number' && c > 0 && c <= 1)) throw invalidParameter('coreset', 'a number in (0, 1]', c);
+  checkOption('coreset', c);
   return c;
 }
 

@@ -59,7 +59,8 @@ import { PATCHCORE_STRIDE } from '../../models/patchcore/model.js';
 import { curvePng, fivePanelFigure } from '../../report/figures.js';
 import { LEARNING_CURVES, writeReport } from '../../report/html.js';
 import { writeResultsFile, type ResultImage } from '../../report/results-file.js';
-import { KensaError, assertInteger, invalidParameter } from '../../util/errors.js';
+import { checkOption, checkOptions, OPTIONS } from '../../options.js';
+import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
 import { mulberry32, shuffledIndices } from '../../util/random.js';
 import { quantile } from '../../util/stats.js';
@@ -70,8 +71,8 @@ import { commonRoot, outputNames, writeOverlayOf, writeThumbOf } from '../output
 import { KENSA_VERSION } from '../../version.js';
 import { listLine } from '../engine/run.js';
 
-export const DEFAULT_COPIES = 4;
-export const DEFAULT_VAL_FRACTION = 0.2;
+export const DEFAULT_COPIES = OPTIONS.copies.default;
+export const DEFAULT_VAL_FRACTION = OPTIONS.classifierValFraction.default;
 /** Augmented copies embedded together (their PNG bytes are held until then). */
 const AUGMENTED_CHUNK = 64;
 
@@ -264,13 +265,10 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
     patience: options.patience ?? DEFAULT_TRAIN.patience,
     seed: options.seed ?? 0,
   };
-  assertInteger('epochs', settings.epochs, 1, 100_000);
-  assertInteger('patience', settings.patience, 1, 100_000);
-  assertInteger('copies', options.copies ?? DEFAULT_COPIES, 0, 64);
-  if (options.batch !== undefined) assertInteger('batch', options.batch, 1, 4096);
+  checkOptions(settings, ['epochs', 'patience', 'seed']);
+  checkOptions(options, ['copies', 'batch', 'pixelLimit']);
   const valFraction = options.valFraction ?? DEFAULT_VAL_FRACTION;
-  if (!(valFraction > 0 && valFraction < 1))
-    throw invalidParameter('val-fraction', 'a number in (0, 1)', valFraction);
+  checkOption('classifierValFraction', valFraction, 'valFraction');
   const preprocess = validatePreprocess(
     options.preprocess ?? { mode: 'fit', size: options.size ?? DEFAULT_SIZE },
   );
@@ -661,7 +659,7 @@ export interface ClassifyTestOptions extends ClassifyRunOptions {
 }
 
 export async function testClassifier(options: ClassifyTestOptions): Promise<Record<string, unknown>> {
-  if (options.batch !== undefined) assertInteger('batch', options.batch, 1, 4096);
+  checkOptions(options, ['batch', 'pixelLimit']);
   const release = await lockResultsFolder(options.out);
   try {
     const model = typeof options.model === 'string' ? await loadClassifier(options.model) : options.model;
@@ -827,7 +825,7 @@ export interface ClassifyPredictOptions extends ClassifyRunOptions {
 export async function predictClassifier(
   options: ClassifyPredictOptions,
 ): Promise<{ predictions: Classification[]; errors: { file: string; error: string }[]; threshold: number }> {
-  if (options.batch !== undefined) assertInteger('batch', options.batch, 1, 4096);
+  checkOptions(options, ['batch', 'pixelLimit']);
   const release = await lockResultsFolder(options.out);
   try {
     const model = typeof options.model === 'string' ? await loadClassifier(options.model) : options.model;

@@ -6,8 +6,7 @@
  * errors.csv; the others get their results.
  */
 import { collectImages, type ImageItem } from '../../data/dataset.js';
-import { PIXEL_LIMIT_RANGE } from '../../image/load.js';
-import { assertInteger } from '../../util/errors.js';
+import { checkOptions } from '../../options.js';
 import type { ThresholdChoice } from '../contracts/decisions.js';
 import type { DriftStatus } from '../contracts/drift.js';
 import type { KensaModel } from '../contracts/model-file.js';
@@ -30,16 +29,10 @@ export interface PredictOptions extends ScoringOptions {
 
 export type { Prediction, RunError as PredictError };
 
-/** Checks a pixel limit given by a user: 0 would switch the decompression-bomb guard off. */
-export function checkPixelLimit(limit: number | undefined): void {
-  if (limit !== undefined) assertInteger('pixel-limit', limit, PIXEL_LIMIT_RANGE[0], PIXEL_LIMIT_RANGE[1]);
-}
-
 export async function predict(
   options: PredictOptions,
 ): Promise<{ predictions: Prediction[]; errors: RunError[]; threshold: number; drift: DriftStatus }> {
-  if (options.batch !== undefined) assertInteger('batch', options.batch, 1, 4096);
-  checkPixelLimit(options.pixelLimit);
+  checkOptions(options, ['batch', 'pixelLimit']);
   const overlays = options.overlays ?? true;
   const figures = !!(options.figures || options.report);
   const r = await runImages({

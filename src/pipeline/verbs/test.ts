@@ -20,12 +20,12 @@ import {
 } from '../../metrics/classification.js';
 import { PixelMetricsStream } from '../../metrics/pixel-stream.js';
 import { curvePng } from '../../report/figures.js';
-import { assertInteger, KensaError } from '../../util/errors.js';
+import { checkOptions } from '../../options.js';
+import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
 import type { DriftStatus } from '../contracts/drift.js';
 import { saveModel, updateThresholds, type KensaModel } from '../contracts/model-file.js';
 import { runImages, type RunResult } from '../engine/run.js';
-import { checkPixelLimit } from './predict.js';
 
 export interface TestOptions {
   model: string | KensaModel;
@@ -129,8 +129,7 @@ export async function test(
   options: TestOptions,
 ): Promise<{ metrics: TestMetrics; images: TestImageResult[]; model: KensaModel }> {
   const t0 = performance.now();
-  if (options.batch !== undefined) assertInteger('batch', options.batch, 1, 4096);
-  checkPixelLimit(options.pixelLimit);
+  checkOptions(options, ['batch', 'pixelLimit']);
   if (options.saveModel === true && typeof options.model !== 'string')
     throw new KensaError(
       'E_ARGUMENT',

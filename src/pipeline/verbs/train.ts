@@ -17,7 +17,8 @@ import { trainingImages, whyNoTrainingImages, type ImageItem } from '../../data/
 import { DEFAULT_SIZE, validatePreprocess, type Preprocess } from '../../image/preprocess.js';
 import type { Fitter, MethodState, Scorer } from '../../models/method.js';
 import { getMethod } from '../../models/registry.js';
-import { KensaError, invalidParameter, assertInteger } from '../../util/errors.js';
+import { checkOption, checkOptions } from '../../options.js';
+import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
 import { mulberry32, shuffledIndices } from '../../util/random.js';
 import { sha256Bytes, sha256File } from '../../util/hash.js';
@@ -87,7 +88,7 @@ export function splitValidation(
   fraction: number,
   seed: number,
 ): [ImageItem[], ImageItem[]] {
-  if (!(fraction > 0 && fraction < 1)) throw invalidParameter('val-fraction', 'a number in (0, 1)', fraction);
+  checkOption('valFraction', fraction);
   const order = shuffledIndices(items.length, mulberry32(seed ^ 0x5eed));
   const nVal = Math.max(1, Math.round(items.length * fraction));
   const val = new Set(order.slice(0, nVal));
@@ -144,12 +145,11 @@ export function copiesWarning(items: readonly ImageItem[], same: ArrayLike<numbe
 }
 
 /** Checks the options that need no file or network, before any work. */
-function checkOptions(options: TrainOptions): void {
+function checkTrainOptions(options: TrainOptions): void {
   getMethod(options.method ?? DEFAULT_METHOD);
   getBackbone(options.backbone ?? DEFAULT_BACKBONE);
   validatePreprocess(options.preprocess ?? { mode: 'fit', size: DEFAULT_SIZE });
-  if (options.seed !== undefined) assertInteger('seed', options.seed, 0, 2 ** 32 - 1);
-  if (options.folds !== undefined) assertInteger('folds', options.folds, 2, 100);
+  checkOptions(options, ['seed', 'folds', 'quantile', 'batch', 'pixelLimit', 'coreset', 'd']);
   if (options.valFraction !== undefined) {
     if (options.folds !== undefined)
       throw new KensaError(
@@ -158,9 +158,6 @@ function checkOptions(options: TrainOptions): void {
       );
     splitValidation([], options.valFraction, 0);
   }
-  if (options.quantile !== undefined && !(options.quantile > 0 && options.quantile <= 1))
-    throw invalidParameter('quantile', 'a number in (0, 1]', options.quantile);
-  if (options.batch !== undefined) assertInteger('batch', options.batch, 1, 4096);
 }
 
 interface Scored {
@@ -172,7 +169,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const timings: Record<string, number> = {};
   const lap = (name: string, since: number) => (timings[name] = (performance.now() - since) / 1000);
-  checkOptions(options);
+  checkTrainOptions(options);
   const method = getMethod(options.method ?? DEFAULT_METHOD);
   const spec = getBackbone(options.backbone ?? DEFAULT_BACKBONE);
   const preprocess = validatePreprocess(options.preprocess ?? { mode: 'fit', size: DEFAULT_SIZE });
