@@ -106,14 +106,14 @@ for (const k of values.k!.split(',').map(Number)) {
       link(join(data, 'test', type, files[at]), join(root, j < take ? 'train' : 'test', type, files[at])),
     );
   }
-  const model = join(work, `k${k}.classifier`);
+  const model = join(work, `k${k}-classifier.kensa`);
   const trainSeconds = timed('classify', 'train', '--data', root, '--out', model);
   const out = join(work, `k${k}-test`);
   kensa('classify', 'test', '--model', model, '--data', root, '--out', out, '--no-figures');
   const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
   const predictions = JSON.parse(readFileSync(join(out, 'predictions.json'), 'utf8')) as {
     threshold: number;
-    predictions: { file: string; probability: number }[];
+    predictions: { file: string; score: number }[];
   };
   // the same remaining test images for every score (the link's target names the original file)
   const test = predictions.predictions.map((p) => {
@@ -125,7 +125,7 @@ for (const k of values.k!.split(',').map(Number)) {
     );
     return {
       label: original.includes('/test/good/') ? 0 : 1,
-      probability: p.probability,
+      probability: p.score,
       anomaly: anomalyScore.get(original)!,
     };
   });

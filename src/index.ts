@@ -34,21 +34,16 @@ export type {
   CalibrationSummary,
 } from './pipeline/contracts/model-file.js';
 // the supervised classifier
+// (a classifier is a kensa model: loadModel reads it, test, predict, serve and export take it)
 export {
   trainClassifier,
   testClassifier,
   predictClassifier,
-  learningCurves,
+  classifierRecord,
 } from './pipeline/verbs/classify.js';
-export type {
-  ClassifyTrainOptions,
-  ClassifyTestOptions,
-  ClassifyPredictOptions,
-  ClassifiedImage,
-  Classification,
-} from './pipeline/verbs/classify.js';
-export { loadClassifier, saveClassifier } from './models/classifier/model-file.js';
-export type { ClassifierModel, ClassifierMeta } from './models/classifier/model-file.js';
+export type { ClassifyTrainOptions, ClassifyTrainResult } from './pipeline/verbs/classify.js';
+export type { ClassifierState, ClassifierRecord } from './models/classifier/method.js';
+export { learningCurves } from './report/figures.js';
 // the service and the exports
 export { InspectionService, SERVE_DEFAULTS } from './serve/server.js';
 export type { ServiceOptions, InspectResponse } from './serve/server.js';
@@ -58,7 +53,7 @@ export type { ExportModelOptions, ExportFormat } from './export/export.js';
 export { exportOnnx } from './export/onnx.js';
 export type { ExportInfo } from './export/onnx.js';
 // methods
-export { METHODS, METHOD_NAMES, getMethod } from './models/registry.js';
+export { METHODS, METHOD_NAMES, UNSUPERVISED_METHODS, getMethod } from './models/registry.js';
 export type { Method, MethodGraph, Scorer, Fitter, MethodState } from './models/method.js';
 // data and images
 export { openDataset, collectImages, IMAGE_EXTENSIONS } from './data/dataset.js';

@@ -2,7 +2,12 @@
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { AUGMENTATIONS, type Augmentation } from '../models/classifier/augment.js';
-import { predictClassifier, testClassifier, trainClassifier } from '../pipeline/verbs/classify.js';
+import {
+  classifierRecord,
+  predictClassifier,
+  testClassifier,
+  trainClassifier,
+} from '../pipeline/verbs/classify.js';
 import { addOptions, preprocessFrom } from './options.js';
 import { notice, progressReporter } from './progress.js';
 
@@ -105,15 +110,17 @@ export function register(program: Command): void {
       });
       progress.stop();
       const m = model.meta;
-      const last = m.history[m.training.best_epoch - 1] ?? m.history.at(-1)!;
+      const r = classifierRecord(model);
+      const t = r.training;
+      const last = r.history[t.best_epoch - 1] ?? r.history.at(-1)!;
       console.log(`classifier written: ${o.out}`);
       console.log(
-        `  ${m.training.good} good and ${m.training.ng} NG training images (+${m.training.copies} augmented copies each: ${m.training.augment.join(', ') || 'none'}); ` +
-          `validation ${m.training.validation.good} good, ${m.training.validation.ng} NG`,
+        `  ${t.good} good and ${t.ng} NG training images (+${t.copies} augmented copies each: ${t.augment.join(', ') || 'none'}); ` +
+          `validation ${t.validation.good} good, ${t.validation.ng} NG`,
       );
       console.log(
-        `  ${m.training.epochs} epochs, best ${m.training.best_epoch}: validation loss ${last.val_loss?.toFixed(4) ?? 'n/a'}, accuracy ${last.val_accuracy?.toFixed(3) ?? 'n/a'}; ` +
-          `calibration error ${m.calibration.ece_before?.toFixed(3) ?? 'n/a'} → ${m.calibration.ece_after?.toFixed(3) ?? 'n/a'} (temperature ${m.calibration.temperature.toFixed(2)})`,
+        `  ${t.epochs} epochs, best ${t.best_epoch}: validation loss ${last.val_loss?.toFixed(4) ?? 'n/a'}, accuracy ${last.val_accuracy?.toFixed(3) ?? 'n/a'}; ` +
+          `calibration error ${r.calibration.ece_before?.toFixed(3) ?? 'n/a'} → ${r.calibration.ece_after?.toFixed(3) ?? 'n/a'} (temperature ${r.calibration.temperature.toFixed(2)})`,
       );
       console.log(
         `  thresholds (probability of NG): fpr0 ${m.thresholds.fpr0.toPrecision(4)}${m.thresholds.f1 !== undefined ? `, f1 ${m.thresholds.f1.toPrecision(4)}` : ''}; ` +
@@ -139,23 +146,18 @@ export function register(program: Command): void {
   addOptions(testCommand, ['batch', 'pixelLimit']).action(async (o) => {
     const progress = progressReporter();
     try {
-      const m = (await testClassifier({
+      const { metrics: m } = await testClassifier({
         ...runOptions(o, progress),
         data: o.data,
-      })) as {
-        image_auroc: number | null;
-        calibration_error: number | null;
-        threshold: { name: string; value: number };
-        confusion: Record<string, { tp: number; fp: number; fn: number; tn: number }>;
-        counts: { images: number };
-      };
+      });
       progress.stop();
-      const c = m.confusion[m.threshold.name === 'value' ? 'value' : m.threshold.name];
+      const c = m.confusion[m.threshold.name]!;
+      const ece = m.calibration_error as number | null | undefined;
       console.log(
         `results: ${o.out} (metrics.json, predictions.csv, roc.png, pr.png, ${'learning_curves.png'}${o.figures ? ', figures/' : ''})`,
       );
       console.log(
-        `  ${m.counts.images} images: image AUROC ${m.image_auroc?.toFixed(4) ?? 'n/a'}, calibration error ${m.calibration_error?.toFixed(3) ?? 'n/a'}; ` +
+        `  ${m.counts.images} images: image AUROC ${m.image_auroc?.toFixed(4) ?? 'n/a'}, calibration error ${ece?.toFixed(3) ?? 'n/a'}; ` +
           `at ${m.threshold.name} (p > ${m.threshold.value.toPrecision(4)}): ${c.tp} of ${c.tp + c.fn} NG found, ${c.fp} false alarms of ${c.fp + c.tn} good`,
       );
       if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { backboneNames, DEFAULT_BACKBONE } from '../backbone/registry.js';
 import { describePreprocess } from '../image/preprocess.js';
-import { METHOD_NAMES } from '../models/registry.js';
+import { UNSUPERVISED_METHODS } from '../models/registry.js';
 import { highestCalibration, promise, rankedLine } from '../pipeline/contracts/calibration.js';
 import { methodMeta, modelFileSize } from '../pipeline/contracts/model-file.js';
 import { DEFAULT_METHOD, train } from '../pipeline/verbs/train.js';
@@ -20,7 +20,7 @@ export function register(program: Command): void {
       "data folder (train/good, or a folder of good images) or a quoted glob such as 'good/*.png'",
     )
     .requiredOption('--out <model>', 'model file to write (e.g. model.kensa)')
-    .option('--method <name>', `anomaly-detection method: ${METHOD_NAMES.join(', ')}`, DEFAULT_METHOD)
+    .option('--method <name>', `anomaly-detection method: ${UNSUPERVISED_METHODS.join(', ')}`, DEFAULT_METHOD)
     .option('--backbone <name>', `feature extractor: ${backboneNames().join(', ')}`, DEFAULT_BACKBONE)
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)');
   addOptions(command, ['size']);
@@ -82,7 +82,7 @@ export function register(program: Command): void {
       console.log(`  fitted on ${r.train.length} good images; calibrated on ${c.scores.count} ${how}`);
       console.log(`  ${promise(c.scores.count, m.thresholds.fpr0)}`);
       console.log(
-        `  quantile ${m.thresholds.quantile.toFixed(4)} (the ${c.quantile} quantile of the calibration scores)`,
+        `  quantile ${m.thresholds.quantile?.toFixed(4)} (the ${c.quantile} quantile of the calibration scores)`,
       );
       console.log(
         '  highest calibration scores (the first sets fpr0; look at any that stands far above the next):',

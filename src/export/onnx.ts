@@ -120,7 +120,7 @@ export function exportInfo(model: KensaModel, threshold?: ThresholdChoice): Expo
     preprocess: meta.preprocess,
     map: meta.map,
     thresholds: meta.thresholds,
-    threshold: resolveThreshold(meta.thresholds, threshold),
+    threshold: resolveThreshold(meta.thresholds, threshold, method.scoreRange),
     display: meta.calibration.display,
     input: {
       name: EXPORT_INPUT,
@@ -137,26 +137,26 @@ export function exportInfo(model: KensaModel, threshold?: ThresholdChoice): Expo
           overlap: tile.overlap,
           stride: method.stride,
           graphs: { tile: 'tile.onnx', map: 'map.onnx' },
-          rule: tilingRule(meta.method === 'patchcore'),
+          rule: tilingRule(method.ownScore),
         }
       : null,
   };
 }
 
 /** How a caller scores a tiled model with tile.onnx and map.onnx (image/tiles.ts, pipeline/inspector.ts). */
-const tilingRule = (patchcore: boolean) =>
+const tilingRule = (ownScore: boolean) =>
   [
     'Resize the image to its processed size W×H (the preprocess rule). Per axis of length L, tile offsets are',
     '0, step, 2·step, … while offset + tile < L (step = tile − overlap), then L − tile (just 0 when L ≤ tile).',
     'Each tile owns, per axis, [a, b): a = 0 for the first tile, else the midpoint of its centre and the previous',
     "tile's centre rounded to a multiple of 16; b = L for the last, else the midpoint with the next's; clipped to",
     'the tile. Run tile.onnx on the tiles (uint8 [N, tile, tile, 3]' +
-      (patchcore
+      (ownScore
         ? ", and 'owned': 1 on the tile's own cells, 0 elsewhere, [N, tile/stride, tile/stride]"
         : '') +
       "); copy each tile's own cells of 'grid' into the image's grid [H/stride, W/stride]. Run map.onnx on that",
     "grid (as [1, h, w]) and 'size' [H, W]: 'anomaly_map' is the map. The image score is " +
-      (patchcore ? "the 'score' of the tile with the largest 'peak'." : "the map's maximum ('map_max')."),
+      (ownScore ? "the 'score' of the tile with the largest 'peak'." : "the map's maximum ('map_max')."),
   ].join(' ');
 
 /** The model as ONNX bytes (see the top of this file), with its metadata; a tiled model as two graphs. */
@@ -201,8 +201,8 @@ export async function exportOnnx(
   const backboneInits = (backbone.initializer ?? []) as TensorProto[];
   for (const t of backboneInits) t.name = inBackbone(t.name);
 
-  // a tiled model's method graph takes each tile's own cells (PatchCore's image score comes from them)
-  const owned = tile && meta.method === 'patchcore' ? TILE_OWNED : undefined;
+  // a tiled model's method graph takes each tile's own cells (a method's own image score comes from them)
+  const owned = tile && method.ownScore ? TILE_OWNED : undefined;
   const m = method.exportGraph(model.state, owned);
   const inMethod = prefixed('method/', shared);
   const methodNodes = renameSpecs(m.nodes, m.initializers, inMethod);

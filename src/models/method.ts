@@ -149,6 +149,24 @@ export interface Method<S extends MethodState = MethodState> {
   readonly name: string;
   /** One line for help texts. */
   readonly summary: string;
+  /**
+   * 'unsupervised': fitted on good images only (kensa train, `createFitter`); 'supervised': trained on
+   * labelled good and NG images by its own fitter (kensa classify train).
+   */
+  readonly learning: 'unsupervised' | 'supervised';
+  /**
+   * The open range of its image scores, where every threshold must lie: (0, ∞) for distances, (0, 1) for a
+   * probability.
+   */
+  readonly scoreRange: readonly [number, number];
+  /**
+   * Whether the image score is the method's own (the scorer's `peaks`: PatchCore's re-weighted peak, the
+   * classifier's probability) rather than the map's maximum; for a tiled image, the tile with the largest
+   * raw peak gives it.
+   */
+  readonly ownScore: boolean;
+  /** What its map shows, on the score's scale (the figures' colour bar; default: an anomaly score). */
+  readonly mapLabel?: string;
   /** Input pixels per grid cell. */
   readonly stride: number;
   /** The map step of new models. */
@@ -182,6 +200,19 @@ export interface Method<S extends MethodState = MethodState> {
     meta: unknown,
     context: { channels: [number, number, number]; formatVersion: number },
   ): S | string;
+  /** Where the method trains by epochs: the losses and accuracies of each (drawn as learning curves). */
+  history?(state: S): readonly EpochHistory[];
+  /** Metrics of its own for kensa test's metrics.json, from the image scores and labels. */
+  testMetrics?(state: S, scores: readonly number[], labels: readonly number[]): Record<string, number | null>;
+}
+
+/** One training epoch's losses and accuracies (null without validation images). */
+export interface EpochHistory {
+  epoch: number;
+  train_loss: number;
+  train_accuracy: number;
+  val_loss: number | null;
+  val_accuracy: number | null;
 }
 
 /**

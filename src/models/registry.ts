@@ -1,11 +1,14 @@
 /** The methods kensa knows, by the name a model file stores (`meta.method`). */
 import { unknownChoice } from '../util/errors.js';
 import type { Method, MethodState } from './method.js';
+import { classifier } from './classifier/method.js';
 import { padim } from './padim/method.js';
 import { patchcore } from './patchcore/method.js';
 
-export const METHODS: readonly Method[] = [patchcore, padim] as unknown as readonly Method[];
+export const METHODS: readonly Method[] = [patchcore, padim, classifier] as unknown as readonly Method[];
 export const METHOD_NAMES = METHODS.map((m) => m.name);
+/** The methods kensa train fits on good images only. */
+export const UNSUPERVISED_METHODS = METHODS.filter((m) => m.learning === 'unsupervised').map((m) => m.name);
 
 export function getMethod(name: string): Method<MethodState> {
   const method = METHODS.find((m) => m.name === name);

@@ -218,7 +218,7 @@ export const SCRIPT = String.raw`
     var model = data.model.path || 'MODEL';
     var first = calib.highest[0];
     $('cmd-exclude').value = first ? 'kensa threshold --model ' + shq(model) + ' --exclude ' + shq(first.file) : '';
-    $('cmd-exclude').parentNode.style.display = $('cmd-exclude').parentNode.previousElementSibling.style.display = first && data.model.method !== 'classifier' ? '' : 'none';
+    $('cmd-exclude').parentNode.style.display = $('cmd-exclude').parentNode.previousElementSibling.style.display = first ? '' : 'none';
   }
 
   var pending = false;
@@ -245,15 +245,11 @@ export const SCRIPT = String.raw`
     }).join('') : '<p>' + t('none') + '</p>';
     var model = data.model.path || 'MODEL';
     var t4 = threshold.toFixed(4);
-    // a classifier (kensa classify) is used with its own verb and keeps no custom threshold
-    var classifier = data.model.method === 'classifier';
-    var verb = classifier ? 'kensa classify predict' : 'kensa predict';
+    var verb = 'kensa predict';
     $('cmd-predict').value = verb + ' --model ' + shq(model) + ' --threshold ' + t4 + ' --out RESULTS IMAGES...';
     $('cmd-store').value = 'kensa threshold --model ' + shq(model) + ' --set ' + t4;
-    $('cmd-store').parentNode.style.display = $('cmd-store').parentNode.previousElementSibling.style.display = classifier ? 'none' : '';
     var ps = psq(model) !== shq(model);
     $('ps-rows').style.display = ps ? '' : 'none';
-    $('cmd-store-ps').parentNode.style.display = classifier ? 'none' : '';
     $('cmd-predict-ps').value = verb + ' --model ' + psq(model) + ' --threshold ' + t4 + ' --out RESULTS IMAGES...';
     $('cmd-store-ps').value = 'kensa threshold --model ' + psq(model) + ' --set ' + t4;
   }

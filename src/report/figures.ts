@@ -419,3 +419,52 @@ export async function thumbnailJpeg(
     .jpeg({ quality: 80 })
     .toBuffer();
 }
+
+/** One training epoch's losses and accuracies, as a learning curve draws them (models/method.ts EpochHistory). */
+export interface EpochPoint {
+  epoch: number;
+  train_loss: number;
+  train_accuracy: number;
+  val_loss: number | null;
+  val_accuracy: number | null;
+}
+
+/** Loss and accuracy per epoch, train and validation, as one PNG (two plots side by side). */
+export async function learningCurves(history: readonly EpochPoint[]): Promise<Uint8Array> {
+  const epochs = history.map((r) => r.epoch);
+  const last = epochs.at(-1) ?? 1;
+  const series = (key: keyof EpochPoint) =>
+    history.filter((r) => r[key] !== null).map((r) => r[key] as number);
+  const hasVal = history.some((r) => r.val_loss !== null);
+  const lossTop = Math.max(...series('train_loss'), ...(hasVal ? series('val_loss') : []), 1e-3) * 1.05;
+  const loss = await curvePng(
+    'Loss per epoch (class-balanced cross-entropy)',
+    'Epoch',
+    'Loss',
+    [
+      { label: 'train', x: epochs, y: series('train_loss') },
+      ...(hasVal ? [{ label: 'validation', x: epochs, y: series('val_loss') }] : []),
+    ],
+    false,
+    { x: [0, last], y: [0, lossTop] },
+  );
+  const accuracy = await curvePng(
+    'Accuracy per epoch (at p = 0.5)',
+    'Epoch',
+    'Accuracy',
+    [
+      { label: 'train', x: epochs, y: series('train_accuracy') },
+      ...(hasVal ? [{ label: 'validation', x: epochs, y: series('val_accuracy') }] : []),
+    ],
+    false,
+    { x: [0, last], y: [0, 1] },
+  );
+  const a = await sharp(loss).metadata();
+  return sharp({ create: { width: a.width! * 2, height: a.height!, channels: 3, background: '#fff' } })
+    .composite([
+      { input: Buffer.from(loss), left: 0, top: 0 },
+      { input: Buffer.from(accuracy), left: a.width!, top: 0 },
+    ])
+    .png()
+    .toBuffer();
+}

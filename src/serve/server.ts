@@ -329,7 +329,11 @@ export class InspectionService {
     try {
       for (const { name, model: source } of options.models) {
         const model = typeof source === 'string' ? await loadModel(source) : source;
-        const threshold = resolveThreshold(model.meta.thresholds, options.threshold);
+        const threshold = resolveThreshold(
+          model.meta.thresholds,
+          options.threshold,
+          getMethod(model.meta.method).scoreRange,
+        );
         const inspector = await Inspector.open(model, {
           weights: options.weights,
           cacheDir: options.cacheDir,

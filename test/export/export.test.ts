@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { getMethod, UNSUPERVISED_METHODS } from '../../src/models/registry.js';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
 import { exportOnnx } from '../../src/export/onnx.js';
 import { inputRects } from '../../src/image/tiles.js';
@@ -31,7 +32,7 @@ beforeAll(async () => {
   await makeSyntheticDataset(data, { size: 96, train: 16, testGood: 4, testPerDefect: 3, seed: 31 });
 });
 
-describe.each(['patchcore', 'padim'])('kensa export --format onnx (%s)', (method) => {
+describe.each(UNSUPERVISED_METHODS)('kensa export --format onnx (%s)', (method) => {
   const model = join(dir, `${method}.kensa`);
   const out = join(dir, `${method}-onnx`);
   let predicted: Map<string, { score: number; verdict: string }>;
@@ -79,7 +80,7 @@ describe.each(['patchcore', 'padim'])('kensa export --format onnx (%s)', (method
     expect(info.thresholds.fpr0).toBe(m.meta.thresholds.fpr0);
     expect(info.input).toMatchObject({ name: 'image', type: 'uint8', layout: 'NHWC' });
     // PaDiM's grid fixes the input size; PatchCore's graph takes any size (aspect kept)
-    expect(info.input.height).toBe(method === 'padim' ? 96 : null);
+    expect(info.input.height).toBe(getMethod(method).fixedGrid ? 96 : null);
   });
 
   it('a batch gives the same scores as single images; the metadata is in the graph', async () => {
@@ -183,7 +184,7 @@ describe('kensa export: triton, web, refusals', () => {
   });
 });
 
-describe.each(['patchcore', 'padim'])('kensa export of a tiled model (%s): tile and map graphs', (method) => {
+describe.each(UNSUPERVISED_METHODS)('kensa export of a tiled model (%s): tile and map graphs', (method) => {
   it('tiled and stitched by the rule in kensa.json, the graphs give kensa’s scores and maps', async () => {
     const model = join(dir, `tiled-${method}.kensa`);
     const out = join(dir, `tiled-${method}-onnx`);

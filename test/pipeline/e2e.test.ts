@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { UNSUPERVISED_METHODS } from '../../src/models/registry.js';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
@@ -29,7 +30,7 @@ beforeAll(async () => {
   await makeSyntheticDataset(data, { size: 128, train: 30, testGood: 6, testPerDefect: 6, seed: 11 });
 });
 
-describe.each(['patchcore', 'padim'])('train → test → predict from the command line (%s)', (method) => {
+describe.each(UNSUPERVISED_METHODS)('train → test → predict from the command line (%s)', (method) => {
   const model = join(dir, `${method}.kensa`);
 
   it('train writes a model; the same data and seed give a byte-identical file', () => {

@@ -11,6 +11,7 @@
  * logit = mean over positions of (w · x̃(position) + b), so CAM(position) = w · x̃(position) + b.
  */
 import { OPTIONS } from '../../options.js';
+import type { EpochHistory } from '../method.js';
 import { mulberry32 } from '../../util/random.js';
 
 export interface HeadParams {
@@ -45,13 +46,7 @@ export interface Example {
   label: 0 | 1;
 }
 
-export interface EpochRecord {
-  epoch: number;
-  train_loss: number;
-  train_accuracy: number;
-  val_loss: number | null;
-  val_accuracy: number | null;
-}
+export type EpochRecord = EpochHistory;
 
 const sigmoid = (z: number) => (z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z)));
 

@@ -139,6 +139,9 @@ function estimate(settings: FitSettings, grid: [number, number], d: number, batc
 export const padim: Method<PadimState> = {
   name: 'padim',
   summary: 'one Gaussian per patch position, Mahalanobis distance (Defard et al. 2020)',
+  learning: 'unsupervised',
+  scoreRange: [0, Infinity],
+  ownScore: false,
   stride: PADIM_STRIDE,
   map: { sigma: 4, padding: 'reflect' },
   fixedGrid: true,

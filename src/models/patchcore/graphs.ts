@@ -1,10 +1,7 @@
 /**
  * PatchCore's per-batch work as ONNX graphs on onnxruntime:
  *
- *   embed:    layer2, layer3 (strides 8, 16) → each averaged over 3×3 neighbourhoods (stride 1, zero
- *             padding counted, as torch's AvgPool2d(3, 1, 1)) → layer3 upsampled bilinearly (half-pixel
- *             centres, as F.interpolate(align_corners=False)) to layer2's grid → concatenated →
- *             one row per patch [B·h·w, C]
+ *   embed:    the patch embedding (models/patch-embedding.ts), one row per patch [B·h·w, C]
  *   nearest:  a chunk of patch rows [Q, C] against the memory bank → the k smallest squared distances
  *             and their bank rows, from one Gemm (−2·q·bᵀ + |b|², the bank side prepared once) and a TopK;
  *             |q|² is added to the k values only, never to the whole [Q, M] block
@@ -12,68 +9,12 @@
  *             leading principal components picks candidates, their exact distances decide, and a row
  *             whose answer the bound cannot certify goes through `nearest`
  */
-import type { FeatureMap } from '../../backbone/backbone.js';
 import { encodeGraph, float32Tensor, int64Tensor, valueInfo as vi, type NodeSpec } from '../../onnx/graph.js';
 import { OnnxSession } from '../../onnx/runtime.js';
 import { principalAxes, rotate } from './pca.js';
+import { embedInitializers, embedNodes } from '../patch-embedding.js';
 
-/** Embeddings [B·h·w, C] of a batch (h, w: the stride-8 grid). */
-export class EmbedGraph {
-  private constructor(private readonly session: OnnxSession) {}
-
-  static async create(channels: [number, number, number]): Promise<EmbedGraph> {
-    const [, c2, c3] = channels;
-    const model = encodeGraph(
-      'patchcore-embed',
-      embedNodes(),
-      [vi('layer2', ['b', c2, 'h', 'w']), vi('layer3', ['b', c3, 'h3', 'w3'])],
-      [vi('emb', ['n', c2 + c3])],
-      embedInitializers(c2 + c3),
-    );
-    return new EmbedGraph(await OnnxSession.create(model));
-  }
-
-  async run(maps: readonly [FeatureMap, FeatureMap, FeatureMap]): Promise<Float32Array> {
-    const out = await this.session.run({ layer2: maps[1], layer3: maps[2] }, ['emb']);
-    return out.emb.data;
-  }
-
-  async release(): Promise<void> {
-    await this.session.release();
-  }
-}
-
-/** layer2, layer3 → pooled, upsampled, concatenated → `emb` [B·h·w, C] (and `p2`, the pooled layer2). */
-function embedNodes(): NodeSpec[] {
-  return [
-    {
-      op: 'AveragePool',
-      inputs: ['layer2'],
-      output: 'p2',
-      attrs: { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], count_include_pad: 1 },
-    },
-    {
-      op: 'AveragePool',
-      inputs: ['layer3'],
-      output: 'p3',
-      attrs: { kernel_shape: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], count_include_pad: 1 },
-    },
-    {
-      op: 'Resize',
-      inputs: ['p3', '', 'scales'],
-      output: 'u3',
-      attrs: { mode: 'linear', coordinate_transformation_mode: 'half_pixel' },
-    },
-    { op: 'Concat', inputs: ['p2', 'u3'], output: 'cat', attrs: { axis: 1 } },
-    { op: 'Transpose', inputs: ['cat'], output: 'nhwc', attrs: { perm: [0, 2, 3, 1] } },
-    { op: 'Reshape', inputs: ['nhwc', 'rows'], output: 'emb' },
-  ];
-}
-
-const embedInitializers = (C: number) => [
-  float32Tensor('scales', [4], Float32Array.from([1, 1, 2, 2])),
-  int64Tensor('rows', [-1, C]),
-];
+export { EmbedGraph } from '../patch-embedding.js';
 
 /** Bank rows per block of the exported nearest-neighbour search ([Q, EXPORT_BLOCK] distances at a time). */
 export const EXPORT_BLOCK = 8192;

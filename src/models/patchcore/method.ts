@@ -44,6 +44,9 @@ function estimate(settings: FitSettings, coreset: number): Estimate {
 export const patchcore: Method<PatchcoreState> = {
   name: 'patchcore',
   summary: 'greedy coreset memory bank, nearest-neighbour distance (Roth et al. 2022)',
+  learning: 'unsupervised',
+  scoreRange: [0, Infinity],
+  ownScore: true,
   stride: PATCHCORE_STRIDE,
   map: { sigma: 4, padding: 'mirror' },
   fixedGrid: false,

@@ -16,10 +16,11 @@
 import { KensaError } from '../../util/errors.js';
 import type { CellRect, Features, Fitter, Fold, MethodState, PatchScores, Scorer } from '../method.js';
 import { GrowingRows, StreamingCoreset } from './coreset.js';
-import { EmbedGraph, NearestGraph, NearestSearch } from './graphs.js';
+import { NearestGraph, NearestSearch } from './graphs.js';
+import { EmbedGraph, EMBEDDING_STRIDE } from '../patch-embedding.js';
 
 /** Grid stride in input pixels (the stride-8 map). */
-export const PATCHCORE_STRIDE = 8;
+export const PATCHCORE_STRIDE = EMBEDDING_STRIDE;
 export const DEFAULT_CORESET = 0.1;
 export const DEFAULT_NEIGHBORS = 9;
 

@@ -13,6 +13,7 @@
 import { existsSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import type { Confusion } from '../../metrics/classification.js';
+import { OPTIONS } from '../../options.js';
 import { KensaError } from '../../util/errors.js';
 import { sha256File } from '../../util/hash.js';
 import { mean, quantile } from '../../util/stats.js';
@@ -44,8 +45,13 @@ export interface CalibrationSummary {
    */
   mode: CalibrationMode;
   folds?: number;
-  quantile: number;
-  scores: { count: number; min: number; median: number; mean: number; max: number };
+  /** The q of the quantile threshold (absent where there is none: a classifier file of format 1). */
+  quantile?: number;
+  /**
+   * The scores' summary; min, median and mean are null where the scores were not kept (a classifier
+   * file of format 1 kept only the highest, its fpr0).
+   */
+  scores: { count: number; min: number | null; median: number | null; mean: number | null; max: number };
   /** The good image whose score is fpr0, and the one below it (the margin between them). */
   highest?: { file: string; score: number };
   next?: { file: string; score: number };
@@ -71,7 +77,8 @@ export function keptScores(scores: ArrayLike<number>, c: Pick<CalibrationSummary
 /** The thresholds and the summary of calibration scores, without the excluded images. */
 export function summarize(
   scores: ArrayLike<number>,
-  base: Pick<CalibrationSummary, 'mode' | 'folds' | 'quantile' | 'display' | 'images'> & {
+  base: Pick<CalibrationSummary, 'mode' | 'folds' | 'display' | 'images'> & {
+    quantile: number;
     excluded?: Exclusion[];
   },
 ): { calibration: CalibrationSummary; thresholds: { fpr0: number; quantile: number } } {
@@ -235,7 +242,7 @@ export function withExclusions(
       'every calibration image would be left out; at least one must remain to set the thresholds',
     );
   const excluded = [...current.values()].sort((a, b) => a.index - b.index);
-  return summarize(scores, { ...c, excluded });
+  return summarize(scores, { ...c, quantile: c.quantile ?? OPTIONS.quantile.default, excluded });
 }
 
 /** What the thresholds do on a labelled test set, in words: fpr0's promise and catch, f1's trade. */

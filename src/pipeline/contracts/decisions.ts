@@ -20,29 +20,54 @@ export type ThresholdChoice = ThresholdName | number;
 const HOW_TO_GET: Record<string, string> = {
   f1: 'run kensa test --save-model on labelled images first, or choose fpr0, quantile or a number',
   custom: 'set one with kensa threshold --model MODEL --set VALUE',
+  quantile:
+    'a classifier written before kensa 0.2 stored none; choose fpr0, f1 or a number, or train it again',
 };
 
-/** The smallest threshold accepted: scores are distances, and a threshold at or below 0 makes every image NG. */
+/** The smallest threshold accepted: a threshold at or below 0 makes every image NG. */
 export const MIN_THRESHOLD = 1e-6;
 
-/** Checks a threshold value given by a user (the option name goes into the message). */
-export function checkThresholdValue(value: number, option = 'threshold'): number {
-  if (!Number.isFinite(value) || value < MIN_THRESHOLD) {
+/** The open range of a distance score (PatchCore, PaDiM): every threshold above MIN_THRESHOLD. */
+export const DISTANCE_RANGE: readonly [number, number] = [0, Infinity];
+
+/** What a threshold must be for scores in `range` (Method.scoreRange), in words. */
+export function thresholdExpectation(range: readonly [number, number] = DISTANCE_RANGE): string {
+  return range[1] === Infinity
+    ? `a finite number of at least ${MIN_THRESHOLD}`
+    : `a number between ${range[0]} and ${range[1]} (not either end)`;
+}
+
+/** Checks a threshold value given by a user for scores in `range` (the option name goes into the message). */
+export function checkThresholdValue(
+  value: number,
+  option = 'threshold',
+  range: readonly [number, number] = DISTANCE_RANGE,
+): number {
+  const inside = Number.isFinite(value) && value >= Math.max(MIN_THRESHOLD, range[0]) && value < range[1];
+  if (!inside) {
     throw new KensaError(
       'E_ARGUMENT',
-      `Expected a finite number of at least ${MIN_THRESHOLD} for ${option} but received ${value} (scores are distances: at or below 0 every image would be NG)`,
+      `Expected ${thresholdExpectation(range)} for ${option} but received ${value} (` +
+        (range[1] === Infinity
+          ? 'scores are distances: at or below 0 every image would be NG)'
+          : `this model's scores are probabilities between ${range[0]} and ${range[1]})`),
     );
   }
   return value;
 }
 
-/** The threshold a choice stands for in a model (default: custom when set, else fpr0), with its name. */
+/**
+ * The threshold a choice stands for in a model (default: custom when set, else fpr0), with its name;
+ * `range`: the model's scores' (Method.scoreRange), which a number given must lie in.
+ */
 export function resolveThreshold(
   thresholds: Thresholds,
   choice?: ThresholdChoice,
+  range: readonly [number, number] = DISTANCE_RANGE,
 ): { name: ThresholdName | 'value'; value: number } {
   choice ??= thresholds.custom !== undefined ? 'custom' : 'fpr0';
-  if (typeof choice === 'number') return { name: 'value', value: checkThresholdValue(choice) };
+  if (typeof choice === 'number')
+    return { name: 'value', value: checkThresholdValue(choice, 'threshold', range) };
   if (!THRESHOLD_CHOICES.includes(choice))
     throw unknownChoice('threshold', String(choice), [...THRESHOLD_CHOICES, 'a number']);
   const value = thresholds[choice];

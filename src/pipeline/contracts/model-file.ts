@@ -45,8 +45,8 @@ const HEADER_RESERVE = 4096;
 export interface Thresholds {
   /** The highest calibration score: no false alarm on any known-good image scored in calibration. */
   fpr0: number;
-  /** The `quantile` of the calibration scores. */
-  quantile: number;
+  /** The `quantile` of the calibration scores (absent in classifier files of format 1 only). */
+  quantile?: number;
   /** Best F1 on a labelled test set, stored by `kensa test --save-model`. */
   f1?: number;
   /** Chosen by the user (`kensa threshold --set`, e.g. from the report's slider); predict's default when set. */
@@ -160,6 +160,63 @@ function upgradeV1(m: Record<string, unknown>): Record<string, unknown> {
   };
 }
 
+/** The format of classifier files before the classifier was a method (kensa classify train, kensa 0.1). */
+const CLASSIFIER_V1 = 'kensa-classifier';
+
+/**
+ * A kensa-classifier file's metadata (format 1) in today's shape. Its calibration scores were not kept,
+ * only the highest (its fpr0) and their count; it had no quantile threshold; its map was the class
+ * activation in logit units, today the activation as a probability (on the score's scale, 0 to 1).
+ */
+function upgradeClassifierV1(m: Record<string, unknown>): Record<string, unknown> {
+  const training = (isObj(m.training) ? m.training : {}) as Record<string, unknown>;
+  const validation = isObj(training.validation) ? training.validation : {};
+  const head = isObj(m.head) ? m.head : {};
+  const thresholds = isObj(m.thresholds) ? m.thresholds : {};
+  const count = isInt(validation.good) ? (validation.good as number) : 0;
+  const sum = (a: unknown, b: unknown) => (isInt(a) ? (a as number) : 0) + (isInt(b) ? (b as number) : 0);
+  return {
+    format: MODEL_FORMAT,
+    format_version: MODEL_FORMAT_VERSION,
+    method: 'classifier',
+    kensa_version: m.kensa_version,
+    backbone: m.backbone,
+    preprocess: m.preprocess,
+    map: m.map,
+    training: {
+      train_images: sum(training.good, training.ng),
+      skipped: isInt(training.skipped) ? training.skipped : 0,
+      seed: isInt(training.seed) ? training.seed : 0,
+      validation_images: sum(validation.good, validation.ng),
+    },
+    calibration: {
+      mode: 'holdout',
+      scores: { count, min: null, median: null, mean: null, max: thresholds.fpr0 },
+      false_alarm_bound_95: count ? Math.min(1, 3 / count) : 1,
+      display: [0, 1],
+    },
+    thresholds: {
+      fpr0: thresholds.fpr0,
+      ...(isNum(thresholds.f1) ? { f1: thresholds.f1 } : {}),
+    },
+    classifier: {
+      ...(isObj(m.features) ? m.features : {}),
+      bias: head.bias,
+      temperature: head.temperature,
+      training: m.training,
+      history: m.history,
+      calibration: m.calibration,
+    },
+  };
+}
+
+/** The tensors of a kensa-classifier file (format 1) under today's names. */
+function classifierTensorsV1(tensors: Map<string, Tensor>): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [name, t] of tensors) out.set(name.replace(/^head\./, 'classifier.'), t);
+  return out;
+}
+
 /** What is wrong with parsed (current-shape) metadata, or undefined. */
 function metadataProblem(m: Record<string, unknown>): string | undefined {
   const b = m.backbone;
@@ -186,13 +243,17 @@ function metadataProblem(m: Record<string, unknown>): string | undefined {
   if (!PADDINGS.includes(map.padding as MapSettings['padding'])) return 'lacks the map padding';
   const t = m.thresholds;
   const optional = (v: unknown) => v === undefined || isNum(v);
-  if (!isObj(t) || !isNum(t.fpr0) || !isNum(t.quantile) || !optional(t.f1) || !optional(t.custom))
+  if (!isObj(t) || !isNum(t.fpr0) || !optional(t.quantile) || !optional(t.f1) || !optional(t.custom))
     return 'lacks the thresholds';
+  const [, top] = getMethod(m.method).scoreRange;
   for (const [name, v] of Object.entries(t)) {
     if (v !== undefined && !Number.isFinite(v)) return `threshold ${name} is not a finite number`;
-    // scores are distances: a threshold at or below 0 would make every image NG
+    // a threshold at or below 0 would make every image NG; one above the scores' range is not a threshold
+    // (at its top — a probability of 1 in float32 — no image is NG: train warns of that)
     if (typeof v === 'number' && v <= 0)
       return `threshold ${name} is ${v}, not above 0 (every image would be NG)`;
+    if (typeof v === 'number' && v > top)
+      return `threshold ${name} is ${v}, above ${top}, the highest score this model gives`;
   }
   const c = m.calibration;
   if (!isObj(c) || !Array.isArray(c.display) || c.display.length !== 2 || !c.display.every(Number.isFinite))
@@ -203,18 +264,19 @@ function metadataProblem(m: Record<string, unknown>): string | undefined {
 
 /** The metadata block of a file's safetensors metadata, validated (format, version, fields). */
 export function parseModelMetadata(metadata: Record<string, string>, file: string): ModelMetadata {
-  if (metadata.format === 'kensa-classifier')
+  const legacyClassifier = metadata.format === CLASSIFIER_V1;
+  if (legacyClassifier && Number(metadata.format_version) !== 1)
     throw new KensaError(
       'E_FORMAT',
-      'this is a classifier (kensa classify train), not an anomaly model: use kensa classify test / kensa classify predict with it',
+      `classifier format version ${metadata.format_version} is not supported by this kensa; train it again`,
       { file },
     );
-  if (metadata.format !== MODEL_FORMAT)
+  if (metadata.format !== MODEL_FORMAT && !legacyClassifier)
     invalid(
       file,
       `the file is a safetensors file but not a kensa model (format ${JSON.stringify(metadata.format)})`,
     );
-  const version = Number(metadata.format_version);
+  const version = legacyClassifier ? MODEL_FORMAT_VERSION : Number(metadata.format_version);
   if (!READABLE_VERSIONS.includes(version)) {
     throw new KensaError(
       'E_FORMAT',
@@ -230,10 +292,11 @@ export function parseModelMetadata(metadata: Record<string, string>, file: strin
     invalid(file, 'its metadata is not JSON');
   }
   if (!isObj(parsed)) invalid(file, 'its metadata is not an object');
-  const meta = version === 1 ? upgradeV1(parsed) : parsed;
+  const meta = legacyClassifier ? upgradeClassifierV1(parsed) : version === 1 ? upgradeV1(parsed) : parsed;
   const problem = metadataProblem(meta);
   if (problem) invalid(file, `its metadata ${problem}`);
-  return { ...(meta as unknown as ModelMetadata), format_version: version };
+  // a file of an older format reads as one of today's, but is rewritten whole when it changes
+  return { ...(meta as unknown as ModelMetadata), format_version: legacyClassifier ? 0 : version };
 }
 
 /** The grid every network input has at a stride, when the preprocessing fixes the input size. */
@@ -265,12 +328,14 @@ export function checkDigest(
 }
 
 export function parseModelContent(
-  tensors: Map<string, Tensor>,
+  stored: Map<string, Tensor>,
   metadata: Record<string, string>,
   file: string,
 ): KensaModel {
   const meta = parseModelMetadata(metadata, file);
-  checkDigest(tensors, metadata, file);
+  checkDigest(stored, metadata, file);
+  const legacyClassifier = metadata.format === CLASSIFIER_V1;
+  const tensors = legacyClassifier ? classifierTensorsV1(stored) : stored;
   const method = getMethod(meta.method);
   const state = method.deserialize(tensors, methodMeta(meta), {
     channels: meta.backbone.channels,
@@ -281,9 +346,9 @@ export function parseModelContent(
   const expected = inputGrid(meta.preprocess, method.stride);
   if (grid && expected && (grid[0] !== expected[0] || grid[1] !== expected[1]))
     invalid(file, `its grid ${grid.join('×')} does not fit the input (${expected.join('×')} cells)`);
-  const scores = tensors.get(
-    meta.format_version === 1 ? 'calibration.validation_scores' : 'calibration.scores',
-  );
+  const scores = legacyClassifier
+    ? { dtype: 'float32', shape: [0], data: new Float32Array(0) }
+    : tensors.get(meta.format_version === 1 ? 'calibration.validation_scores' : 'calibration.scores');
   if (!scores || scores.dtype !== 'float32' || scores.shape.length !== 1)
     invalid(file, 'tensor calibration.scores is missing');
   return {
@@ -363,6 +428,7 @@ export async function updateThresholds(
 /** The calibration scores of a model file (one tensor read by its offset; the others stay on disk). */
 export async function loadCalibrationScores(path: string): Promise<Float32Array> {
   const meta = await loadModelMetadata(path);
+  if (meta.format_version === 0) return new Float32Array(0);
   const name = meta.format_version === 1 ? 'calibration.validation_scores' : 'calibration.scores';
   const t = await readSafetensorsTensor(path, name, 'model file', 'Check the path given to --model');
   if (!t || t.dtype !== 'float32' || t.shape.length !== 1) invalid(path, `tensor ${name} is missing`);

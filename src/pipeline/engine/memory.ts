@@ -221,7 +221,7 @@ function whatFits(
       return false;
     }
   };
-  if (settings.grid && method.name === 'padim') {
+  if (settings.grid && method.fixedGrid) {
     for (let d = (settings.d ?? settings.defaultD ?? 100) - 8; d >= 8; d -= 8)
       if (fits({ ...settings, d }))
         return `--d ${d} would fit; or lower --size (or --tile), or raise KENSA_MEMORY`;

@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import type { ImageItem } from '../../data/dataset.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { writeCsv, writeJson } from '../../io/results.js';
-import { writeReport } from '../../report/html.js';
+import { getMethod } from '../../models/registry.js';
+import { learningCurves } from '../../report/figures.js';
+import { LEARNING_CURVES, writeReport } from '../../report/html.js';
 import {
   resultsModel,
   writeResultsFile,
@@ -201,7 +203,11 @@ export async function runImages(spec: RunSpec): Promise<RunResult> {
   const release = await lockResultsFolder(spec.out);
   try {
     const model = typeof spec.model === 'string' ? await loadModel(spec.model) : spec.model;
-    const threshold = resolveThreshold(model.meta.thresholds, spec.threshold);
+    const threshold = resolveThreshold(
+      model.meta.thresholds,
+      spec.threshold,
+      getMethod(model.meta.method).scoreRange,
+    );
     const errors: RunError[] = [];
     // a path that looks like an image but cannot be opened (a broken link) is an error of this run
     const unreadable = (file: string, error: string) => {
@@ -306,6 +312,10 @@ export async function runImages(spec: RunSpec): Promise<RunResult> {
       },
     };
     await writeRunFiles(spec.out, result);
+    // a method that trains by epochs (the classifier) shows its learning curves beside the results
+    const history = getMethod(model.meta.method).history?.(model.state);
+    if (history?.length && (spec.pictures.figures || spec.report))
+      await writeFileAtomic(join(spec.out, LEARNING_CURVES), await learningCurves(history));
     const extra = (await spec.finish?.(result)) ?? {};
     const { thumbs, overlays, figures } = spec.pictures;
     await writeResultsFile(spec.out, {

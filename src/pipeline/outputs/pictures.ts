@@ -2,11 +2,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import sharp from 'sharp';
+import { getMethod } from '../../models/registry.js';
 import { basename, dirname, extname, join, relative, sep } from 'node:path';
 import { writeFileAtomic } from '../../io/atomic.js';
-import type { ImageItem } from '../../data/dataset.js';
-import { DEFAULT_PIXEL_LIMIT, readImageFile, type LoadedImage } from '../../image/load.js';
-import { fivePanelFigure, overlayPng, thumbnailJpeg, type FigureRegion } from '../../report/figures.js';
+import { DEFAULT_PIXEL_LIMIT, readImageFile } from '../../image/load.js';
+import { fivePanelFigure, overlayPng, thumbnailJpeg } from '../../report/figures.js';
 import type { ResultsFile } from '../../report/results-file.js';
 import { highestCalibration, keptScores } from '../contracts/calibration.js';
 import { mapScale, type Decision } from '../contracts/decisions.js';
@@ -96,6 +96,7 @@ export async function writeFigure(
     width: g.inputWidth,
     height: g.inputHeight,
     map: displayMap(r),
+    mapLabel: getMethod(model.meta.method).mapLabel,
     mask: r.mask,
     predicted: v.predicted,
     threshold: v.threshold,
@@ -108,14 +109,6 @@ export async function writeFigure(
   await writeFileAtomic(path, png);
 }
 
-/** An image with a map to picture over it (any method's map, or a classifier's activation map). */
-export interface Pictured {
-  item: ImageItem;
-  image: LoadedImage;
-  /** The map at the processed size, on the scale of `range`. */
-  map: Float32Array;
-}
-
 /** Writes the report thumbnail of an image; returns its path relative to the results folder. */
 export async function writeThumb(
   out: string,
@@ -123,21 +116,17 @@ export async function writeThumb(
   r: ScoredImage,
   model: KensaModel,
 ): Promise<string> {
-  return writeThumbOf(out, name, { ...r, map: displayMap(r) }, model.meta.calibration.display);
-}
-
-/** The thumbnail of any pictured image, with its colour range. */
-export async function writeThumbOf(
-  out: string,
-  name: string,
-  p: Pictured,
-  range: [number, number],
-): Promise<string> {
   const rel = `thumbs/${name}.jpg`;
-  const g = p.image.geometry;
+  const g = r.image.geometry;
   await writeFileAtomic(
     join(out, rel),
-    await thumbnailJpeg(p.image.rgb, p.map, g.inputWidth, g.inputHeight, range),
+    await thumbnailJpeg(
+      r.image.rgb,
+      displayMap(r),
+      g.inputWidth,
+      g.inputHeight,
+      model.meta.calibration.display,
+    ),
   );
   return rel;
 }
@@ -155,27 +144,19 @@ export async function writeOverlay(
   return rel;
 }
 
-/** The overlay of any pictured image, with its colour range and regions. */
-export async function writeOverlayOf(
-  out: string,
-  name: string,
-  p: Pictured,
-  range: [number, number],
-  regions: FigureRegion[],
-): Promise<string> {
-  const rel = `overlays/${name}.png`;
-  await writeFileAtomic(join(out, rel), await overlayPicture(p, range, regions));
-  return rel;
-}
-
-/** The heat map over the original image (decoded again only when the processed pixels cannot serve). */
-function overlayPicture(p: Pictured, range: [number, number], regions: FigureRegion[]): Promise<Uint8Array> {
-  return overlayPng(p.item.bytes ?? p.item.path, p.map, p.image.geometry, range, regions, p.image.rgb);
-}
-
-/** The heat-map overlay on the original image, as PNG bytes (written by predict, sent by the service). */
+/**
+ * The heat-map overlay on the original image, as PNG bytes (written by predict, sent by the service);
+ * the original is decoded again only when the processed pixels cannot serve.
+ */
 export function overlayOf(r: ScoredImage, v: Decision, model: KensaModel): Promise<Uint8Array> {
-  return overlayPicture({ ...r, map: displayMap(r) }, model.meta.calibration.display, v.regions);
+  return overlayPng(
+    r.item.bytes ?? r.item.path,
+    displayMap(r),
+    r.image.geometry,
+    model.meta.calibration.display,
+    v.regions,
+    r.image.rgb,
+  );
 }
 
 /**

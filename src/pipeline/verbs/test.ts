@@ -20,9 +20,11 @@ import {
 } from '../../metrics/classification.js';
 import { PixelMetricsStream } from '../../metrics/pixel-stream.js';
 import { curvePng } from '../../report/figures.js';
+import { getMethod } from '../../models/registry.js';
 import { checkOptions } from '../../options.js';
 import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
+import type { ThresholdChoice } from '../contracts/decisions.js';
 import type { DriftStatus } from '../contracts/drift.js';
 import { saveModel, updateThresholds, type KensaModel } from '../contracts/model-file.js';
 import { runImages, type RunResult } from '../engine/run.js';
@@ -37,6 +39,8 @@ export interface TestOptions {
    * for a copy of the model with it.
    */
   saveModel?: string | boolean;
+  /** The threshold of the verdicts and pictures (default fpr0); metrics give every stored one too. */
+  threshold?: ThresholdChoice;
   weights?: string;
   cacheDir?: string;
   batch?: number;
@@ -59,6 +63,8 @@ export interface TestImageResult {
 }
 
 export interface TestMetrics {
+  /** The method's own metrics (Method.testMetrics: the classifier's calibration error and log loss). */
+  [own: string]: unknown;
   image_auroc: number | null;
   pixel_auroc: number | null;
   aupro: number | null;
@@ -66,8 +72,11 @@ export interface TestMetrics {
   image_f1_max: number | null;
   /** Why a metric is null, by name. */
   undefined_reasons: Record<string, string>;
-  thresholds: { fpr0: number; quantile: number; f1: number | null };
-  confusion: { fpr0: Confusion; quantile: Confusion; f1?: Confusion };
+  /** The threshold of the verdicts (predictions.csv, the pictures). */
+  threshold: { name: string; value: number };
+  thresholds: { fpr0: number; quantile?: number; f1: number | null };
+  /** Counts at fpr0, quantile and the test set's best-F1 threshold, and at the verdicts' threshold. */
+  confusion: { fpr0: Confusion; quantile?: Confusion; f1?: Confusion; [name: string]: Confusion | undefined };
   counts: {
     images: number;
     good: number;
@@ -147,7 +156,7 @@ export async function test(
     kind: 'test',
     model: options.model,
     out: options.out,
-    threshold: 'fpr0',
+    threshold: options.threshold ?? 'fpr0',
     images: ({ exclude }) => {
       const found = testImages(options, exclude, warn);
       withMasks = found.some((i) => i.mask);
@@ -225,15 +234,15 @@ async function measure(
   }
   const metricSeconds = (performance.now() - s) / 1000 + px.pixelSeconds;
   const thresholds = {
-    fpr0: run.threshold.value,
+    fpr0: model.meta.thresholds.fpr0,
     quantile: model.meta.thresholds.quantile,
     f1: f1.threshold,
   };
-  const conf: TestMetrics['confusion'] = {
-    fpr0: confusion(scores, labels, thresholds.fpr0),
-    quantile: confusion(scores, labels, thresholds.quantile),
-  };
+  const conf: TestMetrics['confusion'] = { fpr0: confusion(scores, labels, thresholds.fpr0) };
+  if (thresholds.quantile !== undefined) conf.quantile = confusion(scores, labels, thresholds.quantile);
   if (thresholds.f1 !== null) conf.f1 = confusion(scores, labels, thresholds.f1);
+  if (!(run.threshold.name in conf))
+    conf[run.threshold.name] = confusion(scores, labels, run.threshold.value);
   const byCategory: Record<string, number> = {};
   for (const it of run.items) byCategory[it.category ?? ''] = (byCategory[it.category ?? ''] ?? 0) + 1;
 
@@ -270,13 +279,16 @@ async function measure(
       meta: { ...model.meta, thresholds: { ...model.meta.thresholds, f1: thresholds.f1 } },
     });
   }
+  const own = getMethod(model.meta.method).testMetrics?.(model.state, scores, labels) ?? {};
   return {
+    ...own,
     image_auroc,
     pixel_auroc,
     aupro: aupro_value,
     image_ap,
     image_f1_max,
     undefined_reasons: reasons,
+    threshold: run.threshold,
     thresholds,
     confusion: conf,
     counts: {

@@ -16,8 +16,8 @@ import { DEFAULT_BACKBONE, getBackbone } from '../../backbone/registry.js';
 import { trainingImages, whyNoTrainingImages, type ImageItem } from '../../data/dataset.js';
 import { DEFAULT_SIZE, validatePreprocess, type Preprocess } from '../../image/preprocess.js';
 import type { Fitter, MethodState, Scorer } from '../../models/method.js';
-import { getMethod } from '../../models/registry.js';
-import { checkOption, checkOptions } from '../../options.js';
+import { getMethod, UNSUPERVISED_METHODS } from '../../models/registry.js';
+import { checkOption, checkOptions, OPTIONS } from '../../options.js';
 import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
 import { mulberry32, shuffledIndices } from '../../util/random.js';
@@ -146,7 +146,12 @@ export function copiesWarning(items: readonly ImageItem[], same: ArrayLike<numbe
 
 /** Checks the options that need no file or network, before any work. */
 function checkTrainOptions(options: TrainOptions): void {
-  getMethod(options.method ?? DEFAULT_METHOD);
+  const method = getMethod(options.method ?? DEFAULT_METHOD);
+  if (method.learning !== 'unsupervised')
+    throw new KensaError(
+      'E_ARGUMENT',
+      `--method ${method.name} learns from good and NG images: train it with kensa classify train. kensa train fits ${UNSUPERVISED_METHODS.join(' or ')} on good images only`,
+    );
   getBackbone(options.backbone ?? DEFAULT_BACKBONE);
   validatePreprocess(options.preprocess ?? { mode: 'fit', size: DEFAULT_SIZE });
   checkOptions(options, ['seed', 'folds', 'quantile', 'batch', 'pixelLimit', 'coreset', 'd']);
@@ -174,7 +179,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const spec = getBackbone(options.backbone ?? DEFAULT_BACKBONE);
   const preprocess = validatePreprocess(options.preprocess ?? { mode: 'fit', size: DEFAULT_SIZE });
   const seed = options.seed ?? 0;
-  const q = options.quantile ?? 0.99;
+  const q = options.quantile ?? OPTIONS.quantile.default;
   if (options.out) await checkWritable(options.out, 'file');
   const items =
     typeof options.data === 'string'

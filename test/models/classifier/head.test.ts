@@ -5,7 +5,7 @@
  * augmentation is a seeded, pixel-preserving permutation where it should be.
  */
 import { describe, expect, it } from 'vitest';
-import { augment, AUGMENTATIONS } from '../../src/models/classifier/augment.js';
+import { augment, AUGMENTATIONS } from '../../../src/models/classifier/augment.js';
 import {
   balancedLoss,
   calibrationError,
@@ -14,9 +14,9 @@ import {
   trainHead,
   DEFAULT_TRAIN,
   type Example,
-} from '../../src/models/classifier/head.js';
-import { camGrid, pooled, type Embedded } from '../../src/pipeline/verbs/classify.js';
-import { mulberry32 } from '../../src/util/random.js';
+} from '../../../src/models/classifier/head.js';
+import { activation, pooledRows } from '../../../src/models/classifier/method.js';
+import { mulberry32 } from '../../../src/util/random.js';
 
 /** Two Gaussian clouds in 8 dimensions, apart along the first axis. */
 function clouds(n: number, seed: number, gap = 3): Example[] {
@@ -83,7 +83,6 @@ describe('the class activation map', () => {
     const C = 6;
     const [h, w] = [4, 5];
     const rows = Float32Array.from({ length: h * w * C }, () => r() * 4 - 2);
-    const e = { rows, h, w } as Embedded;
     const head = {
       mean: Float32Array.from({ length: C }, () => r()),
       std: Float32Array.from({ length: C }, () => 0.5 + r()),
@@ -91,9 +90,9 @@ describe('the class activation map', () => {
       bias: 0.3,
       temperature: 1.7,
     };
-    const grid = camGrid({ head } as never, e);
+    const grid = activation(head, rows, 0, h * w, C);
     const mean = grid.reduce((s, v) => s + v, 0) / grid.length;
-    expect(mean).toBeCloseTo(logitOf(head, pooled(e, C)), 5);
+    expect(mean).toBeCloseTo(logitOf(head, pooledRows(rows, 0, h * w, C)), 5);
   });
 });
 

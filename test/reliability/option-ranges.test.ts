@@ -16,7 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), 'kensa-options-'));
 const missing = join(dir, 'missing.kensa');
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
 
-describe('bad option values of the new verbs', () => {
+describe('bad option values of serve, export and classify', () => {
   const cases: [string[], string][] = [
     [
       ['serve', '--model', missing, '--queue', '0'],

@@ -33,7 +33,7 @@ beforeAll(async () => {
   if (r.status !== 0) throw new Error(r.stderr);
 });
 
-describe('reliability, second pass', () => {
+describe('operator mistakes and file-system facts', () => {
   it('1. long output names (nested folders, 240 bytes, 80 Japanese characters) cost no image its results', () => {
     const inbox = join(dir, 'long');
     const nested = join(inbox, ...Array.from({ length: 12 }, (_, i) => `sub-folder-${i}`));

@@ -98,7 +98,10 @@ describe('kensa classify', () => {
     expect(r.stdout).toMatch(/20 images: \d+ NG, \d+ OK/);
     const json = JSON.parse(readFileSync(join(out, 'predictions.json'), 'utf8'));
     for (const p of json.predictions) {
-      expect(p.verdict).toBe(p.probability > json.threshold ? 'NG' : 'OK');
+      expect(p.score).toBeGreaterThan(0);
+      // a probability, as float32 (a confident NG image is 1)
+      expect(p.score).toBeLessThanOrEqual(1);
+      expect(p.verdict).toBe(p.score > json.threshold ? 'NG' : 'OK');
       expect(p.regions.length > 0).toBe(p.verdict === 'NG');
     }
     const ng = json.predictions
@@ -150,8 +153,16 @@ describe('kensa classify', () => {
     kensa('train', '--data', onlyGood, '--size', '64', '--out', join(dir, 'anomaly.kensa'));
     r = run('classify', 'predict', '--model', join(dir, 'anomaly.kensa'), '--out', join(dir, 'p3'), data);
     expect(r.stderr).toContain('this is an anomaly model (kensa train), not a classifier');
-    r = run('predict', '--model', model, '--out', join(dir, 'p4'), data);
-    expect(r.stderr).toContain('this is a classifier (kensa classify train), not an anomaly model');
+    // kensa predict takes a classifier like any model: the same results as kensa classify predict
+    r = run('predict', '--model', model, '--out', join(dir, 'p4'), join(data, 'test'));
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'p4', 'predictions.csv'), 'utf8')).toBe(
+      readFileSync(join(dir, 'predict', 'predictions.csv'), 'utf8'),
+    );
+    // and kensa train does not fit it
+    r = run('train', '--data', onlyGood, '--method', 'classifier', '--out', join(dir, 'c.kensa'));
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('learns from good and NG images: train it with kensa classify train');
     r = run('classify', 'train', '--data', data, '--out', join(dir, 'y.classifier'), '--augment', 'mirror');
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(
