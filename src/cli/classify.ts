@@ -8,7 +8,9 @@ import {
   testClassifier,
   trainClassifier,
 } from '../pipeline/verbs/classify.js';
-import { addOptions, preprocessFrom } from './options.js';
+import { classifier } from '../models/classifier/method.js';
+import type { ThresholdChoice } from '../pipeline/contracts/decisions.js';
+import { addOptions, preprocessFrom, thresholdFor } from './options.js';
 import { notice, progressReporter } from './progress.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -26,22 +28,14 @@ function augmentations(value: string): Augmentation[] {
   return kinds as Augmentation[];
 }
 
-/** --threshold fpr0 | f1 | a probability in (0, 1). */
-function threshold(value: string): 'fpr0' | 'f1' | number {
-  if (value === 'fpr0' || value === 'f1') return value;
-  const n = Number(value);
-  if (value.trim() === '' || !(n > 0 && n < 1))
-    throw new InvalidArgumentError(
-      `Expected fpr0, f1 or a probability in (0, 1) for --threshold but received '${value}'`,
-    );
-  return n;
-}
+/** --threshold fpr0 | f1 | quantile | custom | a probability (the classifier's score range). */
+const threshold = thresholdFor(classifier.scoreRange);
 
 /** The options test and predict share, from the parsed command line. */
 const runOptions = (o: Record<string, unknown>, progress: ReturnType<typeof progressReporter>) => ({
   model: o.model as string,
   out: o.out as string,
-  threshold: o.threshold as 'fpr0' | 'f1' | number | undefined,
+  threshold: o.threshold as ThresholdChoice | undefined,
   figures: o.figures as boolean | undefined,
   report: o.report as boolean | undefined,
   weights: o.weights as string | undefined,
@@ -51,7 +45,7 @@ const runOptions = (o: Record<string, unknown>, progress: ReturnType<typeof prog
   onWarning: notice(progress, 'warning'),
 });
 
-const THRESHOLD_HELP = 'fpr0 (no good validation image NG; default), f1, or a probability';
+const THRESHOLD_HELP = 'fpr0 (no good validation image NG; default), f1, quantile, custom, or a probability';
 
 export function register(program: Command): void {
   const classify = program

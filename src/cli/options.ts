@@ -6,7 +6,14 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DEFAULT_OVERLAP, DEFAULT_SIZE, type Preprocess } from '../image/preprocess.js';
 import { OPTIONS, fits, optionError, type OptionName, type OptionSpec } from '../options.js';
-import { MIN_THRESHOLD, THRESHOLD_CHOICES, type ThresholdChoice } from '../pipeline/contracts/decisions.js';
+import {
+  checkThresholdValue,
+  DISTANCE_RANGE,
+  MIN_THRESHOLD,
+  THRESHOLD_CHOICES,
+  thresholdExpectation,
+  type ThresholdChoice,
+} from '../pipeline/contracts/decisions.js';
 
 const expected = (what: string, name: string, value: string) =>
   new InvalidArgumentError(`Expected ${what} for ${name} but received '${value}'`);
@@ -55,17 +62,27 @@ export const thresholdValue = (name: string) => (value: string) => {
   return n;
 };
 
-export function threshold(value: string): ThresholdChoice {
-  const named = THRESHOLD_CHOICES.find((c) => c === value);
-  if (named) return named;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < MIN_THRESHOLD) {
-    throw new InvalidArgumentError(
-      `Expected fpr0, f1, quantile, custom or a number of at least ${MIN_THRESHOLD} for --threshold but received '${value}'`,
-    );
-  }
-  return n;
-}
+/**
+ * --threshold: a stored threshold's name or a number within a method's score range (default: a distance),
+ * the range as the library checks it (pipeline/contracts/decisions.ts).
+ */
+export const thresholdFor =
+  (range: readonly [number, number] = DISTANCE_RANGE) =>
+  (value: string): ThresholdChoice => {
+    const named = THRESHOLD_CHOICES.find((c) => c === value);
+    if (named) return named;
+    const n = Number(value);
+    try {
+      if (value.trim() === '') throw new Error('empty');
+      return checkThresholdValue(n, '--threshold', range);
+    } catch {
+      throw new InvalidArgumentError(
+        `Expected ${THRESHOLD_CHOICES.join(', ')} or ${thresholdExpectation(range)} for --threshold but received '${value}'`,
+      );
+    }
+  };
+
+export const threshold = thresholdFor();
 
 /** --tile's default overlap: 96 pixels, or less than half a small tile (a multiple of 16). */
 const overlapDefault = (tile: number) => Math.min(DEFAULT_OVERLAP, Math.floor(tile / 32) * 16);

@@ -68,11 +68,11 @@ describe('bad option values of serve, export and classify', () => {
     ],
     [
       ['classify', 'test', '--model', missing, '--data', dir, '--out', dir, '--threshold', '1.5'],
-      "Expected fpr0, f1 or a probability in (0, 1) for --threshold but received '1.5'",
+      "Expected fpr0, f1, quantile, custom or a number between 0 and 1 (not either end) for --threshold but received '1.5'",
     ],
     [
       ['classify', 'predict', '--model', missing, '--out', dir, '--threshold', '0', dir],
-      "Expected fpr0, f1 or a probability in (0, 1) for --threshold but received '0'",
+      "Expected fpr0, f1, quantile, custom or a number between 0 and 1 (not either end) for --threshold but received '0'",
     ],
   ];
   it.each(cases)('%j', (args, message) => {
