@@ -62,3 +62,38 @@ export function tinyModel(): KensaModel {
     calibrationScores: Float32Array.from([1, 1, 1, 1, 1]),
   };
 }
+
+/** A BMP of RGB pixels at 1, 4, 8 (palette of grays from the red channel), 16 (5-5-5), 24 or 32 bits. */
+export function encodeBmp(rgb: Uint8Array, width: number, height: number, bpp: number): Buffer {
+  const palette = bpp <= 8 ? 1 << bpp : 0;
+  const rowBytes = Math.ceil((width * bpp) / 32) * 4;
+  const offset = 14 + 40 + palette * 4;
+  const out = Buffer.alloc(offset + rowBytes * height);
+  out.write('BM', 0, 'latin1');
+  out.writeUInt32LE(out.length, 2);
+  out.writeUInt32LE(offset, 10);
+  out.writeUInt32LE(40, 14);
+  out.writeInt32LE(width, 18);
+  out.writeInt32LE(height, 22);
+  out.writeUInt16LE(1, 26);
+  out.writeUInt16LE(bpp, 28);
+  out.writeUInt32LE(palette, 46);
+  for (let i = 0; i < palette; i++) {
+    const v = Math.round((255 * i) / (palette - 1));
+    out.writeUInt32LE(v | (v << 8) | (v << 16), 54 + 4 * i);
+  }
+  for (let y = 0; y < height; y++) {
+    const row = offset + (height - 1 - y) * rowBytes;
+    for (let x = 0; x < width; x++) {
+      const [r, g, b] = rgb.subarray((y * width + x) * 3, (y * width + x) * 3 + 3);
+      if (bpp <= 8) {
+        const index = Math.round((r / 255) * (palette - 1));
+        const bit = x * bpp;
+        out[row + (bit >> 3)] |= index << (8 - bpp - (bit & 7));
+      } else if (bpp === 16) out.writeUInt16LE(((r >> 3) << 10) | ((g >> 3) << 5) | (b >> 3), row + x * 2);
+      else if (bpp === 24) out.set([b, g, r], row + x * 3);
+      else out.set([b, g, r, 0], row + x * 4);
+    }
+  }
+  return out;
+}

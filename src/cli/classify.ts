@@ -60,7 +60,8 @@ export function register(program: Command): void {
     .option('--data <dir>', 'data folder: train/good (OK) and one folder per defect type under train/ (NG)')
     .option('--good <path>', 'good images (folder, file or quoted pattern); repeatable', collect)
     .option('--ng <path>', 'NG images (folder, file or quoted pattern); repeatable', collect)
-    .requiredOption('--out <model>', 'classifier file to write (e.g. line3.classifier)')
+    .requiredOption('--out <model>', 'model file to write (e.g. line3-classifier.kensa)')
+    .option('--force', 'replace the model file if one is already there')
     .option('--backbone <name>', 'feature extractor (frozen)', 'efficientnet_lite0')
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
     .option('--square', 'squeeze every image to --size × --size instead')
@@ -88,6 +89,7 @@ export function register(program: Command): void {
         good: o.good,
         ng: o.ng,
         out: o.out,
+        force: o.force,
         backbone: o.backbone,
         weights: o.weights,
         preprocess: o.size || o.square || o.scale ? preprocessFrom(o) : undefined,

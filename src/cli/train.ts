@@ -20,6 +20,7 @@ export function register(program: Command): void {
       "data folder (train/good, or a folder of good images) or a quoted glob such as 'good/*.png'",
     )
     .requiredOption('--out <model>', 'model file to write (e.g. model.kensa)')
+    .option('--force', 'replace the model file if one is already there')
     .option('--method <name>', `anomaly-detection method: ${UNSUPERVISED_METHODS.join(', ')}`, DEFAULT_METHOD)
     .option('--backbone <name>', `feature extractor: ${backboneNames().join(', ')}`, DEFAULT_BACKBONE)
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)');
@@ -46,6 +47,7 @@ export function register(program: Command): void {
       const r = await train({
         data: o.data,
         out: o.out,
+        force: o.force,
         method: o.method,
         backbone: o.backbone,
         weights: o.weights,

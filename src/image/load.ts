@@ -11,6 +11,7 @@
 import { stat, readFile } from 'node:fs/promises';
 import sharp, { type Sharp } from 'sharp';
 import { KensaError } from '../util/errors.js';
+import { OPTIONS } from '../options.js';
 import { decodeBmp, isBmp } from './bmp.js';
 import { geometry, IMAGENET_MEAN, IMAGENET_STD, type Geometry, type Preprocess } from './preprocess.js';
 
@@ -233,6 +234,23 @@ export async function loadImage(
   options: LoadOptions = {},
 ): Promise<LoadedImage> {
   return decodeImage(await readImageFile(file), file, p, options);
+}
+
+/**
+ * An image already inspected, opened again for a picture (an overlay, a thumbnail): any format kensa
+ * decodes (BMP included), turned upright, through the same path as inspection. Its size was checked
+ * when it was inspected, so only the largest pixel limit applies here.
+ */
+export async function openImage(
+  input: string | Buffer,
+): Promise<{ width: number; height: number; sharp: () => Sharp }> {
+  const name = typeof input === 'string' ? input : 'the image';
+  const bytes = typeof input === 'string' ? await readImageFile(input) : input;
+  try {
+    return await openSource(bytes, OPTIONS.pixelLimit.max);
+  } catch (error) {
+    throw decodeError(name, error);
+  }
 }
 
 /** The image's original size, from its header only (bytes received by the service). */

@@ -21,7 +21,7 @@ import {
   stat,
   type FileHandle,
 } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { KensaError } from '../util/errors.js';
 
 /** Temporary files being written now, removed by removePendingTemporaryFiles() on an interrupt. */
@@ -144,6 +144,28 @@ export async function writeTarget(target: string): Promise<string> {
   return target;
 }
 
+/** Folders whose files written here are being recorded, each with the paths written (relative to it). */
+const recorders = new Map<string, Set<string>>();
+
+/**
+ * Records every file written through this module under `folder` (a run's results folder) until `stop`:
+ * `files` holds their paths relative to it.
+ */
+export function recordWrites(folder: string): { files: Set<string>; stop: () => void } {
+  const root = resolve(folder);
+  const files = new Set<string>();
+  recorders.set(root, files);
+  return { files, stop: () => recorders.delete(root) };
+}
+
+function recordWritten(target: string): void {
+  const path = resolve(target);
+  for (const [root, files] of recorders) {
+    const rel = relative(root, path);
+    if (rel && !rel.startsWith('..') && !isAbsolute(rel)) files.add(rel);
+  }
+}
+
 /**
  * Writes a file atomically through `fill`, which writes the content into the open temporary file.
  * The target's folder is created when missing.
@@ -171,6 +193,7 @@ export async function writeAtomicWith(
       await handle.close();
     }
     await rename(tmp, real);
+    recordWritten(target);
   } catch (error) {
     if (tmp) await rm(tmp, { force: true });
     throw ioError(target, error);

@@ -10,6 +10,7 @@
  * visible.
  */
 import sharp, { type OverlayOptions } from 'sharp';
+import { openImage } from '../image/load.js';
 import { shownRegion, type Geometry } from '../image/preprocess.js';
 import { jet } from './colormap.js';
 
@@ -276,11 +277,10 @@ export async function overlayPng(
   processed?: Uint8Array,
   maxSide = 1024,
 ): Promise<Uint8Array> {
-  const base = sharp(file, { limitInputPixels: false }).autoOrient();
-  const meta = await base.metadata();
-  const swap = (meta.orientation ?? 1) >= 5;
-  const W0 = (swap ? meta.height : meta.width) ?? g.inputWidth;
-  const H0 = (swap ? meta.width : meta.height) ?? g.inputHeight;
+  // the original through the decoding path of inspection (BMP too), upright
+  const original = await openImage(file);
+  const W0 = original.width;
+  const H0 = original.height;
   const scale = Math.min(1, maxSide / Math.max(W0, H0));
   const w = Math.max(1, Math.round(W0 * scale));
   const h = Math.max(1, Math.round(H0 * scale));
@@ -292,7 +292,7 @@ export async function overlayPng(
   const source =
     processed && whole && g.inputWidth >= w && g.inputHeight >= h
       ? sharp(processed, { raw: { width: g.inputWidth, height: g.inputHeight, channels: 3 } })
-      : base.clone().removeAlpha().toColourspace('srgb');
+      : original.sharp().removeAlpha().toColourspace('srgb');
   const rgb = await source.resize(w, h, { fit: 'fill' }).raw().toBuffer();
   const left = Math.max(0, Math.round(rx * scale));
   const top = Math.max(0, Math.round(ry * scale));

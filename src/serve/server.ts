@@ -30,6 +30,7 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import sharp from 'sharp';
+import { isBmp } from '../image/bmp.js';
 import { DEFAULT_PIXEL_LIMIT, probeImageBytes } from '../image/load.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { keptScores } from '../pipeline/contracts/calibration.js';
@@ -687,12 +688,13 @@ export class InspectionService {
     const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 12);
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     try {
-      const format =
-        (
-          await sharp(bytes)
-            .metadata()
-            .catch(() => undefined)
-        )?.format ?? 'img';
+      const format = isBmp(bytes)
+        ? 'bmp'
+        : ((
+            await sharp(bytes)
+              .metadata()
+              .catch(() => undefined)
+          )?.format ?? 'img');
       const base = join(dir, `${stamp}-${answer.model}-${hash}`);
       const { heatmap_png: _h, ...json } = answer;
       await writeFileAtomic(`${base}.${format}`, bytes);

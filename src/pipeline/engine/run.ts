@@ -34,7 +34,7 @@ import {
 } from '../contracts/decisions.js';
 import { DriftMonitor, driftMessage, ngShareMessage, type DriftStatus } from '../contracts/drift.js';
 import { loadModel, type KensaModel } from '../contracts/model-file.js';
-import { lockResultsFolder } from '../outputs/paths.js';
+import { lockResultsFolder, startRunRecord } from '../outputs/paths.js';
 import {
   calibrationResults,
   commonRoot,
@@ -201,6 +201,10 @@ async function writeRunFiles(out: string, r: RunResult): Promise<void> {
 /** Runs images through a model and writes the results of a test or predict run. */
 export async function runImages(spec: RunSpec): Promise<RunResult> {
   const release = await lockResultsFolder(spec.out);
+  const record = await startRunRecord(spec.out).catch((error) => {
+    release();
+    throw error;
+  });
   try {
     const model = typeof spec.model === 'string' ? await loadModel(spec.model) : spec.model;
     const threshold = resolveThreshold(
@@ -327,8 +331,10 @@ export async function runImages(spec: RunSpec): Promise<RunResult> {
       images: resultImages,
     });
     if (spec.report) await writeReport(spec.out);
+    await record.finish();
     return result;
   } finally {
+    record.stop();
     release();
   }
 }

@@ -4,14 +4,95 @@
  * a results folder is marked as kensa's so that later runs never take its pictures as input.
  */
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { open, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { lstat, open, readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { RESULTS_MARKER } from '../../data/dataset.js';
-import { ioError, makeFolder, temporaryPathFor, releaseTemporaryPath, writeTarget } from '../../io/atomic.js';
+import {
+  ioError,
+  makeFolder,
+  recordWrites,
+  releaseTemporaryPath,
+  temporaryPathFor,
+  writeFileAtomic,
+  writeTarget,
+} from '../../io/atomic.js';
 import { KensaError } from '../../util/errors.js';
+import { loadModelMetadata } from '../contracts/model-file.js';
 
 export { RESULTS_MARKER };
 export const LOCK_FILE = '.kensa.lock';
+/** What the last run wrote into a results folder (so that the next run removes exactly that). */
+export const RUN_RECORD = '.kensa-run.json';
+
+/** The files and folders a run writes by name, for folders of runs that left no record (older kensa). */
+const RUN_FILES = [
+  'predictions.csv',
+  'predictions.json',
+  'regions.csv',
+  'ng_list.txt',
+  'errors.csv',
+  'results.json',
+  'report.html',
+  'metrics.json',
+  'roc.png',
+  'pr.png',
+  'learning_curves.png',
+];
+const RUN_FOLDERS = ['overlays', 'thumbs', 'figures', 'calibration'];
+
+/** The regular files under a folder, relative to it (links not followed). */
+async function filesUnder(root: string, rel: string): Promise<string[]> {
+  const entries = await readdir(join(root, rel), { withFileTypes: true }).catch(() => []);
+  const out: string[] = [];
+  for (const e of entries) {
+    const path = join(rel, e.name);
+    if (e.isDirectory()) out.push(...(await filesUnder(root, path)));
+    else if (e.isFile()) out.push(path);
+  }
+  return out;
+}
+
+/**
+ * Clears a results folder of what the previous run wrote there — the files its record lists, or, for a
+ * run that left none (interrupted, or an older kensa), the files kensa names its outputs — so that
+ * yesterday's overlays and report never sit beside today's predictions. Nothing else in the folder is
+ * touched: not the user's files, not a model saved there. Then records this run's files (`finish`).
+ */
+export async function startRunRecord(dir: string): Promise<{ finish: () => Promise<void>; stop: () => void }> {
+  let listed: string[] | undefined;
+  try {
+    const record = JSON.parse(readFileSync(join(dir, RUN_RECORD), 'utf8')) as { files?: unknown };
+    if (Array.isArray(record.files)) listed = record.files.filter((f): f is string => typeof f === 'string');
+  } catch {
+    // no record, or a damaged one: fall back to kensa's own output names
+  }
+  const previous =
+    listed ??
+    [...RUN_FILES, ...(await Promise.all(RUN_FOLDERS.map((f) => filesUnder(dir, f)))).flat()];
+  const root = resolve(dir);
+  for (const rel of previous) {
+    const path = resolve(root, rel);
+    const inside = relative(root, path);
+    if (!inside || inside.startsWith('..') || isAbsolute(inside) || path.endsWith('.kensa')) continue;
+    const st = await lstat(path).catch(() => undefined);
+    if (st?.isFile()) await rm(path, { force: true });
+  }
+  for (const folder of RUN_FOLDERS) await rmdir(join(dir, folder)).catch(() => undefined);
+  const started = new Date().toISOString();
+  await writeFileAtomic(join(dir, RUN_RECORD), JSON.stringify({ started }) + '\n');
+  const recorder = recordWrites(dir);
+  return {
+    finish: async () => {
+      recorder.stop();
+      const files = [...recorder.files].filter((f) => f !== RUN_RECORD && !f.endsWith('.kensa')).sort();
+      await writeFileAtomic(
+        join(dir, RUN_RECORD),
+        JSON.stringify({ started, finished: new Date().toISOString(), files }, null, 1) + '\n',
+      );
+    },
+    stop: recorder.stop,
+  };
+}
 
 /**
  * Checks that `path` can be written: for a file, that it is not a folder and its folder accepts a new
@@ -50,6 +131,32 @@ export async function checkWritable(path: string, kind: 'file' | 'folder'): Prom
     await rm(probe, { force: true });
     releaseTemporaryPath(probe);
   }
+}
+
+/**
+ * Refuses to replace an existing model file unless `force`: it may hold a threshold chosen by hand, its
+ * calibration's exclusions, or be in use on a line. The message says what is there.
+ */
+export async function checkNewModel(path: string, force: boolean | undefined, what: string): Promise<void> {
+  if (force) return;
+  const existing = await stat(path).catch(() => undefined);
+  if (!existing?.isFile()) return;
+  const when = existing.mtime.toISOString().slice(0, 16).replace('T', ' ');
+  let kind: string;
+  try {
+    const meta = await loadModelMetadata(path);
+    const custom = meta.thresholds.custom;
+    kind =
+      `a ${meta.method} model (written ${when}${custom !== undefined ? `, with the custom threshold ${custom}` : ''}` +
+      `${meta.calibration.excluded?.length ? `, ${meta.calibration.excluded.length} calibration images left out` : ''})`;
+  } catch {
+    kind = `a file (written ${when}, not a model this kensa reads)`;
+  }
+  throw new KensaError(
+    'E_ARGUMENT',
+    `${kind} is already there; ${what} does not replace it without --force. Give --force to replace it, or another --out`,
+    { file: path },
+  );
 }
 
 function alive(pid: number): boolean {

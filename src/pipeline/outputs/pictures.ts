@@ -1,11 +1,10 @@
 /** What test and predict share: output names, and the per-image pictures (figure, thumbnail, overlay). */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import sharp from 'sharp';
 import { getMethod } from '../../models/registry.js';
 import { basename, dirname, extname, join, relative, sep } from 'node:path';
 import { writeFileAtomic } from '../../io/atomic.js';
-import { DEFAULT_PIXEL_LIMIT, readImageFile } from '../../image/load.js';
+import { openImage } from '../../image/load.js';
 import { fivePanelFigure, overlayPng, thumbnailJpeg } from '../../report/figures.js';
 import type { ResultsFile } from '../../report/results-file.js';
 import { highestCalibration, keptScores } from '../contracts/calibration.js';
@@ -52,19 +51,26 @@ export function outputName(path: string, root: string | undefined): string {
 }
 
 /**
- * Output names for all images of a run, unique: where two paths give the same name (a_b/c.png and
- * a/b_c.png; x.png and x.jpg), the later ones get -2, -3, ...
+ * Output names for all images of a run, unique: images whose names differ only by their extension
+ * (part.bmp and part.tif, as one camera shot saved twice) are told apart by it (part_bmp, part_tif);
+ * where two paths still give the same name (a_b/c.png and a/b_c.png), the later ones get -2, -3, ...
  */
 export function outputNames(paths: string[], root: string | undefined): Map<string, string> {
+  const bases = paths.map((p) => outputName(p, root));
+  const extOf = (p: string) => extname(p).slice(1).toLowerCase();
+  // the extensions of the paths that share each name
+  const exts = new Map<string, Set<string>>();
+  paths.forEach((p, i) => exts.set(bases[i], (exts.get(bases[i]) ?? new Set()).add(extOf(p))));
   const names = new Map<string, string>();
   const used = new Set<string>();
-  for (const path of paths) {
-    const base = outputName(path, root);
+  paths.forEach((path, i) => {
+    const ext = extOf(path);
+    const base = exts.get(bases[i])!.size > 1 && ext ? `${bases[i]}_${ext}` : bases[i];
     let name = base;
     for (let k = 2; used.has(name); k++) name = `${base}-${k}`;
     used.add(name);
     names.set(path, name);
-  }
+  });
   return names;
 }
 
@@ -177,8 +183,8 @@ export async function calibrationResults(
     if (thumbnails && existsSync(h.file)) {
       try {
         const rel = `calibration/${k + 1}.jpg`;
-        const jpeg = await sharp(await readImageFile(h.file), { limitInputPixels: DEFAULT_PIXEL_LIMIT })
-          .autoOrient()
+        const jpeg = await (await openImage(h.file))
+          .sharp()
           .resize(160, 160, { fit: 'inside' })
           .jpeg({ quality: 80 })
           .toBuffer();

@@ -36,7 +36,7 @@ import {
   type KensaModel,
 } from '../contracts/model-file.js';
 import { DEFAULT_FIT_BATCH, inputBatches } from '../engine/inspector.js';
-import { checkWritable } from '../outputs/paths.js';
+import { checkNewModel, checkWritable } from '../outputs/paths.js';
 import { predict, type PredictOptions } from './predict.js';
 import { test, type TestOptions } from './test.js';
 
@@ -52,6 +52,8 @@ export interface ClassifyTrainOptions {
   good?: string[];
   ng?: string[];
   out: string;
+  /** Replace a model file already at `out` (default: refuse, naming what is there). */
+  force?: boolean;
   backbone?: string;
   weights?: string;
   cacheDir?: string;
@@ -163,6 +165,7 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
       'E_ARGUMENT',
       'the classifier takes whole images: train it without --tile (use --scale or --size)',
     );
+  await checkNewModel(options.out, options.force, 'kensa classify train');
   await checkWritable(options.out, 'file');
   const { good, ng } = classifierImages(options);
   const warn = options.onWarning ?? (() => {});

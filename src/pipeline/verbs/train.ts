@@ -34,7 +34,7 @@ import {
   saveModel,
   type KensaModel,
 } from '../contracts/model-file.js';
-import { checkWritable } from '../outputs/paths.js';
+import { checkNewModel, checkWritable } from '../outputs/paths.js';
 
 export const DEFAULT_METHOD = 'patchcore';
 export const DEFAULT_FOLDS = 5;
@@ -54,6 +54,8 @@ export interface TrainOptions {
   /** PatchCore: share of the training patches kept in the memory bank (default 0.1). */
   coreset?: number;
   seed?: number;
+  /** Replace a model file already at `out` (default: refuse, naming what is there). */
+  force?: boolean;
   /** Folds of the out-of-fold calibration (default 5). */
   folds?: number;
   /** Calibrate on a held-out share of the good images instead of k-fold. */
@@ -180,7 +182,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const preprocess = validatePreprocess(options.preprocess ?? { mode: 'fit', size: DEFAULT_SIZE });
   const seed = options.seed ?? 0;
   const q = options.quantile ?? OPTIONS.quantile.default;
-  if (options.out) await checkWritable(options.out, 'file');
+  if (options.out) {
+    await checkNewModel(options.out, options.force, 'kensa train');
+    await checkWritable(options.out, 'file');
+  }
   const items =
     typeof options.data === 'string'
       ? trainingImages(options.data, { onWarning: options.onWarning })

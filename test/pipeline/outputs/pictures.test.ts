@@ -6,7 +6,13 @@ describe('output names', () => {
     const paths = ['/d/a_b/c.png', '/d/a/b_c.png', '/d/x.png', '/d/x.jpg', '/d/crack/007.bmp'];
     const root = commonRoot(paths);
     expect(root).toBe('/d');
-    expect([...outputNames(paths, root).values()]).toEqual(['a_b_c', 'a_b_c-2', 'x', 'x-2', 'crack_007']);
+    // names that differ by their extension only keep it; other clashes are numbered
+    expect([...outputNames(paths, root).values()]).toEqual(['a_b_c', 'a_b_c-2', 'x_png', 'x_jpg', 'crack_007']);
+    expect([...outputNames(['/d/part.bmp', '/d/part.tif', '/d/other.bmp'], '/d').values()]).toEqual([
+      'part_bmp',
+      'part_tif',
+      'other',
+    ]);
   });
 
   it('fit every file-system limit: long and multi-byte names are cut with a stable hash suffix', () => {
