@@ -58,7 +58,9 @@ async function filesUnder(root: string, rel: string): Promise<string[]> {
  * yesterday's overlays and report never sit beside today's predictions. Nothing else in the folder is
  * touched: not the user's files, not a model saved there. Then records this run's files (`finish`).
  */
-export async function startRunRecord(dir: string): Promise<{ finish: () => Promise<void>; stop: () => void }> {
+export async function startRunRecord(
+  dir: string,
+): Promise<{ finish: () => Promise<void>; stop: () => void }> {
   let listed: string[] | undefined;
   try {
     const record = JSON.parse(readFileSync(join(dir, RUN_RECORD), 'utf8')) as { files?: unknown };
@@ -66,9 +68,10 @@ export async function startRunRecord(dir: string): Promise<{ finish: () => Promi
   } catch {
     // no record, or a damaged one: fall back to kensa's own output names
   }
-  const previous =
-    listed ??
-    [...RUN_FILES, ...(await Promise.all(RUN_FOLDERS.map((f) => filesUnder(dir, f)))).flat()];
+  const previous = listed ?? [
+    ...RUN_FILES,
+    ...(await Promise.all(RUN_FOLDERS.map((f) => filesUnder(dir, f)))).flat(),
+  ];
   const root = resolve(dir);
   for (const rel of previous) {
     const path = resolve(root, rel);

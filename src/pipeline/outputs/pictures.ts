@@ -183,7 +183,9 @@ export async function calibrationResults(
     if (thumbnails && existsSync(h.file)) {
       try {
         const rel = `calibration/${k + 1}.jpg`;
-        const jpeg = await (await openImage(h.file))
+        const jpeg = await (
+          await openImage(h.file)
+        )
           .sharp()
           .resize(160, 160, { fit: 'inside' })
           .jpeg({ quality: 80 })

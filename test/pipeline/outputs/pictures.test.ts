@@ -7,7 +7,13 @@ describe('output names', () => {
     const root = commonRoot(paths);
     expect(root).toBe('/d');
     // names that differ by their extension only keep it; other clashes are numbered
-    expect([...outputNames(paths, root).values()]).toEqual(['a_b_c', 'a_b_c-2', 'x_png', 'x_jpg', 'crack_007']);
+    expect([...outputNames(paths, root).values()]).toEqual([
+      'a_b_c',
+      'a_b_c-2',
+      'x_png',
+      'x_jpg',
+      'crack_007',
+    ]);
     expect([...outputNames(['/d/part.bmp', '/d/part.tif', '/d/other.bmp'], '/d').values()]).toEqual([
       'part_bmp',
       'part_tif',
