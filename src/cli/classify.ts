@@ -12,6 +12,7 @@ import { classifier } from '../models/classifier/method.js';
 import type { ThresholdChoice } from '../pipeline/contracts/decisions.js';
 import { addOptions, preprocessFrom, thresholdFor } from './options.js';
 import { notice, progressReporter } from './progress.js';
+import { typeLines } from './test.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -156,6 +157,7 @@ export function register(program: Command): void {
         `  ${m.counts.images} images: image AUROC ${m.image_auroc?.toFixed(4) ?? 'n/a'}, calibration error ${ece?.toFixed(3) ?? 'n/a'}; ` +
           `at ${m.threshold.name} (p > ${m.threshold.value.toPrecision(4)}): ${c.tp} of ${c.tp + c.fn} NG found, ${c.fp} false alarms of ${c.fp + c.tn} good`,
       );
+      for (const line of typeLines(m)) console.log(`  ${line}`);
       if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
     } finally {
       progress.stop();

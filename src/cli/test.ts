@@ -1,8 +1,8 @@
 /** kensa test: evaluate a model on a labelled test set. */
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import { testSummary } from '../pipeline/contracts/calibration.js';
-import { test } from '../pipeline/verbs/test.js';
+import { test, type TestMetrics } from '../pipeline/verbs/test.js';
 import { addOptions } from './options.js';
 import { notice, progressReporter } from './progress.js';
 
@@ -57,6 +57,7 @@ export function register(program: Command): void {
         metrics.thresholds.fpr0,
       ))
         console.log(`  ${line}`);
+      for (const line of typeLines(metrics)) console.log(`  ${line}`);
       for (const [name, reason] of Object.entries(metrics.undefined_reasons))
         console.log(`  ${name}: n/a (${reason})`);
       for (const w of metrics.warnings) process.stderr.write(`warning: ${w}\n`);
@@ -70,5 +71,20 @@ export function register(program: Command): void {
     } finally {
       progress.stop();
     }
+  });
+}
+
+/** One line per defect type (and the good images): found at the verdicts' threshold, and which missed. */
+export function typeLines(metrics: TestMetrics, shown = 3): string[] {
+  const t = metrics.threshold.name;
+  return Object.entries(metrics.by_type).map(([type, r]) => {
+    const n = r.above[t] ?? 0;
+    const files = r.wrong.map((f) => basename(f));
+    const list = files.length
+      ? `: ${files.slice(0, shown).join(', ')}${files.length > shown ? ` and ${files.length - shown} more` : ''}`
+      : '';
+    return type === 'good'
+      ? `good: ${n} false alarm${n === 1 ? '' : 's'} of ${r.images} at ${t}${list}`
+      : `${type}: ${n} of ${r.images} found at ${t}${r.wrong.length ? `, ${r.wrong.length} missed${list}` : ''}`;
   });
 }

@@ -29,11 +29,13 @@ table.conf td, table.conf th { border: 1px solid var(--line); padding: 4px 10px;
 #nglist li { cursor: pointer; } #nglist li:hover { text-decoration: underline; }
 #grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; }
 .tile { position: relative; border: 2px solid transparent; border-radius: 6px; background: #fff; cursor: pointer; overflow: hidden; }
-.tile img { width: 100%; aspect-ratio: 1; display: block; background: #eee; }
+.tile img { width: 100%; aspect-ratio: 1; object-fit: contain; display: block; background: #eee; }
 .tile .cap { font-size: 11px; padding: 3px 5px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .tile .badge { position: absolute; top: 4px; left: 4px; color: #fff; font-size: 11px; font-weight: bold; padding: 1px 6px; border-radius: 3px; }
 .tile.ng { border-color: var(--ng); } .tile.ng .badge { background: var(--ng); }
 .tile.ok .badge { background: var(--ok); }
+.tile.missed { border-color: #ef6c00; border-style: dashed; } .tile.missed .badge { background: #ef6c00; }
+.tile.false-alarm { border-style: dashed; }
 #modal { position: fixed; inset: 0; background: rgba(0,0,0,.75); display: none; align-items: center; justify-content: center; flex-direction: column; z-index: 10; }
 #modal.open { display: flex; }
 #modal img { max-width: 96vw; max-height: 80vh; background: #fff; }
@@ -64,7 +66,8 @@ export const SCRIPT = String.raw`
       calibration: 'Calibration: the good images behind the thresholds', calibration_scores: 'calibration (good, not seen by the model)',
       calibration_note: 'The thresholds come from {n} good images, each scored by a model that had not seen it ({mode}); fpr0 is the highest. The highest are shown: if one is not a normal good part, leave it out without re-training.',
       calibration_excluded: ' {k} image(s) are left out already.', above_next: 'above the next', exclude_hint: 'Leave the highest out of fpr0 (no re-training):',
-      mode_loo: 'leave-one-out', mode_kfold: 'k-fold', mode_holdout: 'hold-out'
+      mode_loo: 'leave-one-out', mode_kfold: 'k-fold', mode_holdout: 'hold-out',
+      missed: 'OK · missed (defective)', false_alarm: 'NG · false alarm (good)', type: 'Defect type', false_alarms: 'false alarms'
     },
     ja: {
       title: 'kensa 検査レポート', summary: '概要', images: '枚', ng: 'NG', ok: 'OK', threshold: 'しきい値',
@@ -78,7 +81,8 @@ export const SCRIPT = String.raw`
       calibration: '校正: しきい値のもとになった良品画像', calibration_scores: '校正（モデルが見ていない良品）',
       calibration_note: 'しきい値は良品 {n} 枚から決まります。各画像はその画像を見ていないモデルで採点しました（{mode}）。fpr0 はその最大値です。スコアの高いものを示します。正常な良品でないものがあれば、再学習せずに除外できます。',
       calibration_excluded: ' すでに {k} 枚を除外しています。', above_next: '次の画像より高い', exclude_hint: '最も高い画像を fpr0 から除く（再学習なし）:',
-      mode_loo: '1 枚ずつ除外（leave-one-out）', mode_kfold: 'k 分割', mode_holdout: '取り分け'
+      mode_loo: '1 枚ずつ除外（leave-one-out）', mode_kfold: 'k 分割', mode_holdout: '取り分け',
+      missed: 'OK・見逃し（不良品）', false_alarm: 'NG・誤検出（良品）', type: '欠陥の種類', false_alarms: '誤検出'
     }
   };
   var lang = (navigator.language || 'en').toLowerCase().indexOf('ja') === 0 ? 'ja' : 'en';
@@ -221,6 +225,27 @@ export const SCRIPT = String.raw`
     $('cmd-exclude').parentNode.style.display = $('cmd-exclude').parentNode.previousElementSibling.style.display = first ? '' : 'none';
   }
 
+  // per defect type (the folder under test/): found at this threshold, and the good images' false alarms
+  function drawTypes() {
+    var table = $('by-type');
+    if (!labelled) { table.style.display = 'none'; return; }
+    var groups = {};
+    images.forEach(function (im) {
+      if (im.label !== 0 && im.label !== 1) return;
+      var k = im.label === 0 ? '' : (im.category || t('defective'));
+      (groups[k] = groups[k] || { n: 0, above: 0 });
+      groups[k].n++;
+      if (im.score > threshold) groups[k].above++;
+    });
+    var keys = Object.keys(groups).filter(function (k) { return k !== ''; }).sort();
+    var rows = keys.map(function (k) {
+      var g = groups[k];
+      return '<tr><th>' + esc(k) + '</th><td>' + g.above + ' / ' + g.n + '</td><td>' + (100 * g.above / g.n).toFixed(1) + ' %</td></tr>';
+    });
+    if (groups['']) rows.push('<tr><th>' + t('good') + '</th><td>' + groups[''].above + ' / ' + groups[''].n + '</td><td>' + t('false_alarms') + '</td></tr>');
+    table.innerHTML = '<tr><th>' + t('type') + '</th><th>NG</th><th>' + t('recall') + '</th></tr>' + rows.join('');
+  }
+
   var pending = false;
   function update() {
     pending = false;
@@ -231,13 +256,16 @@ export const SCRIPT = String.raw`
     $('n-ok').textContent = c.ok;
     $('fpr').textContent = c.fpr === null ? 'n/a' : (100 * c.fpr).toFixed(1) + ' %';
     $('recall').textContent = c.recall === null ? 'n/a' : (100 * c.recall).toFixed(1) + ' %';
+    drawTypes();
     $('conf-tp').textContent = c.tp; $('conf-fn').textContent = c.fn; $('conf-fp').textContent = c.fp; $('conf-tn').textContent = c.tn;
     var line = document.getElementById('tline');
     if (line) { line.setAttribute('x1', xOf(threshold)); line.setAttribute('x2', xOf(threshold)); }
     tiles.forEach(function (d, i) {
       var ng = images[i].score > threshold;
-      d.className = 'tile ' + (ng ? 'ng' : 'ok');
-      d.firstChild.textContent = ng ? 'NG' : 'OK';
+      // a defective image judged OK is a miss, not a green OK; a good image judged NG a false alarm
+      var missed = !ng && images[i].label === 1, alarm = ng && images[i].label === 0;
+      d.className = 'tile ' + (ng ? 'ng' : 'ok') + (missed ? ' missed' : '') + (alarm ? ' false-alarm' : '');
+      d.firstChild.textContent = missed ? t('missed') : alarm ? t('false_alarm') : ng ? 'NG' : 'OK';
     });
     var list = images.map(function (im, i) { return [im, i]; }).filter(function (p) { return p[0].score > threshold; });
     $('nglist').innerHTML = list.length ? list.map(function (p) {

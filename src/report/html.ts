@@ -60,6 +60,7 @@ ${curves ? `<div class="curves" style="margin-top:10px">${curves}</div>` : ''}
 <tr><th><span data-i18n="actual"></span>: <span data-i18n="defective"></span></th><td id="conf-tp"></td><td id="conf-fn"></td></tr>
 <tr><th><span data-i18n="actual"></span>: <span data-i18n="good"></span></th><td id="conf-fp"></td><td id="conf-tn"></td></tr>
 </table>
+<table class="conf" id="by-type" style="margin-top:10px"></table>
 <div class="row"><span data-i18n="use_predict"></span></div>
 <div class="row"><input class="cmd" id="cmd-predict" readonly><button data-copy="cmd-predict" data-i18n="copy"></button></div>
 <div class="row"><span data-i18n="store_model"></span></div>

@@ -80,11 +80,14 @@ describe('kensa classify', () => {
     const out = join(dir, 'test');
     const r = kensa('classify', 'test', '--model', model, '--data', data, '--out', out, '--report');
     expect(r.stdout).toMatch(/image AUROC [\d.]+, calibration error [\d.]+/);
+    expect(r.stdout).toMatch(/ {2}dust: \d+ of 6 found at fpr0/);
     const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
     expect(m.image_auroc).toBeGreaterThan(0.9);
     expect(m.counts).toMatchObject({ good: 8, defective: 12 });
     expect(m.calibration_error).toBeGreaterThanOrEqual(0);
     expect(m.confusion.fpr0.tp + m.confusion.fpr0.fn).toBe(12);
+    expect(m.by_type.dust.images + m.by_type.scratch.images).toBe(12);
+    expect(m.by_type.good.images).toBe(8);
     for (const f of ['roc.png', 'pr.png', 'learning_curves.png', 'predictions.csv', 'ng_list.txt'])
       expect(existsSync(join(out, f)), f).toBe(true);
     expect(readdirSync(join(out, 'figures'))).toHaveLength(20);

@@ -85,6 +85,11 @@ export interface TestMetrics {
     by_category: Record<string, number>;
   };
   /**
+   * Each defect type's images (by their folder under test/), how many each threshold finds and which
+   * the verdicts' threshold misses; the good images' false alarms under `good`.
+   */
+  by_type: Record<string, TypeResult>;
+  /**
    * Whether the good test images still look like the calibration images (pipeline/drift.ts); null without
    * good images.
    */
@@ -94,6 +99,45 @@ export interface TestMetrics {
   /** Odd but usable inputs, e.g. masks resized to their image. */
   warnings: string[];
   timings_s: Record<string, number>;
+}
+
+export interface TypeResult {
+  images: number;
+  /** Defective types: images found (score above) at each threshold; good: false alarms at each. */
+  above: Record<string, number>;
+  /** Share of the type's images found (defective) or falsely alarmed (good) at each threshold. */
+  share: Record<string, number>;
+  /** At the verdicts' threshold: the defective images missed, or the good images falsely alarmed. */
+  wrong: string[];
+}
+
+/** Per defect type (and good): what each threshold finds, and what the verdicts' threshold gets wrong. */
+export function byType(
+  predictions: readonly { file: string; category?: string; label?: 0 | 1; score: number }[],
+  thresholds: Record<string, number | null | undefined>,
+  verdict: number,
+): Record<string, TypeResult> {
+  const out: Record<string, TypeResult> = {};
+  const groups = new Map<string, typeof predictions>();
+  for (const p of predictions) {
+    const key = p.label === 0 ? 'good' : (p.category ?? 'defective');
+    groups.set(key, [...(groups.get(key) ?? []), p]);
+  }
+  // defect types by name, the good images last
+  const order = (k: string) => (k === 'good' ? '\uffff' : k);
+  for (const [type, items] of [...groups].sort((a, b) => order(a[0]).localeCompare(order(b[0])))) {
+    const good = type === 'good';
+    const above: Record<string, number> = {};
+    const share: Record<string, number> = {};
+    for (const [name, t] of Object.entries(thresholds)) {
+      if (typeof t !== 'number') continue;
+      above[name] = items.filter((p) => p.score > t).length;
+      share[name] = above[name] / items.length;
+    }
+    const wrong = items.filter((p) => p.score > verdict === good).map((p) => p.file);
+    out[type] = { images: items.length, above, share, wrong };
+  }
+  return out;
 }
 
 /** The labelled images of a test run, checked: both classes for --save-model, a label on every image. */
@@ -291,6 +335,14 @@ async function measure(
     threshold: run.threshold,
     thresholds,
     confusion: conf,
+    by_type: byType(
+      run.predictions,
+      {
+        ...thresholds,
+        ...(run.threshold.name in thresholds ? {} : { [run.threshold.name]: run.threshold.value }),
+      },
+      run.threshold.value,
+    ),
     counts: {
       images: run.items.length,
       good: labels.filter((l) => l === 0).length,
