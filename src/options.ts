@@ -325,6 +325,29 @@ export const OPTIONS = {
       '各クラスから検証に取り分ける割合（既定 0.2）',
     ),
   },
+  mmPerPixel: {
+    kind: 'number',
+    flag: '--mm-per-pixel',
+    value: '<mm>',
+    min: 0,
+    max: 1000,
+    open: { min: true },
+    help: help(
+      'millimetres per pixel of the original images: regions get width_mm, height_mm and area_mm2 (train stores it in the model; predict, test and serve may override it)',
+      '元画像の 1 画素あたりのミリメートル: 領域に width_mm・height_mm・area_mm2 を付ける（train はモデルに保存、predict・test・serve で上書き可）',
+    ),
+  },
+  minDefectMm: {
+    kind: 'number',
+    flag: '--min-defect-mm',
+    value: '<mm>',
+    min: 0,
+    max: 1e6,
+    help: help(
+      'a region whose longer side is below this many millimetres does not count towards NG (it is still listed, counts = no); needs the pixel size',
+      '長辺がこのミリメートル未満の領域は NG に数えない（一覧には counts = no で残る）。画素の大きさが必要',
+    ),
+  },
 } satisfies Record<string, OptionSpec>;
 
 export type OptionName = keyof typeof OPTIONS;

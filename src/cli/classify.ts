@@ -42,6 +42,7 @@ const runOptions = (o: Record<string, unknown>, progress: ReturnType<typeof prog
   weights: o.weights as string | undefined,
   batch: o.batch as number | undefined,
   pixelLimit: o.pixelLimit as number | undefined,
+  mmPerPixel: o.mmPerPixel as number | undefined,
   onProgress: progress,
   onWarning: notice(progress, 'warning'),
 });
@@ -81,6 +82,7 @@ export function register(program: Command): void {
     'seed',
     'batch',
     'pixelLimit',
+    'mmPerPixel',
   ]);
   train.action(async (o) => {
     const progress = progressReporter();
@@ -102,6 +104,7 @@ export function register(program: Command): void {
         seed: o.seed,
         batch: o.batch,
         pixelLimit: o.pixelLimit,
+        mmPerPixel: o.mmPerPixel,
         onProgress: progress,
         onWarning: notice(progress, 'warning'),
       });
@@ -140,7 +143,7 @@ export function register(program: Command): void {
     .option('--no-figures', 'skip the five-panel figure of each image')
     .option('--report', 'also write report.html (learning curves, ROC, PR, the images)')
     .option('--weights <file>', 'backbone weights file');
-  addOptions(testCommand, ['batch', 'pixelLimit']).action(async (o) => {
+  addOptions(testCommand, ['batch', 'pixelLimit', 'mmPerPixel']).action(async (o) => {
     const progress = progressReporter();
     try {
       const { metrics: m } = await testClassifier({
@@ -158,6 +161,7 @@ export function register(program: Command): void {
           `at ${m.threshold.name} (p > ${m.threshold.value.toPrecision(4)}): ${c.tp} of ${c.tp + c.fn} NG found, ${c.fp} false alarms of ${c.fp + c.tn} good`,
       );
       for (const line of typeLines(m)) console.log(`  ${line}`);
+      for (const w of m.warnings) process.stderr.write(`warning: ${w}\n`);
       if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
     } finally {
       progress.stop();
@@ -177,31 +181,34 @@ export function register(program: Command): void {
     .option('--figures', 'also write the five-panel figure of each image')
     .option('--report', 'also write report.html')
     .option('--weights <file>', 'backbone weights file');
-  addOptions(predictCommand, ['batch', 'pixelLimit']).action(async (images: string[], o) => {
-    const progress = progressReporter();
-    try {
-      const r = await predictClassifier({
-        ...runOptions(o, progress),
-        inputs: images,
-        overlays: o.overlays,
-      });
-      progress.stop();
-      const ng = r.predictions.filter((p) => p.verdict === 'NG').length;
-      console.log(
-        `results: ${o.out} (predictions.csv, predictions.json, regions.csv, ng_list.txt${o.overlays ? ', overlays/' : ''})`,
-      );
-      console.log(
-        `  ${r.predictions.length} images: ${ng} NG, ${r.predictions.length - ng} OK (p(NG) > ${r.threshold.toPrecision(4)})`,
-      );
-      if (r.errors.length) {
-        process.stderr.write(
-          `kensa: ${r.errors.length} image(s) could not be read; see ${o.out}/errors.csv\n`,
+  addOptions(predictCommand, ['batch', 'pixelLimit', 'mmPerPixel', 'minDefectMm']).action(
+    async (images: string[], o) => {
+      const progress = progressReporter();
+      try {
+        const r = await predictClassifier({
+          ...runOptions(o, progress),
+          inputs: images,
+          overlays: o.overlays,
+          minDefectMm: o.minDefectMm,
+        });
+        progress.stop();
+        const ng = r.predictions.filter((p) => p.verdict === 'NG').length;
+        console.log(
+          `results: ${o.out} (predictions.csv, predictions.json, regions.csv, ng_list.txt${o.overlays ? ', overlays/' : ''})`,
         );
-        process.exitCode = 3;
+        console.log(
+          `  ${r.predictions.length} images: ${ng} NG, ${r.predictions.length - ng} OK (p(NG) > ${r.threshold.toPrecision(4)})`,
+        );
+        if (r.errors.length) {
+          process.stderr.write(
+            `kensa: ${r.errors.length} image(s) could not be read; see ${o.out}/errors.csv\n`,
+          );
+          process.exitCode = 3;
+        }
+        if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
+      } finally {
+        progress.stop();
       }
-      if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
-    } finally {
-      progress.stop();
-    }
-  });
+    },
+  );
 }

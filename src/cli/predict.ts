@@ -25,45 +25,51 @@ export function register(program: Command): void {
     .option('--figures', 'also write the five-panel figure of each image')
     .option('--report', 'also write report.html (open it in a browser; implies --figures)')
     .option('--fail-fast', 'stop at the first unreadable image (default: list it in errors.csv and go on)');
-  addOptions(command, ['batch', 'pixelLimit']).action(async (images: string[], o) => {
-    const progress = progressReporter();
-    try {
-      const {
-        predictions,
-        errors,
-        threshold: t,
-      } = await predict({
-        model: o.model,
-        inputs: images,
-        out: o.out,
-        threshold: o.threshold,
-        weights: o.weights,
-        batch: o.batch,
-        overlays: o.overlays,
-        figures: o.figures,
-        report: o.report,
-        failFast: o.failFast,
-        pixelLimit: o.pixelLimit,
-        onProgress: progress,
-        onPlan: notice(progress, 'memory'),
-        onWarning: notice(progress, 'warning'),
-      });
-      progress.stop();
-      const ng = predictions.filter((p) => p.verdict === 'NG').length;
-      console.log(
-        `results: ${o.out} (predictions.csv, regions.csv, predictions.json, ng_list.txt${o.overlays ? ', overlays/' : ''})`,
-      );
-      console.log(
-        `  ${predictions.length} images: ${ng} NG, ${predictions.length - ng} OK (threshold ${t.toFixed(3)})`,
-      );
-      if (errors.length) {
-        process.stderr.write(`kensa: ${errors.length} image(s) could not be read; see ${o.out}/errors.csv\n`);
-        for (const e of errors.slice(0, 5)) process.stderr.write(`  ${e.error}\n`);
-        process.exitCode = 3;
+  addOptions(command, ['batch', 'pixelLimit', 'mmPerPixel', 'minDefectMm']).action(
+    async (images: string[], o) => {
+      const progress = progressReporter();
+      try {
+        const {
+          predictions,
+          errors,
+          threshold: t,
+        } = await predict({
+          model: o.model,
+          inputs: images,
+          out: o.out,
+          threshold: o.threshold,
+          weights: o.weights,
+          batch: o.batch,
+          overlays: o.overlays,
+          figures: o.figures,
+          report: o.report,
+          failFast: o.failFast,
+          pixelLimit: o.pixelLimit,
+          mmPerPixel: o.mmPerPixel,
+          minDefectMm: o.minDefectMm,
+          onProgress: progress,
+          onPlan: notice(progress, 'memory'),
+          onWarning: notice(progress, 'warning'),
+        });
+        progress.stop();
+        const ng = predictions.filter((p) => p.verdict === 'NG').length;
+        console.log(
+          `results: ${o.out} (predictions.csv, regions.csv, predictions.json, ng_list.txt${o.overlays ? ', overlays/' : ''})`,
+        );
+        console.log(
+          `  ${predictions.length} images: ${ng} NG, ${predictions.length - ng} OK (threshold ${t.toFixed(3)})`,
+        );
+        if (errors.length) {
+          process.stderr.write(
+            `kensa: ${errors.length} image(s) could not be read; see ${o.out}/errors.csv\n`,
+          );
+          for (const e of errors.slice(0, 5)) process.stderr.write(`  ${e.error}\n`);
+          process.exitCode = 3;
+        }
+        if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
+      } finally {
+        progress.stop();
       }
-      if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
-    } finally {
-      progress.stop();
-    }
-  });
+    },
+  );
 }

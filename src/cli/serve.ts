@@ -80,7 +80,7 @@ export function register(program: Command): void {
     )
     .option('--save-ng <dir>', 'keep each NG image and its JSON answer in this folder')
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)');
-  addOptions(command, [...SERVE_NUMBERS, 'pixelLimit']).action(async (o) => {
+  addOptions(command, [...SERVE_NUMBERS, 'pixelLimit', 'mmPerPixel', 'minDefectMm']).action(async (o) => {
     const service = await InspectionService.start({
       models: (o.model as string[]).map(modelSpec),
       host: o.host,
@@ -88,6 +88,8 @@ export function register(program: Command): void {
       token: o.tokenFile ? readToken(o.tokenFile) : undefined,
       threshold: o.threshold,
       pixelLimit: o.pixelLimit,
+      mmPerPixel: o.mmPerPixel,
+      minDefectMm: o.minDefectMm,
       saveNg: o.saveNg,
       weights: o.weights,
       onPlan: (line) => process.stderr.write(`kensa: memory: ${line}\n`),

@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
     .option('--no-figures', 'skip the per-image figures')
     .option('--report', 'also write report.html (open it in a browser)');
-  addOptions(command, ['batch', 'pixelLimit']).action(async (o) => {
+  addOptions(command, ['batch', 'pixelLimit', 'mmPerPixel']).action(async (o) => {
     const progress = progressReporter();
     try {
       const { metrics, model } = await test({
@@ -35,6 +35,7 @@ export function register(program: Command): void {
         weights: o.weights,
         batch: o.batch,
         pixelLimit: o.pixelLimit,
+        mmPerPixel: o.mmPerPixel,
         figures: o.figures,
         report: o.report,
         onProgress: progress,

@@ -40,6 +40,7 @@ export function register(program: Command): void {
     'quantile',
     'batch',
     'pixelLimit',
+    'mmPerPixel',
   ]);
   command.action(async (o) => {
     const progress = progressReporter();
@@ -60,6 +61,7 @@ export function register(program: Command): void {
         quantile: o.quantile,
         batch: o.batch,
         pixelLimit: o.pixelLimit,
+        mmPerPixel: o.mmPerPixel,
         onProgress: progress,
         onPlan: notice(progress, 'memory'),
         onWarning: notice(progress, 'warning'),

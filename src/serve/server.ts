@@ -35,8 +35,10 @@ import { DEFAULT_PIXEL_LIMIT, probeImageBytes } from '../image/load.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { keptScores } from '../pipeline/contracts/calibration.js';
 import {
+  checkSizeRule,
   decide,
   resolveThreshold,
+  type SizeRule,
   type DefectRegion,
   type ThresholdChoice,
 } from '../pipeline/contracts/decisions.js';
@@ -47,7 +49,7 @@ import { checkWritable } from '../pipeline/outputs/paths.js';
 import { overlayOf } from '../pipeline/outputs/pictures.js';
 import { getMethod } from '../models/registry.js';
 import { KensaError } from '../util/errors.js';
-import { checkOption, OPTIONS, type OptionName } from '../options.js';
+import { checkOption, checkOptions, OPTIONS, type OptionName } from '../options.js';
 import { ClientGoneError, ClosingError, DeadlineError, MicroBatcher, QueueFullError } from './batcher.js';
 
 /** The service's numeric settings: their ranges and defaults are in the option table (src/options.ts). */
@@ -105,6 +107,10 @@ export interface ServiceOptions {
   timeoutMs?: number;
   /** Keep each NG image and its JSON here (written atomically). */
   saveNg?: string;
+  /** Millimetres per original pixel (default: each model's, from train --mm-per-pixel). */
+  mmPerPixel?: number;
+  /** Regions whose longer side is below this many mm do not count towards NG (needs the pixel size). */
+  minDefectMm?: number;
   weights?: string;
   cacheDir?: string;
   onPlan?: (message: string) => void;
@@ -173,6 +179,8 @@ interface Served {
   inspector: Inspector;
   batcher: MicroBatcher;
   threshold: { name: string; value: number };
+  /** The regions' sizes in mm and the size rule (pipeline/contracts/decisions.ts). */
+  size: SizeRule;
   /** The recent OK images' scores against the calibration's (pipeline/drift.ts). */
   drift: DriftMonitor;
 }
@@ -296,6 +304,7 @@ export class InspectionService {
   static async start(options: ServiceOptions): Promise<InspectionService> {
     const host = options.host ?? SERVE_DEFAULTS.host;
     const settings = settingsOf(options);
+    checkOptions(options, ['mmPerPixel', 'minDefectMm']);
     if (!options.models.length) throw new KensaError('E_ARGUMENT', 'give at least one model (--model FILE)');
     if (!options.token && !(await isLoopback(host)))
       throw new KensaError(
@@ -353,7 +362,11 @@ export class InspectionService {
           keptScores(model.calibrationScores, model.meta.calibration),
           DRIFT_WINDOW,
         );
-        served.set(name, { name, model, inspector, batcher, threshold, drift });
+        const size = checkSizeRule({
+          mmPerPixel: options.mmPerPixel ?? model.meta.mm_per_pixel,
+          minDefectMm: options.minDefectMm,
+        });
+        served.set(name, { name, model, inspector, batcher, threshold, size, drift });
       }
     } catch (error) {
       for (const s of served.values()) await s.inspector.dispose();
@@ -646,7 +659,7 @@ export class InspectionService {
         throw new HttpError(422, error.message);
       throw error;
     }
-    const v = decide(r.scored, served.threshold.value);
+    const v = decide(r.scored, served.threshold.value, served.size);
     if (v.verdict === 'OK') this.watchDrift(served, r.scored.score);
     const answer: InspectResponse = {
       model: served.name,

@@ -92,6 +92,33 @@ export interface DefectRegion {
   area: number;
   /** The highest map value inside, on the scale of the image score. */
   peak_score: number;
+  /** The box and area in millimetres, where the pixel size is known (--mm-per-pixel). */
+  width_mm?: number;
+  height_mm?: number;
+  area_mm2?: number;
+  /**
+   * Whether the region counts towards NG: false for a region whose longer side is below the size rule
+   * (--min-defect-mm); it is still listed. Absent without a size rule.
+   */
+  counts?: boolean;
+}
+
+/** Sizes in millimetres and the size rule of a line (train stores the pixel size; predict may override). */
+export interface SizeRule {
+  /** Millimetres per original-image pixel. */
+  mmPerPixel?: number;
+  /** A region whose longer side (mm) is below this does not count towards NG. */
+  minDefectMm?: number;
+}
+
+/** The size rule as given, checked: --min-defect-mm needs the pixel size. */
+export function checkSizeRule(rule: SizeRule): SizeRule {
+  if (rule.minDefectMm !== undefined && rule.mmPerPixel === undefined)
+    throw new KensaError(
+      'E_ARGUMENT',
+      '--min-defect-mm needs the size of a pixel: give --mm-per-pixel (or train the model with it)',
+    );
+  return rule;
 }
 
 export interface Decision {
@@ -132,26 +159,42 @@ function originalBox(g: Geometry, width: number, height: number, x: number, y: n
   return { x: bx, y: by, width: bw, height: bh };
 }
 
-/** The verdict and regions of one scored image at a threshold. */
-export function decide(r: MapOf, threshold: number): Decision {
+/**
+ * The verdict and regions of one scored image at a threshold. With a pixel size (`size.mmPerPixel`) the
+ * regions also get their sizes in millimetres; with a size rule (`size.minDefectMm`) an image is NG only
+ * when at least one region's longer side reaches it — the smaller regions are kept, marked as not counting.
+ */
+export function decide(r: MapOf, threshold: number, size: SizeRule = {}): Decision {
   const g = r.image.geometry;
   const scale = mapScale(r);
   const { regions, mask } = findRegions(r.map, g.inputWidth, g.inputHeight, threshold / scale);
+  const mm = size.mmPerPixel;
+  const boxes: DefectRegion[] = regions.map((reg) => {
+    const box = r.image.rgb
+      ? tightBox(r.map, r.image.rgb, g.inputWidth, g.inputHeight, reg, threshold / scale)
+      : reg;
+    const region: DefectRegion = {
+      ...originalBox(g, r.image.width, r.image.height, box.x, box.y, box.width, box.height),
+      area: Math.max(1, Math.round(box.area * g.scaleX * g.scaleY)),
+      peak_score: reg.peak * scale,
+    };
+    if (mm !== undefined) {
+      region.width_mm = region.width * mm;
+      region.height_mm = region.height * mm;
+      region.area_mm2 = region.area * mm * mm;
+      if (size.minDefectMm !== undefined)
+        region.counts = Math.max(region.width_mm, region.height_mm) >= size.minDefectMm;
+    }
+    return region;
+  });
+  const above = r.score > threshold;
+  const counted = size.minDefectMm === undefined || boxes.some((b) => b.counts);
   return {
-    verdict: r.score > threshold ? 'NG' : 'OK',
+    verdict: above && counted ? 'NG' : 'OK',
     score: r.score,
     normalized_score: threshold > 0 && Number.isFinite(threshold) ? r.score / threshold : 0,
     threshold,
-    regions: regions.map((reg) => {
-      const box = r.image.rgb
-        ? tightBox(r.map, r.image.rgb, g.inputWidth, g.inputHeight, reg, threshold / scale)
-        : reg;
-      return {
-        ...originalBox(g, r.image.width, r.image.height, box.x, box.y, box.width, box.height),
-        area: Math.max(1, Math.round(box.area * g.scaleX * g.scaleY)),
-        peak_score: reg.peak * scale,
-      };
-    }),
+    regions: boxes,
     predicted: mask,
   };
 }

@@ -74,6 +74,8 @@ export interface ModelMetadata {
   };
   calibration: CalibrationSummary;
   thresholds: Thresholds;
+  /** Millimetres per original-image pixel, when the line gave it (train --mm-per-pixel). */
+  mm_per_pixel?: number;
 }
 
 export interface KensaModel {
@@ -259,6 +261,8 @@ function metadataProblem(m: Record<string, unknown>): string | undefined {
   if (!isObj(c) || !Array.isArray(c.display) || c.display.length !== 2 || !c.display.every(Number.isFinite))
     return 'lacks the calibration';
   if (!isObj(m.training) || !isInt(m.training.train_images)) return 'lacks the training summary';
+  if (m.mm_per_pixel !== undefined && !(isNum(m.mm_per_pixel) && (m.mm_per_pixel as number) > 0))
+    return `has a pixel size of ${String(m.mm_per_pixel)} mm, not a positive number`;
   return undefined;
 }
 

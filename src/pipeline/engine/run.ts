@@ -26,6 +26,7 @@ import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
 import { keptScores } from '../contracts/calibration.js';
 import {
+  checkSizeRule,
   decide,
   resolveThreshold,
   type Decision,
@@ -55,6 +56,10 @@ export interface ScoringOptions {
   onProgress?: ProgressCallback;
   /** Notes for the user (files left out, drift, ...). */
   onWarning?: (message: string) => void;
+  /** Millimetres per original pixel (default: the model's, from train --mm-per-pixel). */
+  mmPerPixel?: number;
+  /** Regions whose longer side is below this many mm do not count towards NG (needs the pixel size). */
+  minDefectMm?: number;
   /** Told the memory estimate before any image is scored. */
   onPlan?: (message: string) => void;
 }
@@ -139,7 +144,20 @@ export const PREDICTIONS_HEADER = [
   'largest_region_height',
   'boxes',
 ];
-export const REGIONS_HEADER = ['file', 'region', 'x', 'y', 'width', 'height', 'area', 'peak_score'];
+export const REGIONS_HEADER = [
+  'file',
+  'region',
+  'x',
+  'y',
+  'width',
+  'height',
+  'area',
+  'peak_score',
+  'width_mm',
+  'height_mm',
+  'area_mm2',
+  'counts',
+];
 
 /** predictions.csv, regions.csv, predictions.json, ng_list.txt and errors.csv of a run. */
 async function writeRunFiles(out: string, r: RunResult): Promise<void> {
@@ -169,7 +187,20 @@ async function writeRunFiles(out: string, r: RunResult): Promise<void> {
     join(out, 'regions.csv'),
     REGIONS_HEADER,
     r.predictions.flatMap((p) =>
-      p.regions.map((g, i) => [p.file, i + 1, g.x, g.y, g.width, g.height, g.area, g.peak_score]),
+      p.regions.map((g, i) => [
+        p.file,
+        i + 1,
+        g.x,
+        g.y,
+        g.width,
+        g.height,
+        g.area,
+        g.peak_score,
+        g.width_mm,
+        g.height_mm,
+        g.area_mm2,
+        g.counts === undefined ? '' : g.counts ? 'yes' : 'no',
+      ]),
     ),
   );
   await writeJson(join(out, 'predictions.json'), {
@@ -212,6 +243,10 @@ export async function runImages(spec: RunSpec): Promise<RunResult> {
       spec.threshold,
       getMethod(model.meta.method).scoreRange,
     );
+    const size = checkSizeRule({
+      mmPerPixel: spec.mmPerPixel ?? model.meta.mm_per_pixel,
+      minDefectMm: spec.minDefectMm,
+    });
     const errors: RunError[] = [];
     // a path that looks like an image but cannot be opened (a broken link) is an error of this run
     const unreadable = (file: string, error: string) => {
@@ -252,7 +287,7 @@ export async function runImages(spec: RunSpec): Promise<RunResult> {
         pixelLimit: spec.pixelLimit,
         timing: split,
       })) {
-        const v = decide(r, threshold.value);
+        const v = decide(r, threshold.value, size);
         // drift is judged on good images where labels say which, else on those judged OK
         if (r.item.label === undefined ? v.verdict === 'OK' : r.item.label === 0) monitor.add(r.score);
         spec.onImage?.(r, v);

@@ -54,6 +54,8 @@ export interface ClassifyTrainOptions {
   out: string;
   /** Replace a model file already at `out` (default: refuse, naming what is there). */
   force?: boolean;
+  /** Millimetres per original-image pixel, stored in the model (regions get sizes in mm). */
+  mmPerPixel?: number;
   backbone?: string;
   weights?: string;
   cacheDir?: string;
@@ -154,7 +156,7 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
     seed: options.seed ?? 0,
   };
   checkOptions(settings, ['epochs', 'patience', 'seed']);
-  checkOptions(options, ['copies', 'batch', 'pixelLimit']);
+  checkOptions(options, ['copies', 'batch', 'pixelLimit', 'mmPerPixel']);
   const valFraction = options.valFraction ?? DEFAULT_VAL_FRACTION;
   checkOption('classifierValFraction', valFraction, 'valFraction');
   const preprocess = validatePreprocess(
@@ -309,6 +311,7 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
         },
         calibration,
         thresholds: { ...thresholds, ...(f1 !== null && f1 < 1 ? { f1 } : {}) },
+        ...(options.mmPerPixel !== undefined ? { mm_per_pixel: options.mmPerPixel } : {}),
         ...{ [classifier.name]: classifier.describe(state) },
       },
       state,

@@ -41,6 +41,8 @@ export interface TestOptions {
   saveModel?: string | boolean;
   /** The threshold of the verdicts and pictures (default fpr0); metrics give every stored one too. */
   threshold?: ThresholdChoice;
+  /** Millimetres per original pixel for the regions' sizes (default: the model's). */
+  mmPerPixel?: number;
   weights?: string;
   cacheDir?: string;
   batch?: number;
@@ -182,7 +184,7 @@ export async function test(
   options: TestOptions,
 ): Promise<{ metrics: TestMetrics; images: TestImageResult[]; model: KensaModel }> {
   const t0 = performance.now();
-  checkOptions(options, ['batch', 'pixelLimit']);
+  checkOptions(options, ['batch', 'pixelLimit', 'mmPerPixel']);
   if (options.saveModel === true && typeof options.model !== 'string')
     throw new KensaError(
       'E_ARGUMENT',
@@ -215,6 +217,7 @@ export async function test(
     cacheDir: options.cacheDir,
     batch: options.batch,
     pixelLimit: options.pixelLimit,
+    mmPerPixel: options.mmPerPixel,
     onProgress: options.onProgress,
     onPlan: options.onPlan,
     onWarning: warn,

@@ -56,6 +56,8 @@ export interface TrainOptions {
   seed?: number;
   /** Replace a model file already at `out` (default: refuse, naming what is there). */
   force?: boolean;
+  /** Millimetres per original-image pixel, stored in the model (regions get sizes in mm). */
+  mmPerPixel?: number;
   /** Folds of the out-of-fold calibration (default 5). */
   folds?: number;
   /** Calibrate on a held-out share of the good images instead of k-fold. */
@@ -156,7 +158,7 @@ function checkTrainOptions(options: TrainOptions): void {
     );
   getBackbone(options.backbone ?? DEFAULT_BACKBONE);
   validatePreprocess(options.preprocess ?? { mode: 'fit', size: DEFAULT_SIZE });
-  checkOptions(options, ['seed', 'folds', 'quantile', 'batch', 'pixelLimit', 'coreset', 'd']);
+  checkOptions(options, ['seed', 'folds', 'quantile', 'batch', 'pixelLimit', 'coreset', 'd', 'mmPerPixel']);
   if (options.valFraction !== undefined) {
     if (options.folds !== undefined)
       throw new KensaError(
@@ -422,6 +424,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         },
         calibration,
         thresholds,
+        ...(options.mmPerPixel !== undefined ? { mm_per_pixel: options.mmPerPixel } : {}),
         ...{ [method.name]: method.describe(state) },
       },
       state,

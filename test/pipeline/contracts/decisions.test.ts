@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Geometry } from '../../../src/image/preprocess.js';
-import { decide, mapScale, resolveThreshold } from '../../../src/pipeline/contracts/decisions.js';
+import {
+  checkSizeRule,
+  decide,
+  mapScale,
+  resolveThreshold,
+} from '../../../src/pipeline/contracts/decisions.js';
 import { mulberry32 } from '../../../src/util/random.js';
 
 /** A processed image shown at half the original resolution (original pixels = 2 × processed). */
@@ -91,6 +96,45 @@ describe('decide', () => {
       1,
     );
     expect(d.regions).toEqual([{ x: 0, y: 0, width: 1, height: 1, area: 1, peak_score: 3 }]);
+  });
+});
+
+describe('sizes in millimetres and the size rule', () => {
+  /** Two plateaus on a flat map: 4×4 px at (18, 18), 24×24 px at (68, 48). */
+  function twoBumps(withLarge: boolean) {
+    const [W, H] = [128, 96];
+    const map = new Float32Array(W * H).fill(0.5);
+    for (let y = 0; y < H; y++)
+      for (let x = 0; x < W; x++) {
+        if (x >= 18 && x < 22 && y >= 18 && y < 22) map[y * W + x] = 5;
+        if (withLarge && x >= 68 && x < 92 && y >= 48 && y < 72) map[y * W + x] = 4;
+      }
+    return { map, mapMax: 5, score: 5, image: { width: W, height: H, geometry: geometryOf(W, H, 1) } };
+  }
+
+  it('gives every region its size in mm; a region below the rule is listed but does not count', () => {
+    const both = decide(twoBumps(true), 2, { mmPerPixel: 0.1, minDefectMm: 1 });
+    expect(both.verdict).toBe('NG');
+    const [small, large] = [...both.regions].sort((a, b) => a.area - b.area);
+    expect(small).toMatchObject({ width: 4, height: 4, counts: false });
+    expect(small.width_mm).toBeCloseTo(0.4, 10);
+    expect(small.area_mm2).toBeCloseTo(16 * 0.01, 10);
+    expect(large).toMatchObject({ width: 24, height: 24, counts: true });
+    expect(large.height_mm).toBeCloseTo(2.4, 10);
+    // only the small defect: the image is OK, with its region listed as not counting
+    const speck = decide(twoBumps(false), 2, { mmPerPixel: 0.1, minDefectMm: 1 });
+    expect(speck.verdict).toBe('OK');
+    expect(speck.regions).toEqual([expect.objectContaining({ width: 4, counts: false })]);
+    // sizes without a rule: nothing changes but the mm columns
+    const plain = decide(twoBumps(false), 2, { mmPerPixel: 0.1 });
+    expect(plain.verdict).toBe('NG');
+    expect(plain.regions[0].counts).toBeUndefined();
+  });
+
+  it('the size rule needs the pixel size', () => {
+    expect(() => checkSizeRule({ minDefectMm: 1 })).toThrow(
+      '--min-defect-mm needs the size of a pixel: give --mm-per-pixel (or train the model with it)',
+    );
   });
 });
 

@@ -104,6 +104,43 @@ describe('a model file already there', () => {
   });
 });
 
+describe('sizes in millimetres', () => {
+  it('train stores the pixel size; predict gives regions in mm and applies the size rule', async () => {
+    const mm = join(dir, 'mm.kensa');
+    await train({
+      data,
+      method: 'padim',
+      out: mm,
+      preprocess: { mode: 'fit', size: 64 },
+      d: 8,
+      mmPerPixel: 0.05,
+    });
+    const out = join(dir, 'mm-out');
+    const r = await predict({ model: mm, inputs: [test('dust')], out, overlays: false, threshold: 1e-6 });
+    const region = r.predictions[0].regions[0];
+    expect(region.width_mm).toBeCloseTo(region.width * 0.05, 10);
+    expect(region.area_mm2).toBeCloseTo(region.area * 0.05 ** 2, 10);
+    expect(readFileSync(join(out, 'regions.csv'), 'utf8').split('\n')[0]).toContain(
+      'width_mm,height_mm,area_mm2,counts',
+    );
+    // a rule no region reaches: every image OK, its regions listed as not counting
+    const ruled = await predict({
+      model: mm,
+      inputs: [test('dust')],
+      out,
+      overlays: false,
+      threshold: 1e-6,
+      minDefectMm: 100,
+    });
+    expect(ruled.predictions.every((p) => p.verdict === 'OK' && p.regions.length > 0)).toBe(true);
+    expect(ruled.predictions.every((p) => p.regions.every((g) => g.counts === false))).toBe(true);
+    // the rule without a pixel size
+    await expect(predict({ model, inputs: [test('dust')], out, minDefectMm: 1 })).rejects.toThrow(
+      '--min-defect-mm needs the size of a pixel',
+    );
+  });
+});
+
 describe('BMP images', () => {
   it('get overlays and heat maps like any format; part.bmp and part.tif keep apart', async () => {
     const shots = join(dir, 'shots');
