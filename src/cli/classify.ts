@@ -11,6 +11,7 @@ import {
 import { classifier } from '../models/classifier/method.js';
 import type { ThresholdChoice } from '../pipeline/contracts/decisions.js';
 import { addOptions, preprocessFrom, thresholdFor } from './options.js';
+import { groupWarnings } from '../util/warnings.js';
 import { notice, progressReporter } from './progress.js';
 import { typeLines } from './test.js';
 
@@ -161,7 +162,7 @@ export function register(program: Command): void {
           `at ${m.threshold.name} (p > ${m.threshold.value.toPrecision(4)}): ${c.tp} of ${c.tp + c.fn} NG found, ${c.fp} false alarms of ${c.fp + c.tn} good`,
       );
       for (const line of typeLines(m)) console.log(`  ${line}`);
-      for (const w of m.warnings) process.stderr.write(`warning: ${w}\n`);
+      for (const w of groupWarnings(m.warnings)) process.stderr.write(`warning: ${w}\n`);
       if (o.report) console.log(`report: ${join(o.out, 'report.html')}  (open it in a browser)`);
     } finally {
       progress.stop();

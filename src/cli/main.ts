@@ -1,21 +1,57 @@
 #!/usr/bin/env node
 /** The kensa command line: one module per verb, each thin (parse, call the library, print). */
-import { CommanderError } from 'commander';
+import { CommanderError, type Command } from 'commander';
 import { removePendingTemporaryFiles } from '../io/atomic.js';
 import { releaseLocks } from '../pipeline/outputs/paths.js';
 import { KensaError } from '../util/errors.js';
 import { buildProgram } from './program.js';
 import { takeSignal } from './signals.js';
 
+/** The known verb (and sub-verb) a command line names, for "see kensa classify train --help". */
+function verbOf(argv: string[], program: Command): string {
+  const words: string[] = [];
+  let command: Command | undefined = program;
+  for (const a of argv) {
+    command = command?.commands.find((c) => c.name() === a);
+    if (!command) break;
+    words.push(a);
+  }
+  return words.join(' ');
+}
+
+/** What to add to a usage error: a full-width space an IME slipped in, and where the options are told. */
+export function usageHints(argv: string[], program: Command = buildProgram()): string[] {
+  const hints: string[] = [];
+  const wide = argv.find((a) => a.includes('\u3000'));
+  if (wide !== undefined)
+    hints.push(
+      `the command line holds a full-width space (U+3000, as a Japanese IME types it) in '${wide}': ` +
+        'options are separated by ordinary spaces; retype it with the IME off (コマンドに全角スペースがあります。半角スペースで区切ってください)',
+    );
+  const verb = verbOf(argv, program);
+  hints.push(verb ? `see kensa ${verb} --help for the options` : 'see kensa --help for the commands');
+  return hints;
+}
+
 export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
   try {
-    await buildProgram().parseAsync(argv, { from: 'user' });
+    await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    const hint = () => {
+      for (const h of usageHints(argv, program)) process.stderr.write(`kensa: ${h}\n`);
+    };
+    if (error instanceof CommanderError) {
+      if (error.exitCode === 0) return 0;
+      hint();
+      return 2;
+    }
     if (error instanceof KensaError) {
       process.stderr.write(`kensa: ${error.message}\n`);
-      return error.code === 'E_ARGUMENT' ? 2 : 1;
+      if (error.code !== 'E_ARGUMENT') return 1;
+      if (!error.message.includes('--help')) hint();
+      return 2;
     }
     process.stderr.write(`kensa: unexpected error: ${(error as Error).stack ?? error}\n`);
     return 1;

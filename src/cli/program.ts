@@ -21,7 +21,6 @@ export function buildProgram(): Command {
       'kensa (検査): visual anomaly inspection — train on good parts only, find and localise defects.',
     )
     .version(KENSA_VERSION, '-v, --version')
-    .showHelpAfterError('(run kensa --help for the commands)')
     .exitOverride();
   for (const verb of [
     demo,

@@ -1,6 +1,7 @@
 /** Turns library progress callbacks into a bar on a terminal, or a line every few seconds otherwise. */
 import cliProgress from 'cli-progress';
 import type { ProgressCallback, ProgressEvent } from '../util/progress.js';
+import { WarningGroups } from '../util/warnings.js';
 
 const mb = (n: number) => (n / 1e6).toFixed(1);
 
@@ -11,7 +12,8 @@ function formatValue(e: ProgressEvent, v: number): string {
 /** A progress callback that draws on stderr; call `stop()` when done. */
 export function progressReporter(
   stream: NodeJS.WriteStream = process.stderr,
-): ProgressCallback & { stop(): void } {
+): ProgressCallback & { stop(): void; onStop(flush: () => void): void } {
+  const flushers: (() => void)[] = [];
   let bar: cliProgress.SingleBar | undefined;
   let task = '';
   let lastLine = 0;
@@ -55,18 +57,31 @@ export function progressReporter(
         `${e.task}: ${formatValue(e, e.done)}/${formatValue(e, e.total)} ${e.unit === 'bytes' ? '' : e.unit}${e.detail ? ` (${e.detail})` : ''}\n`,
       );
     }
-  }) as ProgressCallback & { stop(): void };
+  }) as ProgressCallback & { stop(): void; onStop(flush: () => void): void };
   report.stop = () => {
     bar?.stop();
     bar = undefined;
     task = '';
+    for (const flush of flushers) flush();
   };
+  report.onStop = (flush) => flushers.push(flush);
   return report;
 }
 
-/** A notice on stderr (`memory: …`, `warning: …`) that first clears a progress bar. */
-export function notice(progress: { stop(): void }, label: string): (message: string) => void {
+/**
+ * A notice on stderr (`memory: …`, `warning: …`) that first clears a progress bar. Each kind is said
+ * once (the first of its kind); when the progress stops, how many more of each kind there were.
+ */
+export function notice(
+  progress: { stop(): void; onStop?(flush: () => void): void },
+  label: string,
+): (message: string) => void {
+  const groups = new WarningGroups();
+  progress.onStop?.(() => {
+    for (const line of groups.summary()) process.stderr.write(`${label}: ${line}\n`);
+  });
   return (message) => {
+    if (!groups.add(message)) return;
     progress.stop();
     process.stderr.write(`${label}: ${message}\n`);
   };

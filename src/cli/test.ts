@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { testSummary } from '../pipeline/contracts/calibration.js';
 import { test, type TestMetrics } from '../pipeline/verbs/test.js';
 import { addOptions } from './options.js';
+import { groupWarnings } from '../util/warnings.js';
 import { notice, progressReporter } from './progress.js';
 
 const fmt = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
@@ -61,7 +62,7 @@ export function register(program: Command): void {
       for (const line of typeLines(metrics)) console.log(`  ${line}`);
       for (const [name, reason] of Object.entries(metrics.undefined_reasons))
         console.log(`  ${name}: n/a (${reason})`);
-      for (const w of metrics.warnings) process.stderr.write(`warning: ${w}\n`);
+      for (const w of groupWarnings(metrics.warnings)) process.stderr.write(`warning: ${w}\n`);
       for (const skip of metrics.skipped)
         process.stderr.write(`warning: left out, unreadable: ${skip.error}\n`);
       if (o.saveModel && metrics.thresholds.f1 !== null)

@@ -43,6 +43,19 @@ describe('kensa command line (built dist/)', () => {
     );
   });
 
+  it('a usage error names the verb’s help; a full-width space typed by an IME gets a hint', () => {
+    let r = run('predict', '--model\u3000m.kensa', '--out', 'x', 'y');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(
+      "full-width space (U+3000, as a Japanese IME types it) in '--model\u3000m.kensa'",
+    );
+    expect(r.stderr).toContain('kensa: see kensa predict --help for the options');
+    r = run('classify', 'train', '--copies', '99', '--out', 'x');
+    expect(r.stderr).toContain('kensa: see kensa classify train --help for the options');
+    r = run('tran');
+    expect(r.stderr).toContain('kensa: see kensa --help for the commands');
+  });
+
   it('an unknown command exits with 2', () => {
     expect(run('frobnicate').status).toBe(2);
   });
