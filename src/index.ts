@@ -12,6 +12,8 @@ export type { TrainOptions, TrainResult } from './pipeline/verbs/train.js';
 export { test, test as evaluate } from './pipeline/verbs/test.js';
 export type { TestOptions, TestMetrics, TestImageResult } from './pipeline/verbs/test.js';
 export { predict } from './pipeline/verbs/predict.js';
+export { watch, WATCH_JOURNAL } from './pipeline/verbs/watch.js';
+export type { WatchOptions, WatchSummary } from './pipeline/verbs/watch.js';
 export type { PredictOptions, Prediction } from './pipeline/verbs/predict.js';
 export { decide, resolveThreshold, THRESHOLD_CHOICES } from './pipeline/contracts/decisions.js';
 export type { Decision, DefectRegion, ThresholdChoice } from './pipeline/contracts/decisions.js';

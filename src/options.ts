@@ -348,6 +348,30 @@ export const OPTIONS = {
       '長辺がこのミリメートル未満の領域は NG に数えない（一覧には counts = no で残る）。画素の大きさが必要',
     ),
   },
+  intervalMs: {
+    kind: 'integer',
+    flag: '--interval-ms',
+    value: '<ms>',
+    min: 50,
+    max: 3_600_000,
+    default: 1000,
+    help: help(
+      'how often the drop folder is looked at (default 1000 ms)',
+      'ドロップフォルダを見る間隔（既定 1000 ms）',
+    ),
+  },
+  settleMs: {
+    kind: 'integer',
+    flag: '--settle-ms',
+    value: '<ms>',
+    min: 0,
+    max: 3_600_000,
+    default: 1000,
+    help: help(
+      'a new file is inspected once its size and time have not changed for this long (default 1000 ms): a camera still writing it is waited for',
+      '新しいファイルは、大きさと時刻がこの時間変わらなくなってから検査（既定 1000 ms）。書き込み中のファイルを待ちます',
+    ),
+  },
 } satisfies Record<string, OptionSpec>;
 
 export type OptionName = keyof typeof OPTIONS;

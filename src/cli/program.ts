@@ -12,6 +12,7 @@ import * as serve from './serve.js';
 import * as test from './test.js';
 import * as threshold from './threshold.js';
 import * as train from './train.js';
+import * as watch from './watch.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
     train,
     test,
     predict,
+    watch,
     serve,
     exportVerb,
     classify,

@@ -159,50 +159,48 @@ export const REGIONS_HEADER = [
   'counts',
 ];
 
+/** A prediction's row of predictions.csv (PREDICTIONS_HEADER). */
+export function predictionRow(p: Prediction): (string | number | undefined)[] {
+  const label = (l?: 0 | 1) => (l === undefined ? '' : l ? 'NG' : 'OK');
+  const top = p.regions[0];
+  return [
+    p.file,
+    p.category ?? '',
+    label(p.label),
+    p.score,
+    p.normalized_score,
+    p.verdict,
+    p.regions.length,
+    top?.x,
+    top?.y,
+    top?.width,
+    top?.height,
+    boxesCell(p.regions),
+  ];
+}
+
+/** A prediction's rows of regions.csv (REGIONS_HEADER), one per region. */
+export function regionRows(p: Prediction): (string | number | undefined)[][] {
+  return p.regions.map((g, i) => [
+    p.file,
+    i + 1,
+    g.x,
+    g.y,
+    g.width,
+    g.height,
+    g.area,
+    g.peak_score,
+    g.width_mm,
+    g.height_mm,
+    g.area_mm2,
+    g.counts === undefined ? '' : g.counts ? 'yes' : 'no',
+  ]);
+}
+
 /** predictions.csv, regions.csv, predictions.json, ng_list.txt and errors.csv of a run. */
 async function writeRunFiles(out: string, r: RunResult): Promise<void> {
-  const label = (l?: 0 | 1) => (l === undefined ? '' : l ? 'NG' : 'OK');
-  await writeCsv(
-    join(out, 'predictions.csv'),
-    PREDICTIONS_HEADER,
-    r.predictions.map((p) => {
-      const top = p.regions[0];
-      return [
-        p.file,
-        p.category ?? '',
-        label(p.label),
-        p.score,
-        p.normalized_score,
-        p.verdict,
-        p.regions.length,
-        top?.x,
-        top?.y,
-        top?.width,
-        top?.height,
-        boxesCell(p.regions),
-      ];
-    }),
-  );
-  await writeCsv(
-    join(out, 'regions.csv'),
-    REGIONS_HEADER,
-    r.predictions.flatMap((p) =>
-      p.regions.map((g, i) => [
-        p.file,
-        i + 1,
-        g.x,
-        g.y,
-        g.width,
-        g.height,
-        g.area,
-        g.peak_score,
-        g.width_mm,
-        g.height_mm,
-        g.area_mm2,
-        g.counts === undefined ? '' : g.counts ? 'yes' : 'no',
-      ]),
-    ),
-  );
+  await writeCsv(join(out, 'predictions.csv'), PREDICTIONS_HEADER, r.predictions.map(predictionRow));
+  await writeCsv(join(out, 'regions.csv'), REGIONS_HEADER, r.predictions.flatMap(regionRows));
   await writeJson(join(out, 'predictions.json'), {
     model: {
       method: r.model.meta.method,

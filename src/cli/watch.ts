@@ -1,0 +1,72 @@
+/** kensa watch: inspect every image that appears in a drop folder, once, until stopped. */
+import { InvalidArgumentError, type Command } from 'commander';
+import { basename } from 'node:path';
+import { watch } from '../pipeline/verbs/watch.js';
+import { addOptions, threshold } from './options.js';
+import { setGracefulStop } from './signals.js';
+
+/** --move-to OK_DIR,NG_DIR */
+function moveTo(value: string): { ok: string; ng: string } {
+  const parts = value.split(',');
+  if (parts.length !== 2 || !parts[0].trim() || !parts[1].trim())
+    throw new InvalidArgumentError(
+      `Expected two folders separated by a comma (OK_DIR,NG_DIR) for --move-to but received '${value}'`,
+    );
+  return { ok: parts[0].trim(), ng: parts[1].trim() };
+}
+
+export function register(program: Command): void {
+  const command = program
+    .command('watch')
+    .description(
+      "inspect every image that appears in a drop folder (a camera's or a PLC's), each once, when its file is complete; append to the results; until stopped (Ctrl-C, SIGTERM)",
+    )
+    .argument('<folder>', 'the drop folder (its sub-folders too)')
+    .requiredOption('--model <file>', 'model file from kensa train')
+    .requiredOption('--out <dir>', 'results folder (appended to; a restart goes on where it stopped)')
+    .option(
+      '--threshold <t>',
+      'fpr0, f1, quantile, custom, or a number; default: custom when the model has one, else fpr0',
+      threshold,
+    )
+    .option('--move-to <ok,ng>', 'move each inspected image to OK_DIR or NG_DIR', moveTo)
+    .option('--no-overlays', 'skip the heat-map overlays')
+    .option('--weights <file>', 'backbone weights file (default: the cache, else download)');
+  addOptions(command, ['intervalMs', 'settleMs', 'batch', 'pixelLimit', 'mmPerPixel', 'minDefectMm']).action(
+    async (folder: string, o) => {
+      const stop = new AbortController();
+      setGracefulStop((signal) => {
+        process.stderr.write(`kensa: ${signal}: finishing the image in hand, then stopping\n`);
+        stop.abort();
+      });
+      const time = () => new Date().toTimeString().slice(0, 8);
+      try {
+        const s = await watch({
+          model: o.model,
+          folder,
+          out: o.out,
+          threshold: o.threshold,
+          moveTo: o.moveTo,
+          overlays: o.overlays,
+          weights: o.weights,
+          batch: o.batch,
+          pixelLimit: o.pixelLimit,
+          mmPerPixel: o.mmPerPixel,
+          minDefectMm: o.minDefectMm,
+          intervalMs: o.intervalMs,
+          settleMs: o.settleMs,
+          signal: stop.signal,
+          onPlan: (line) => process.stderr.write(`kensa: memory: ${line}\n`),
+          onLog: (line) => process.stderr.write(`kensa: ${line}\n`),
+          onImage: (p) =>
+            console.log(
+              `${time()}  ${p.verdict}  ${p.score.toPrecision(4)}  ${basename(p.file)}${p.regions.length ? `  (${p.regions.length} region${p.regions.length === 1 ? '' : 's'})` : ''}`,
+            ),
+        });
+        console.log(`stopped: ${s.inspected} images inspected (${s.ng} NG), ${s.errors} not readable`);
+      } finally {
+        setGracefulStop(undefined);
+      }
+    },
+  );
+}
