@@ -348,6 +348,18 @@ export const OPTIONS = {
       '長辺がこのミリメートル未満の領域は NG に数えない（一覧には counts = no で残る）。画素の大きさが必要',
     ),
   },
+  overlayOpacity: {
+    kind: 'number',
+    flag: '--overlay-opacity',
+    value: '<f>',
+    min: 0,
+    max: 1,
+    default: 0.5,
+    help: help(
+      'how strongly the heat map covers the photograph in overlays, 0 (the photograph alone, boxes only) to 1 (default 0.5)',
+      'オーバーレイでヒートマップが写真を覆う強さ。0（写真と枠だけ）〜 1（既定 0.5）',
+    ),
+  },
   intervalMs: {
     kind: 'integer',
     flag: '--interval-ms',

@@ -25,7 +25,7 @@ export function register(program: Command): void {
     .option('--figures', 'also write the five-panel figure of each image')
     .option('--report', 'also write report.html (open it in a browser; implies --figures)')
     .option('--fail-fast', 'stop at the first unreadable image (default: list it in errors.csv and go on)');
-  addOptions(command, ['batch', 'pixelLimit', 'mmPerPixel', 'minDefectMm']).action(
+  addOptions(command, ['batch', 'pixelLimit', 'mmPerPixel', 'minDefectMm', 'overlayOpacity']).action(
     async (images: string[], o) => {
       const progress = progressReporter();
       try {
@@ -47,6 +47,7 @@ export function register(program: Command): void {
           pixelLimit: o.pixelLimit,
           mmPerPixel: o.mmPerPixel,
           minDefectMm: o.minDefectMm,
+          overlayOpacity: o.overlayOpacity,
           onProgress: progress,
           onPlan: notice(progress, 'memory'),
           onWarning: notice(progress, 'warning'),

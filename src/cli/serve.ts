@@ -80,27 +80,30 @@ export function register(program: Command): void {
     )
     .option('--save-ng <dir>', 'keep each NG image and its JSON answer in this folder')
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)');
-  addOptions(command, [...SERVE_NUMBERS, 'pixelLimit', 'mmPerPixel', 'minDefectMm']).action(async (o) => {
-    const service = await InspectionService.start({
-      models: (o.model as string[]).map(modelSpec),
-      host: o.host,
-      ...Object.fromEntries(SERVE_NUMBERS.map((n) => [n, o[n]])),
-      token: o.tokenFile ? readToken(o.tokenFile) : undefined,
-      threshold: o.threshold,
-      pixelLimit: o.pixelLimit,
-      mmPerPixel: o.mmPerPixel,
-      minDefectMm: o.minDefectMm,
-      saveNg: o.saveNg,
-      weights: o.weights,
-      onPlan: (line) => process.stderr.write(`kensa: memory: ${line}\n`),
-      onLog: (line) => process.stderr.write(`kensa: ${line}\n`),
-    });
-    await new Promise<void>((resolve, reject) => {
-      setGracefulStop((signal) => {
-        process.stderr.write(`kensa: ${signal}: finishing the requests in flight, then exiting\n`);
-        service.close().then(resolve, reject);
+  addOptions(command, [...SERVE_NUMBERS, 'pixelLimit', 'mmPerPixel', 'minDefectMm', 'overlayOpacity']).action(
+    async (o) => {
+      const service = await InspectionService.start({
+        models: (o.model as string[]).map(modelSpec),
+        host: o.host,
+        ...Object.fromEntries(SERVE_NUMBERS.map((n) => [n, o[n]])),
+        token: o.tokenFile ? readToken(o.tokenFile) : undefined,
+        threshold: o.threshold,
+        pixelLimit: o.pixelLimit,
+        mmPerPixel: o.mmPerPixel,
+        minDefectMm: o.minDefectMm,
+        overlayOpacity: o.overlayOpacity,
+        saveNg: o.saveNg,
+        weights: o.weights,
+        onPlan: (line) => process.stderr.write(`kensa: memory: ${line}\n`),
+        onLog: (line) => process.stderr.write(`kensa: ${line}\n`),
       });
-    });
-    process.stderr.write('kensa: stopped\n');
-  });
+      await new Promise<void>((resolve, reject) => {
+        setGracefulStop((signal) => {
+          process.stderr.write(`kensa: ${signal}: finishing the requests in flight, then exiting\n`);
+          service.close().then(resolve, reject);
+        });
+      });
+      process.stderr.write('kensa: stopped\n');
+    },
+  );
 }

@@ -32,41 +32,48 @@ export function register(program: Command): void {
     .option('--move-to <ok,ng>', 'move each inspected image to OK_DIR or NG_DIR', moveTo)
     .option('--no-overlays', 'skip the heat-map overlays')
     .option('--weights <file>', 'backbone weights file (default: the cache, else download)');
-  addOptions(command, ['intervalMs', 'settleMs', 'batch', 'pixelLimit', 'mmPerPixel', 'minDefectMm']).action(
-    async (folder: string, o) => {
-      const stop = new AbortController();
-      setGracefulStop((signal) => {
-        process.stderr.write(`kensa: ${signal}: finishing the image in hand, then stopping\n`);
-        stop.abort();
+  addOptions(command, [
+    'intervalMs',
+    'settleMs',
+    'batch',
+    'pixelLimit',
+    'mmPerPixel',
+    'minDefectMm',
+    'overlayOpacity',
+  ]).action(async (folder: string, o) => {
+    const stop = new AbortController();
+    setGracefulStop((signal) => {
+      process.stderr.write(`kensa: ${signal}: finishing the image in hand, then stopping\n`);
+      stop.abort();
+    });
+    const time = () => new Date().toTimeString().slice(0, 8);
+    try {
+      const s = await watch({
+        model: o.model,
+        folder,
+        out: o.out,
+        threshold: o.threshold,
+        moveTo: o.moveTo,
+        overlays: o.overlays,
+        weights: o.weights,
+        batch: o.batch,
+        pixelLimit: o.pixelLimit,
+        mmPerPixel: o.mmPerPixel,
+        minDefectMm: o.minDefectMm,
+        overlayOpacity: o.overlayOpacity,
+        intervalMs: o.intervalMs,
+        settleMs: o.settleMs,
+        signal: stop.signal,
+        onPlan: (line) => process.stderr.write(`kensa: memory: ${line}\n`),
+        onLog: (line) => process.stderr.write(`kensa: ${line}\n`),
+        onImage: (p) =>
+          console.log(
+            `${time()}  ${p.verdict}  ${p.score.toPrecision(4)}  ${basename(p.file)}${p.regions.length ? `  (${p.regions.length} region${p.regions.length === 1 ? '' : 's'})` : ''}`,
+          ),
       });
-      const time = () => new Date().toTimeString().slice(0, 8);
-      try {
-        const s = await watch({
-          model: o.model,
-          folder,
-          out: o.out,
-          threshold: o.threshold,
-          moveTo: o.moveTo,
-          overlays: o.overlays,
-          weights: o.weights,
-          batch: o.batch,
-          pixelLimit: o.pixelLimit,
-          mmPerPixel: o.mmPerPixel,
-          minDefectMm: o.minDefectMm,
-          intervalMs: o.intervalMs,
-          settleMs: o.settleMs,
-          signal: stop.signal,
-          onPlan: (line) => process.stderr.write(`kensa: memory: ${line}\n`),
-          onLog: (line) => process.stderr.write(`kensa: ${line}\n`),
-          onImage: (p) =>
-            console.log(
-              `${time()}  ${p.verdict}  ${p.score.toPrecision(4)}  ${basename(p.file)}${p.regions.length ? `  (${p.regions.length} region${p.regions.length === 1 ? '' : 's'})` : ''}`,
-            ),
-        });
-        console.log(`stopped: ${s.inspected} images inspected (${s.ng} NG), ${s.errors} not readable`);
-      } finally {
-        setGracefulStop(undefined);
-      }
-    },
-  );
+      console.log(`stopped: ${s.inspected} images inspected (${s.ng} NG), ${s.errors} not readable`);
+    } finally {
+      setGracefulStop(undefined);
+    }
+  });
 }

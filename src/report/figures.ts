@@ -182,10 +182,12 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
     ['Segmentation result', result, false],
   ];
   const x = (i: number) => 10 + i * (pw + gap) + (i >= 3 ? barWidth : 0);
-  const width = Math.max(5 * pw + 4 * gap + barWidth + 20, 560);
-  // crops around the strongest regions, when the panels are shrunk enough to hide small defects
+  // crops around the strongest regions, when the panels are shrunk enough to hide small defects: the
+  // photograph alone beside the heat map, so that a 10-px defect is seen as it is
   const boxes =
     f.geometry && f.regions && shrink < 0.75 ? processedBoxes(f.regions.slice(0, MAX_CROPS), f.geometry) : [];
+  const slot = 2 * CROP_SIDE + 6 + gap + 24;
+  const width = Math.max(5 * pw + 4 * gap + barWidth + 20, 560, 10 + boxes.length * slot);
   const cropTop = top + ph + 40;
   const height = boxes.length ? cropTop + CROP_SIDE + 44 : top + ph + 14;
   let svg = `<rect width="100%" height="100%" fill="#fff"/>`;
@@ -212,7 +214,7 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
     });
   }
   if (boxes.length) {
-    svg += `<text x="10" y="${cropTop - 12}" font-size="13" ${FONT}>Strongest regions, enlarged (heat map; red outline: map above the threshold; white box: the defect):</text>`;
+    svg += `<text x="10" y="${cropTop - 12}" font-size="13" ${FONT}>Strongest regions, enlarged: the photograph, and the heat map (red outline: map above the threshold; white box: the defect):</text>`;
     for (const [k, b] of boxes.entries()) {
       // a square crop around the defect's box (three times its size, at least 64 processed pixels), shown at CROP_SIDE
       const side = Math.min(Math.max(W, H), Math.max(64, Math.ceil(3 * Math.max(b.x1 - b.x0, b.y1 - b.y0))));
@@ -223,6 +225,7 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
       // the heat overlay, with the predicted regions' outlines in red and the defect's box in white (the
       // ring of pixels just outside it)
       const crop = new Uint8Array(cw * chh * 3);
+      const photo = new Uint8Array(cw * chh * 3);
       for (let yy = 0; yy < chh; yy++) {
         for (let xx = 0; xx < cw; xx++) {
           const px = cx + xx;
@@ -240,21 +243,23 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
             ring ? [255, 255, 255] : edge ? [255, 0, 0] : heat.subarray(p * 3, p * 3 + 3),
             (yy * cw + xx) * 3,
           );
+          photo.set(ring ? [255, 255, 255] : f.rgb.subarray(p * 3, p * 3 + 3), (yy * cw + xx) * 3);
         }
       }
       const scale = CROP_SIDE / Math.max(cw, chh);
       const dw = Math.max(1, Math.round(cw * scale));
       const dh = Math.max(1, Math.round(chh * scale));
-      const left = 10 + k * (CROP_SIDE + gap + 40);
-      layers.push({
-        input: await sharp(Buffer.from(crop), { raw: { width: cw, height: chh, channels: 3 } })
-          .resize(dw, dh, { fit: 'fill', kernel: 'nearest' })
-          .raw()
-          .toBuffer(),
-        raw: { width: dw, height: dh, channels: 3 },
-        left,
-        top: cropTop,
-      });
+      const left = 10 + k * slot;
+      for (const [i, px] of [photo, crop].entries())
+        layers.push({
+          input: await sharp(Buffer.from(px), { raw: { width: cw, height: chh, channels: 3 } })
+            .resize(dw, dh, { fit: 'fill', kernel: i === 0 ? 'lanczos3' : 'nearest' })
+            .raw()
+            .toBuffer(),
+          raw: { width: dw, height: dh, channels: 3 },
+          left: left + i * (dw + 6),
+          top: cropTop,
+        });
       const r = b.region;
       svg += `<text x="${left}" y="${cropTop + dh + 16}" font-size="12" ${FONT}>#${k + 1}: ${r.width}×${r.height} px at (${r.x}, ${r.y})</text>`;
       svg += `<text x="${left}" y="${cropTop + dh + 31}" font-size="12" ${FONT}>peak ${r.peak_score.toFixed(2)}</text>`;
@@ -276,6 +281,8 @@ export async function overlayPng(
   regions: FigureRegion[] = [],
   processed?: Uint8Array,
   maxSide = 1024,
+  /** How strongly the heat map covers the photograph: 0 the photograph alone, 1 the heat map alone. */
+  opacity = 0.5,
 ): Promise<Uint8Array> {
   // the original through the decoding path of inspection (BMP too), upright
   const original = await openImage(file);
@@ -311,7 +318,7 @@ export async function overlayPng(
   for (let y = 0; y < mh; y++) {
     for (let x = 0; x < mw * 3; x++) {
       const i = ((top + y) * w + left) * 3 + x;
-      out[i] = Math.round(0.5 * rgb[i] + 0.5 * heat[y * mw * 3 + x]);
+      out[i] = Math.round((1 - opacity) * rgb[i] + opacity * heat[y * mw * 3 + x]);
     }
   }
   const stroke = Math.max(2, Math.round(Math.max(w, h) / 400));

@@ -111,6 +111,8 @@ export interface ServiceOptions {
   mmPerPixel?: number;
   /** Regions whose longer side is below this many mm do not count towards NG (needs the pixel size). */
   minDefectMm?: number;
+  /** How strongly the heat map covers the photograph in ?heatmap=1 and evidence (0 to 1, default 0.5). */
+  overlayOpacity?: number;
   weights?: string;
   cacheDir?: string;
   onPlan?: (message: string) => void;
@@ -304,7 +306,7 @@ export class InspectionService {
   static async start(options: ServiceOptions): Promise<InspectionService> {
     const host = options.host ?? SERVE_DEFAULTS.host;
     const settings = settingsOf(options);
-    checkOptions(options, ['mmPerPixel', 'minDefectMm']);
+    checkOptions(options, ['mmPerPixel', 'minDefectMm', 'overlayOpacity']);
     if (!options.models.length) throw new KensaError('E_ARGUMENT', 'give at least one model (--model FILE)');
     if (!options.token && !(await isLoopback(host)))
       throw new KensaError(
@@ -677,7 +679,7 @@ export class InspectionService {
     const query = req.query as Record<string, string | undefined>;
     const heatmap = query.heatmap === '1' || query.heatmap === 'true';
     if (heatmap || (this.options.saveNg && v.verdict === 'NG')) {
-      const png = await overlayOf(r.scored, v, served.model);
+      const png = await overlayOf(r.scored, v, served.model, this.options.overlayOpacity);
       if (heatmap) answer.heatmap_png = Buffer.from(png).toString('base64');
     }
     answer.timings_ms.total = performance.now() - start;

@@ -60,6 +60,8 @@ export interface ScoringOptions {
   mmPerPixel?: number;
   /** Regions whose longer side is below this many mm do not count towards NG (needs the pixel size). */
   minDefectMm?: number;
+  /** How strongly the heat map covers the photograph in overlays (0 to 1, default 0.5). */
+  overlayOpacity?: number;
   /** Told the memory estimate before any image is scored. */
   onPlan?: (message: string) => void;
 }
@@ -310,7 +312,7 @@ export async function runImages(spec: RunSpec): Promise<RunResult> {
         const { thumbs, overlays, figures } = spec.pictures;
         try {
           if (thumbs || overlays || figures) entry.thumb = await writeThumb(spec.out, name, r, model);
-          if (overlays) entry.overlay = await writeOverlay(spec.out, name, r, v, model);
+          if (overlays) entry.overlay = await writeOverlay(spec.out, name, r, v, model, spec.overlayOpacity);
           if (figures) {
             entry.figure = `figures/${name}.png`;
             await writeFigure(join(spec.out, entry.figure), r, v, model, name);

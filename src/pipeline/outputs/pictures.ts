@@ -144,9 +144,10 @@ export async function writeOverlay(
   r: ScoredImage,
   v: Decision,
   model: KensaModel,
+  opacity?: number,
 ): Promise<string> {
   const rel = `overlays/${name}.png`;
-  await writeFileAtomic(join(out, rel), await overlayOf(r, v, model));
+  await writeFileAtomic(join(out, rel), await overlayOf(r, v, model, opacity));
   return rel;
 }
 
@@ -154,7 +155,12 @@ export async function writeOverlay(
  * The heat-map overlay on the original image, as PNG bytes (written by predict, sent by the service);
  * the original is decoded again only when the processed pixels cannot serve.
  */
-export function overlayOf(r: ScoredImage, v: Decision, model: KensaModel): Promise<Uint8Array> {
+export function overlayOf(
+  r: ScoredImage,
+  v: Decision,
+  model: KensaModel,
+  opacity?: number,
+): Promise<Uint8Array> {
   return overlayPng(
     r.item.bytes ?? r.item.path,
     displayMap(r),
@@ -162,6 +168,8 @@ export function overlayOf(r: ScoredImage, v: Decision, model: KensaModel): Promi
     model.meta.calibration.display,
     v.regions,
     r.image.rgb,
+    undefined,
+    opacity,
   );
 }
 

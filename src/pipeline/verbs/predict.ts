@@ -32,7 +32,7 @@ export type { Prediction, RunError as PredictError };
 export async function predict(
   options: PredictOptions,
 ): Promise<{ predictions: Prediction[]; errors: RunError[]; threshold: number; drift: DriftStatus }> {
-  checkOptions(options, ['batch', 'pixelLimit', 'mmPerPixel', 'minDefectMm']);
+  checkOptions(options, ['batch', 'pixelLimit', 'mmPerPixel', 'minDefectMm', 'overlayOpacity']);
   const overlays = options.overlays ?? true;
   const figures = !!(options.figures || options.report);
   const r = await runImages({

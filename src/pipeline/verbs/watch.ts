@@ -185,7 +185,15 @@ const sleep = (ms: number, signal?: AbortSignal) =>
   });
 
 export async function watch(options: WatchOptions): Promise<WatchSummary> {
-  checkOptions(options, ['batch', 'pixelLimit', 'mmPerPixel', 'minDefectMm', 'intervalMs', 'settleMs']);
+  checkOptions(options, [
+    'batch',
+    'pixelLimit',
+    'mmPerPixel',
+    'minDefectMm',
+    'intervalMs',
+    'settleMs',
+    'overlayOpacity',
+  ]);
   const folder = resolve(options.folder);
   const out = resolve(options.out);
   const st = await stat(folder).catch(() => undefined);
@@ -291,7 +299,7 @@ export async function watch(options: WatchOptions): Promise<WatchSummary> {
             for (let k = 2; names.has(name); k++) name = `${outputName(file.path, folder)}-${k}`;
             names.add(name);
             try {
-              await writeOverlay(out, name, r, v, model);
+              await writeOverlay(out, name, r, v, model, options.overlayOpacity);
             } catch (error) {
               log(`warning: ${file.path}: its overlay could not be written: ${(error as Error).message}`);
             }
