@@ -1,5 +1,6 @@
 /** kensa backbones: the supported backbones and whether their weights are in the cache. */
 import { existsSync } from 'node:fs';
+import { tr } from '../i18n.js';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { BACKBONES, DEFAULT_BACKBONE } from '../backbone/registry.js';
@@ -8,8 +9,13 @@ import { defaultCacheDir } from '../backbone/weights.js';
 export function register(program: Command): void {
   program
     .command('backbones')
-    .description('list the supported backbones, their feature channels and where their weights are')
-    .option('--json', 'print JSON instead of a table')
+    .description(
+      tr(
+        'list the supported backbones, their feature channels and where their weights are',
+        '対応するバックボーン、その特徴チャンネル数と重みの場所を一覧表示',
+      ),
+    )
+    .option('--json', tr('print JSON instead of a table', '表の代わりに JSON を出力'))
     .action((options: { json?: boolean }) => {
       const cache = defaultCacheDir();
       const rows = BACKBONES.map((b) => ({

@@ -1,5 +1,6 @@
 /** kensa classify train|test|predict: a supervised OK/NG classifier for those who have NG images. */
 import { join } from 'node:path';
+import { tr } from '../i18n.js';
 import { InvalidArgumentError, type Command } from 'commander';
 import { AUGMENTATIONS, type Augmentation } from '../models/classifier/augment.js';
 import {
@@ -48,29 +49,81 @@ const runOptions = (o: Record<string, unknown>, progress: ReturnType<typeof prog
   onWarning: notice(progress, 'warning'),
 });
 
-const THRESHOLD_HELP = 'fpr0 (no good validation image NG; default), f1, quantile, custom, or a probability';
+const THRESHOLD_HELP = tr(
+  'fpr0 (no good validation image NG; default), f1, quantile, custom, or a probability',
+  'fpr0（検証の良品が NG にならない確率、既定）、f1、quantile、custom、または確率',
+);
 
 export function register(program: Command): void {
   const classify = program
     .command('classify')
     .description(
-      'supervised OK/NG classifier from good and NG images (train, test, predict), with class activation maps',
+      tr(
+        'supervised OK/NG classifier from good and NG images (train, test, predict), with class activation maps',
+        '良品と NG 画像から学ぶ教師あり OK/NG 分類器（train、test、predict）。クラス活性化マップ付き',
+      ),
     );
 
   const train = classify
     .command('train')
-    .description('train on good and NG images: train/good and train/<defect>/ of --data, or --good and --ng')
-    .option('--data <dir>', 'data folder: train/good (OK) and one folder per defect type under train/ (NG)')
-    .option('--good <path>', 'good images (folder, file or quoted pattern); repeatable', collect)
-    .option('--ng <path>', 'NG images (folder, file or quoted pattern); repeatable', collect)
-    .requiredOption('--out <model>', 'model file to write (e.g. line3-classifier.kensa)')
-    .option('--force', 'replace the model file if one is already there')
-    .option('--backbone <name>', 'feature extractor (frozen)', 'efficientnet_lite0')
-    .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
-    .option('--square', 'squeeze every image to --size × --size instead')
+    .description(
+      tr(
+        'train on good and NG images: train/good and train/<defect>/ of --data, or --good and --ng',
+        '良品と NG 画像で学習: --data の train/good と train/<欠陥>/、または --good と --ng',
+      ),
+    )
+    .option(
+      '--data <dir>',
+      tr(
+        'data folder: train/good (OK) and one folder per defect type under train/ (NG)',
+        'データフォルダ: train/good（OK）と train/ の下に欠陥の種類ごとのフォルダ（NG）',
+      ),
+    )
+    .option(
+      '--good <path>',
+      tr(
+        'good images (folder, file or quoted pattern); repeatable',
+        '良品画像（フォルダ、ファイル、引用符で囲んだパターン）。繰り返し可',
+      ),
+      collect,
+    )
+    .option(
+      '--ng <path>',
+      tr(
+        'NG images (folder, file or quoted pattern); repeatable',
+        'NG 画像（フォルダ、ファイル、引用符で囲んだパターン）。繰り返し可',
+      ),
+      collect,
+    )
+    .requiredOption(
+      '--out <model>',
+      tr(
+        'model file to write (e.g. line3-classifier.kensa)',
+        '書き出すモデルファイル（例: line3-classifier.kensa）',
+      ),
+    )
+    .option(
+      '--force',
+      tr('replace the model file if one is already there', '既にあるモデルファイルを置き換える'),
+    )
+    .option('--backbone <name>', tr('feature extractor (frozen)', '特徴抽出器（固定）'), 'efficientnet_lite0')
+    .option(
+      '--weights <file>',
+      tr(
+        'backbone weights file (default: the cache, else download)',
+        'バックボーンの重みファイル（既定: キャッシュ、なければダウンロード）',
+      ),
+    )
+    .option(
+      '--square',
+      tr('squeeze every image to --size × --size instead', '代わりにすべての画像を --size × --size に変形'),
+    )
     .option(
       '--augment <kinds>',
-      `augmentations: all, none, or a list of ${AUGMENTATIONS.join(',')}`,
+      tr(
+        `augmentations: all, none, or a list of ${AUGMENTATIONS.join(',')}`,
+        `拡張: all、none、または ${AUGMENTATIONS.join(',')} の一覧`,
+      ),
       augmentations,
     );
   addOptions(train, [
@@ -135,15 +188,33 @@ export function register(program: Command): void {
   const testCommand = classify
     .command('test')
     .description(
-      'evaluate on test/good and test/<defect>: metrics, curves, predictions, figures with class activation maps',
+      tr(
+        'evaluate on test/good and test/<defect>: metrics, curves, predictions, figures with class activation maps',
+        'test/good と test/<欠陥> で評価: 指標、曲線、予測、クラス活性化マップの図',
+      ),
     )
-    .requiredOption('--model <file>', 'classifier file from kensa classify train')
-    .requiredOption('--data <dir>', 'data folder with test/good and test/<defect type>')
-    .requiredOption('--out <dir>', 'results folder')
+    .requiredOption(
+      '--model <file>',
+      tr('classifier file from kensa classify train', 'kensa classify train で作った分類器ファイル'),
+    )
+    .requiredOption(
+      '--data <dir>',
+      tr(
+        'data folder with test/good and test/<defect type>',
+        'test/good と test/<欠陥の種類> のあるデータフォルダ',
+      ),
+    )
+    .requiredOption('--out <dir>', tr('results folder', '結果フォルダ'))
     .option('--threshold <t>', THRESHOLD_HELP, threshold)
-    .option('--no-figures', 'skip the five-panel figure of each image')
-    .option('--report', 'also write report.html (learning curves, ROC, PR, the images)')
-    .option('--weights <file>', 'backbone weights file');
+    .option('--no-figures', tr('skip the five-panel figure of each image', '画像ごとの 5 枚組の図を作らない'))
+    .option(
+      '--report',
+      tr(
+        'also write report.html (learning curves, ROC, PR, the images)',
+        'report.html も書き出す（学習曲線、ROC、PR、画像）',
+      ),
+    )
+    .option('--weights <file>', tr('backbone weights file', 'バックボーンの重みファイル'));
   addOptions(testCommand, ['batch', 'pixelLimit', 'mmPerPixel']).action(async (o) => {
     const progress = progressReporter();
     try {
@@ -172,16 +243,28 @@ export function register(program: Command): void {
   const predictCommand = classify
     .command('predict')
     .description(
-      'inspect images with a classifier: probability of NG, verdict, class-activation regions, overlays',
+      tr(
+        'inspect images with a classifier: probability of NG, verdict, class-activation regions, overlays',
+        '分類器で画像を検査: NG の確率、判定、クラス活性化の領域、オーバーレイ',
+      ),
     )
-    .argument('<images...>', 'image files, folders or quoted glob patterns')
-    .requiredOption('--model <file>', 'classifier file from kensa classify train')
-    .requiredOption('--out <dir>', 'results folder')
+    .argument(
+      '<images...>',
+      tr('image files, folders or quoted glob patterns', '画像ファイル、フォルダ、引用符で囲んだパターン'),
+    )
+    .requiredOption(
+      '--model <file>',
+      tr('classifier file from kensa classify train', 'kensa classify train で作った分類器ファイル'),
+    )
+    .requiredOption('--out <dir>', tr('results folder', '結果フォルダ'))
     .option('--threshold <t>', THRESHOLD_HELP, threshold)
-    .option('--no-overlays', 'skip the heat-map overlays')
-    .option('--figures', 'also write the five-panel figure of each image')
-    .option('--report', 'also write report.html')
-    .option('--weights <file>', 'backbone weights file');
+    .option('--no-overlays', tr('skip the heat-map overlays', 'ヒートマップのオーバーレイを作らない'))
+    .option(
+      '--figures',
+      tr('also write the five-panel figure of each image', '画像ごとの 5 枚組の図も書き出す'),
+    )
+    .option('--report', tr('also write report.html', 'report.html も書き出す'))
+    .option('--weights <file>', tr('backbone weights file', 'バックボーンの重みファイル'));
   addOptions(predictCommand, ['batch', 'pixelLimit', 'mmPerPixel', 'minDefectMm']).action(
     async (images: string[], o) => {
       const progress = progressReporter();

@@ -1,5 +1,6 @@
 /** kensa demo: make a small synthetic data set, train, test and predict on it, and say where everything is. */
 import { join, resolve } from 'node:path';
+import { tr } from '../i18n.js';
 import type { Command } from 'commander';
 import { makeSyntheticDataset } from '../data/synthetic.js';
 import { test } from '../pipeline/verbs/test.js';
@@ -10,8 +11,17 @@ import { progressReporter } from './progress.js';
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('run the whole workflow on a generated data set (textured surfaces with dust and scratches)')
-    .option('--out <dir>', 'folder for the data set and all results', 'kensa-demo')
+    .description(
+      tr(
+        'run the whole workflow on a generated data set (textured surfaces with dust and scratches)',
+        '生成したデータセット（ほこりと傷のある模様の表面）で一連の流れを実行',
+      ),
+    )
+    .option(
+      '--out <dir>',
+      tr('folder for the data set and all results', 'データセットとすべての結果を置くフォルダ'),
+      'kensa-demo',
+    )
     .action(async (o) => {
       const out = resolve(o.out);
       const data = join(out, 'data');

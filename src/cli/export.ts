@@ -1,5 +1,6 @@
 /** kensa export: a trained model as one ONNX graph, a Triton model repository, or a static web page. */
 import type { Command } from 'commander';
+import { tr } from '../i18n.js';
 import { EXPORT_FORMATS, exportModel, type ExportFormat } from '../export/export.js';
 import { addOptions, choice, threshold } from './options.js';
 
@@ -7,10 +8,13 @@ export function register(program: Command): void {
   const command = program
     .command('export')
     .description(
-      'write a trained model for other runtimes: onnx (one graph), triton (a model repository), web (an offline inspection page)',
+      tr(
+        'write a trained model for other runtimes: onnx (one graph), triton (a model repository), web (an offline inspection page)',
+        '学習済みモデルを他の実行環境向けに書き出す: onnx（1 つのグラフ）、triton（モデルリポジトリ）、web（オフラインの検査ページ）',
+      ),
     )
-    .requiredOption('--model <file>', 'model file from kensa train')
-    .requiredOption('--out <dir>', 'folder to write')
+    .requiredOption('--model <file>', tr('model file from kensa train', 'kensa train で作ったモデルファイル'))
+    .requiredOption('--out <dir>', tr('folder to write', '書き出すフォルダ'))
     .option(
       '--format <format>',
       EXPORT_FORMATS.join(', '),
@@ -19,11 +23,24 @@ export function register(program: Command): void {
     )
     .option(
       '--threshold <t>',
-      'the threshold recorded as the default: fpr0, f1, quantile, custom or a number (default: custom when set, else fpr0)',
+      tr(
+        'the threshold recorded as the default: fpr0, f1, quantile, custom or a number (default: custom when set, else fpr0)',
+        '既定として記録するしきい値: fpr0、f1、quantile、custom、または数値（既定: custom があればそれ、なければ fpr0）',
+      ),
       threshold,
     )
-    .option('--name <name>', 'triton: the model’s name in the repository', 'kensa')
-    .option('--weights <file>', 'backbone weights file (default: the cache, else download)');
+    .option(
+      '--name <name>',
+      tr('triton: the model’s name in the repository', 'triton: リポジトリでのモデル名'),
+      'kensa',
+    )
+    .option(
+      '--weights <file>',
+      tr(
+        'backbone weights file (default: the cache, else download)',
+        'バックボーンの重みファイル（既定: キャッシュ、なければダウンロード）',
+      ),
+    );
   addOptions(command, ['tritonMaxBatch', 'maxQueueDelayMs']).action(async (o) => {
     const r = await exportModel({
       model: o.model,

@@ -3,6 +3,7 @@
 import { CommanderError, type Command } from 'commander';
 import { removePendingTemporaryFiles } from '../io/atomic.js';
 import { releaseLocks } from '../pipeline/outputs/paths.js';
+import { LANGUAGES, setLanguage, type Language } from '../i18n.js';
 import { KensaError } from '../util/errors.js';
 import { buildProgram } from './program.js';
 import { takeSignal } from './signals.js';
@@ -33,7 +34,34 @@ export function usageHints(argv: string[], program: Command = buildProgram()): s
   return hints;
 }
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * Takes `--lang ja|en` (anywhere on the command line) out of it and sets the language of what is printed;
+ * without it, the locale's. Returns the rest of the command line.
+ */
+export function takeLanguage(argv: string[]): string[] {
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = a === '--lang' ? argv[++i] : a.startsWith('--lang=') ? a.slice(7) : undefined;
+    if (value === undefined && a !== '--lang') {
+      rest.push(a);
+      continue;
+    }
+    if (!LANGUAGES.includes(value as Language))
+      throw new KensaError('E_ARGUMENT', `Expected ja or en for --lang but received '${value ?? ''}'`);
+    setLanguage(value as Language);
+  }
+  return rest;
+}
+
+export async function main(args: string[]): Promise<number> {
+  let argv: string[];
+  try {
+    argv = takeLanguage(args);
+  } catch (error) {
+    process.stderr.write(`kensa: ${(error as Error).message}\n`);
+    return 2;
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });

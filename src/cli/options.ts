@@ -6,6 +6,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DEFAULT_OVERLAP, DEFAULT_SIZE, type Preprocess } from '../image/preprocess.js';
 import { OPTIONS, fits, optionError, type OptionName, type OptionSpec } from '../options.js';
+import { language, type Language } from '../i18n.js';
 import {
   checkThresholdValue,
   DISTANCE_RANGE,
@@ -18,11 +19,8 @@ import {
 const expected = (what: string, name: string, value: string) =>
   new InvalidArgumentError(`Expected ${what} for ${name} but received '${value}'`);
 
-/** The language of help texts: Japanese where the locale says so (LANG=ja_JP.UTF-8), else English. */
-export function helpLanguage(env: NodeJS.ProcessEnv = process.env): 'en' | 'ja' {
-  const locale = env.LC_ALL || env.LC_MESSAGES || env.LANG || '';
-  return /^ja/i.test(locale) ? 'ja' : 'en';
-}
+/** The language of help texts: --lang, else the locale's (src/i18n.ts). */
+export const helpLanguage = (): Language => language();
 
 /** The parser of a numeric option from the table (src/options.ts): its range, its one wording. */
 export function parserOf(spec: OptionSpec): (value: string) => number {

@@ -1,5 +1,6 @@
 /** The kensa program: every verb registered on one commander program (main.ts runs it). */
 import { Command } from 'commander';
+import { tr } from '../i18n.js';
 import { KENSA_VERSION } from '../version.js';
 import * as backbones from './backbones.js';
 import * as classify from './classify.js';
@@ -19,9 +20,19 @@ export function buildProgram(): Command {
   program
     .name('kensa')
     .description(
-      'kensa (検査): visual anomaly inspection — train on good parts only, find and localise defects.',
+      tr(
+        'kensa (検査): visual anomaly inspection — train on good parts only, find and localise defects.',
+        'kensa（検査）: 外観の異常検査 — 良品だけで学習し、欠陥を見つけて位置を示します。',
+      ),
     )
     .version(KENSA_VERSION, '-v, --version')
+    .addHelpText(
+      'after',
+      tr(
+        '\nLanguage: --lang ja|en anywhere on the command line (default: the locale, LANG=ja_JP.UTF-8 for Japanese).',
+        '\n言語: コマンドのどこかに --lang ja|en（既定はロケール。LANG=ja_JP.UTF-8 なら日本語）。',
+      ),
+    )
     .exitOverride();
   for (const verb of [
     demo,

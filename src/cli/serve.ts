@@ -1,5 +1,6 @@
 /** kensa serve: the inspection service (HTTP), until SIGTERM or Ctrl-C. */
 import { readFileSync } from 'node:fs';
+import { tr } from '../i18n.js';
 import { basename, extname } from 'node:path';
 import type { Command } from 'commander';
 import { readProblem } from '../image/load.js';
@@ -60,11 +61,17 @@ export function register(program: Command): void {
   const command = program
     .command('serve')
     .description(
-      'inspection service over HTTP: POST an image to /v1/inspect, get OK/NG, score and boxes (micro-batched)',
+      tr(
+        'inspection service over HTTP: POST an image to /v1/inspect, get OK/NG, score and boxes (micro-batched)',
+        'HTTP の検査サービス: 画像を /v1/inspect に POST すると OK/NG、スコア、枠を返す（マイクロバッチ）',
+      ),
     )
     .requiredOption(
       '--model <[name=]file>',
-      'model file from kensa train; repeat for more models (served at /v1/models/NAME/inspect; the first is the default)',
+      tr(
+        'model file from kensa train; repeat for more models (served at /v1/models/NAME/inspect; the first is the default)',
+        'kensa train で作ったモデルファイル。繰り返すと複数のモデル（/v1/models/NAME/inspect。最初のものが既定）',
+      ),
       collect,
     )
     .option(
@@ -72,14 +79,35 @@ export function register(program: Command): void {
       `address to listen on (other than loopback needs --token-file)`,
       SERVE_DEFAULTS.host,
     )
-    .option('--token-file <file>', 'file holding the bearer token every request must carry')
+    .option(
+      '--token-file <file>',
+      tr(
+        'file holding the bearer token every request must carry',
+        'すべてのリクエストに必要な bearer トークンを書いたファイル',
+      ),
+    )
     .option(
       '--threshold <t>',
-      'fpr0, f1, quantile, custom or a number (default: custom when the model has one, else fpr0)',
+      tr(
+        'fpr0, f1, quantile, custom or a number (default: custom when the model has one, else fpr0)',
+        'fpr0、f1、quantile、custom、または数値（既定: モデルに custom があればそれ、なければ fpr0）',
+      ),
       threshold,
     )
-    .option('--save-ng <dir>', 'keep each NG image and its JSON answer in this folder')
-    .option('--weights <file>', 'backbone weights file (default: the cache, else download)');
+    .option(
+      '--save-ng <dir>',
+      tr(
+        'keep each NG image and its JSON answer in this folder',
+        'NG 画像とその JSON 応答をこのフォルダに保存',
+      ),
+    )
+    .option(
+      '--weights <file>',
+      tr(
+        'backbone weights file (default: the cache, else download)',
+        'バックボーンの重みファイル（既定: キャッシュ、なければダウンロード）',
+      ),
+    );
   addOptions(command, [...SERVE_NUMBERS, 'pixelLimit', 'mmPerPixel', 'minDefectMm', 'overlayOpacity']).action(
     async (o) => {
       const service = await InspectionService.start({

@@ -1,5 +1,6 @@
 /** kensa test: evaluate a model on a labelled test set. */
 import { basename, join } from 'node:path';
+import { tr } from '../i18n.js';
 import type { Command } from 'commander';
 import { testSummary } from '../pipeline/contracts/calibration.js';
 import { test, type TestMetrics } from '../pipeline/verbs/test.js';
@@ -13,18 +14,39 @@ export function register(program: Command): void {
   const command = program
     .command('test')
     .description(
-      'score test/good and test/<defect> of an MVTec-layout folder: metrics, curves, predictions and figures',
+      tr(
+        'score test/good and test/<defect> of an MVTec-layout folder: metrics, curves, predictions and figures',
+        'MVTec 形式のフォルダの test/good と test/<欠陥> を採点: 指標、曲線、予測、図',
+      ),
     )
-    .requiredOption('--model <file>', 'model file from kensa train')
-    .requiredOption('--data <dir>', 'data folder with test/ (and optionally ground_truth/)')
-    .requiredOption('--out <dir>', 'results folder')
+    .requiredOption('--model <file>', tr('model file from kensa train', 'kensa train で作ったモデルファイル'))
+    .requiredOption(
+      '--data <dir>',
+      tr(
+        'data folder with test/ (and optionally ground_truth/)',
+        'test/（と任意で ground_truth/）のあるデータフォルダ',
+      ),
+    )
+    .requiredOption('--out <dir>', tr('results folder', '結果フォルダ'))
     .option(
       '--save-model [file]',
-      'store the best-F1 threshold (for --threshold f1) in the model file, or in a copy at [file]; only the header is rewritten',
+      tr(
+        'store the best-F1 threshold (for --threshold f1) in the model file, or in a copy at [file]; only the header is rewritten',
+        'F1 最大のしきい値（--threshold f1 用）をモデルファイル、または [file] のコピーに保存。ヘッダーだけを書き換え',
+      ),
     )
-    .option('--weights <file>', 'backbone weights file (default: the cache, else download)')
-    .option('--no-figures', 'skip the per-image figures')
-    .option('--report', 'also write report.html (open it in a browser)');
+    .option(
+      '--weights <file>',
+      tr(
+        'backbone weights file (default: the cache, else download)',
+        'バックボーンの重みファイル（既定: キャッシュ、なければダウンロード）',
+      ),
+    )
+    .option('--no-figures', tr('skip the per-image figures', '画像ごとの図を作らない'))
+    .option(
+      '--report',
+      tr('also write report.html (open it in a browser)', 'report.html も書き出す（ブラウザで開く）'),
+    );
   addOptions(command, ['batch', 'pixelLimit', 'mmPerPixel']).action(async (o) => {
     const progress = progressReporter();
     try {
@@ -51,7 +73,10 @@ export function register(program: Command): void {
         `  image AUROC ${fmt(metrics.image_auroc)}  pixel AUROC ${fmt(metrics.pixel_auroc)}  AUPRO ${fmt(metrics.aupro)}  AP ${fmt(metrics.image_ap)}  F1-max ${fmt(metrics.image_f1_max)}`,
       );
       console.log(
-        `  at fpr0 (${metrics.thresholds.fpr0.toFixed(3)}): ${c.tp} NG found, ${c.fn} missed, ${c.fp} false alarms, ${c.tn} OK`,
+        tr(
+          `  at fpr0 (${metrics.thresholds.fpr0.toFixed(3)}): ${c.tp} NG found, ${c.fn} missed, ${c.fp} false alarms, ${c.tn} OK`,
+          `  fpr0（${metrics.thresholds.fpr0.toFixed(3)}）で: NG 検出 ${c.tp}、見逃し ${c.fn}、誤検出 ${c.fp}、OK ${c.tn}`,
+        ),
       );
       for (const line of testSummary(
         metrics.confusion,
@@ -86,7 +111,13 @@ export function typeLines(metrics: TestMetrics, shown = 3): string[] {
       ? `: ${files.slice(0, shown).join(', ')}${files.length > shown ? ` and ${files.length - shown} more` : ''}`
       : '';
     return type === 'good'
-      ? `good: ${n} false alarm${n === 1 ? '' : 's'} of ${r.images} at ${t}${list}`
-      : `${type}: ${n} of ${r.images} found at ${t}${r.wrong.length ? `, ${r.wrong.length} missed${list}` : ''}`;
+      ? tr(
+          `good: ${n} false alarm${n === 1 ? '' : 's'} of ${r.images} at ${t}${list}`,
+          `良品: ${t} で ${r.images} 枚中 誤検出 ${n} 枚${list}`,
+        )
+      : tr(
+          `${type}: ${n} of ${r.images} found at ${t}${r.wrong.length ? `, ${r.wrong.length} missed${list}` : ''}`,
+          `${type}: ${t} で ${r.images} 枚中 ${n} 枚を検出${r.wrong.length ? `、見逃し ${r.wrong.length} 枚${list}` : ''}`,
+        );
   });
 }

@@ -4,6 +4,7 @@
  * (--exclude) or take them back (--include). Only the model file's header is rewritten.
  */
 import type { Command } from 'commander';
+import { tr } from '../i18n.js';
 import {
   findCalibrationImage,
   highestCalibration,
@@ -49,21 +50,40 @@ export function register(program: Command): void {
   program
     .command('threshold')
     .description(
-      "show a model's thresholds and the highest calibration images; store your own (--set), or leave odd calibration images out (--exclude) — without re-training",
+      tr(
+        "show a model's thresholds and the highest calibration images; store your own (--set), or leave odd calibration images out (--exclude) — without re-training",
+        'モデルのしきい値と校正スコアの高い画像を表示。自分のしきい値を保存（--set）、変な校正画像を除外（--exclude）— 再学習なし',
+      ),
     )
-    .requiredOption('--model <file>', 'model file')
+    .requiredOption('--model <file>', tr('model file', 'モデルファイル'))
     .option(
       '--set <value>',
-      'threshold to store as "custom" (then kensa predict uses it by default)',
+      tr(
+        'threshold to store as "custom" (then kensa predict uses it by default)',
+        '"custom" として保存するしきい値（以後 kensa predict の既定）',
+      ),
       thresholdValue('--set'),
     )
-    .option('--unset', 'remove the custom threshold (kensa predict goes back to fpr0)')
+    .option(
+      '--unset',
+      tr(
+        'remove the custom threshold (kensa predict goes back to fpr0)',
+        'custom しきい値を削除（kensa predict は fpr0 に戻る）',
+      ),
+    )
     .option(
       '--exclude <image>',
-      'leave a calibration image out of fpr0 and quantile (its path, or a copy of the file); repeatable',
+      tr(
+        'leave a calibration image out of fpr0 and quantile (its path, or a copy of the file); repeatable',
+        '校正画像を fpr0 と quantile から除く（パス、またはそのファイルのコピー）。繰り返し可',
+      ),
       collect,
     )
-    .option('--include <image>', 'take an excluded calibration image back; repeatable', collect)
+    .option(
+      '--include <image>',
+      tr('take an excluded calibration image back; repeatable', '除外した校正画像を戻す。繰り返し可'),
+      collect,
+    )
     .action(async (o: ThresholdOptions) => {
       if (o.set !== undefined && o.unset)
         throw new KensaError('E_ARGUMENT', 'use either --set or --unset, not both');

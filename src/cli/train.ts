@@ -1,5 +1,6 @@
 /** kensa train: fit a model on good images and write the model file. */
 import type { Command } from 'commander';
+import { tr } from '../i18n.js';
 import { backboneNames, DEFAULT_BACKBONE } from '../backbone/registry.js';
 import { describePreprocess } from '../image/preprocess.js';
 import { UNSUPERVISED_METHODS } from '../models/registry.js';
@@ -13,19 +14,54 @@ export function register(program: Command): void {
   const command = program
     .command('train')
     .description(
-      'train on good images only (train/good of an MVTec-layout folder, or a folder of good images) and write a model file',
+      tr(
+        'train on good images only (train/good of an MVTec-layout folder, or a folder of good images) and write a model file',
+        '良品画像だけで学習し（MVTec 形式の train/good、または良品画像のフォルダ）、モデルファイルを書き出す',
+      ),
     )
     .requiredOption(
       '--data <dir>',
-      "data folder (train/good, or a folder of good images) or a quoted glob such as 'good/*.png'",
+      tr(
+        "data folder (train/good, or a folder of good images) or a quoted glob such as 'good/*.png'",
+        "データフォルダ（train/good、または良品画像のフォルダ）、または 'good/*.png' のような引用符で囲んだパターン",
+      ),
     )
-    .requiredOption('--out <model>', 'model file to write (e.g. model.kensa)')
-    .option('--force', 'replace the model file if one is already there')
-    .option('--method <name>', `anomaly-detection method: ${UNSUPERVISED_METHODS.join(', ')}`, DEFAULT_METHOD)
-    .option('--backbone <name>', `feature extractor: ${backboneNames().join(', ')}`, DEFAULT_BACKBONE)
-    .option('--weights <file>', 'backbone weights file (default: the cache, else download)');
+    .requiredOption(
+      '--out <model>',
+      tr('model file to write (e.g. model.kensa)', '書き出すモデルファイル（例: model.kensa）'),
+    )
+    .option(
+      '--force',
+      tr('replace the model file if one is already there', '既にあるモデルファイルを置き換える'),
+    )
+    .option(
+      '--method <name>',
+      tr(
+        `anomaly-detection method: ${UNSUPERVISED_METHODS.join(', ')}`,
+        `異常検知の手法: ${UNSUPERVISED_METHODS.join('、')}`,
+      ),
+      DEFAULT_METHOD,
+    )
+    .option(
+      '--backbone <name>',
+      tr(`feature extractor: ${backboneNames().join(', ')}`, `特徴抽出器: ${backboneNames().join('、')}`),
+      DEFAULT_BACKBONE,
+    )
+    .option(
+      '--weights <file>',
+      tr(
+        'backbone weights file (default: the cache, else download)',
+        'バックボーンの重みファイル（既定: キャッシュ、なければダウンロード）',
+      ),
+    );
   addOptions(command, ['size']);
-  command.option('--square', 'squeeze every image to --size × --size instead (aspect ratio not kept)');
+  command.option(
+    '--square',
+    tr(
+      'squeeze every image to --size × --size instead (aspect ratio not kept)',
+      '代わりにすべての画像を --size × --size に変形（縦横比を保たない）',
+    ),
+  );
   addOptions(command, [
     'resize',
     'crop',
@@ -74,28 +110,50 @@ export function register(program: Command): void {
         m.method === 'padim'
           ? `d ${String(settings.d)}`
           : `memory bank ${String(settings.bank_size ?? '')} of ${String(settings.patches ?? '')} patches`;
-      console.log(`model written: ${o.out} (${((await modelFileSize(o.out)) / 2 ** 20).toFixed(1)} MiB)`);
+      const mib = ((await modelFileSize(o.out)) / 2 ** 20).toFixed(1);
+      console.log(
+        tr(`model written: ${o.out} (${mib} MiB)`, `モデルを書き出しました: ${o.out}（${mib} MiB）`),
+      );
       console.log(
         `  ${m.method}, backbone ${m.backbone.name}, ${detail}; ${describePreprocess(m.preprocess)}`,
       );
       const how = {
-        loo: 'leave-one-out scores (each image scored by the model of all the others)',
-        kfold: `out-of-fold scores (${c.folds} folds)`,
-        holdout: 'held-out images',
+        loo: tr(
+          'leave-one-out scores (each image scored by the model of all the others)',
+          '1 枚抜きのスコア（各画像をほかのすべての画像のモデルで採点）',
+        ),
+        kfold: tr(`out-of-fold scores (${c.folds} folds)`, `分割外のスコア（${c.folds} 分割）`),
+        holdout: tr('held-out images', '取り分けた画像'),
       }[c.mode];
-      console.log(`  fitted on ${r.train.length} good images; calibrated on ${c.scores.count} ${how}`);
+      console.log(
+        tr(
+          `  fitted on ${r.train.length} good images; calibrated on ${c.scores.count} ${how}`,
+          `  良品 ${r.train.length} 枚で学習。校正は ${c.scores.count} 枚の${how}`,
+        ),
+      );
       console.log(`  ${promise(c.scores.count, m.thresholds.fpr0)}`);
       console.log(
-        `  quantile ${m.thresholds.quantile?.toFixed(4)} (the ${c.quantile} quantile of the calibration scores)`,
+        tr(
+          `  quantile ${m.thresholds.quantile?.toFixed(4)} (the ${c.quantile} quantile of the calibration scores)`,
+          `  quantile ${m.thresholds.quantile?.toFixed(4)}（校正スコアの ${c.quantile} 分位点）`,
+        ),
       );
       console.log(
-        '  highest calibration scores (the first sets fpr0; look at any that stands far above the next):',
+        tr(
+          '  highest calibration scores (the first sets fpr0; look at any that stands far above the next):',
+          '  校正スコアの高い画像（最初のものが fpr0。次より大きく離れたものは確認してください）:',
+        ),
       );
       for (const h of highestCalibration(r.model.calibrationScores, c)) console.log(`  ${rankedLine(h)}`);
       console.log(
-        `  (leave an odd one out without re-training: kensa threshold --model ${o.out} --exclude FILE)`,
+        tr(
+          `  (leave an odd one out without re-training: kensa threshold --model ${o.out} --exclude FILE)`,
+          `  （変な画像は再学習せずに除けます: kensa threshold --model ${o.out} --exclude ファイル）`,
+        ),
       );
-      console.log(`  time ${r.timings_s.total.toFixed(1)} s`);
+      console.log(
+        tr(`  time ${r.timings_s.total.toFixed(1)} s`, `  時間 ${r.timings_s.total.toFixed(1)} 秒`),
+      );
     } finally {
       progress.stop();
     }

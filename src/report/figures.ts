@@ -10,6 +10,7 @@
  * visible.
  */
 import sharp, { type OverlayOptions } from 'sharp';
+import { tr } from '../i18n.js';
 import { openImage } from '../image/load.js';
 import { shownRegion, type Geometry } from '../image/preprocess.js';
 import { jet } from './colormap.js';
@@ -125,7 +126,7 @@ export function colourBar(
   range: [number, number],
   threshold: number,
   max?: number,
-  label = 'Anomaly score',
+  label = tr('Anomaly score', '異常スコア'),
 ): string {
   const [lo, hi] = range;
   const stops = Array.from({ length: 11 }, (_, i) => {
@@ -175,11 +176,11 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
   const heat = heatOverlay(f.rgb, f.map, f.range);
   const result = outlined(f.rgb, f.predicted, W, H);
   const panels: [string, Uint8Array | null, boolean][] = [
-    ['Image', f.rgb, false],
-    ['Ground truth', f.mask ? maskRgb(f.mask) : null, true],
-    ['Predicted heat map', heat, false],
-    ['Predicted mask', maskRgb(f.predicted), true],
-    ['Segmentation result', result, false],
+    [tr('Image', '画像'), f.rgb, false],
+    [tr('Ground truth', '正解'), f.mask ? maskRgb(f.mask) : null, true],
+    [tr('Predicted heat map', 'ヒートマップ'), heat, false],
+    [tr('Predicted mask', '推定マスク'), maskRgb(f.predicted), true],
+    [tr('Segmentation result', '検出結果'), result, false],
   ];
   const x = (i: number) => 10 + i * (pw + gap) + (i >= 3 ? barWidth : 0);
   // crops around the strongest regions, when the panels are shrunk enough to hide small defects: the
@@ -191,7 +192,7 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
   const cropTop = top + ph + 40;
   const height = boxes.length ? cropTop + CROP_SIDE + 44 : top + ph + 14;
   let svg = `<rect width="100%" height="100%" fill="#fff"/>`;
-  svg += `<text x="10" y="18" font-size="14" ${FONT} font-weight="bold" fill="${f.verdict === 'NG' ? '#c00' : '#060'}">${escape(f.title)} — ${f.verdict} (${f.scoreText ?? `score ${f.score.toFixed(3)}, threshold ${f.threshold.toFixed(3)}`})</text>`;
+  svg += `<text x="10" y="18" font-size="14" ${FONT} font-weight="bold" fill="${f.verdict === 'NG' ? '#c00' : '#060'}">${escape(f.title)} — ${f.verdict} (${f.scoreText ?? tr(`score ${f.score.toFixed(3)}, threshold ${f.threshold.toFixed(3)}`, `スコア ${f.score.toFixed(3)}、しきい値 ${f.threshold.toFixed(3)}`)})</text>`;
   svg += panels
     .map(
       ([t], i) =>
@@ -199,7 +200,7 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
     )
     .join('');
   if (!f.mask)
-    svg += `<rect x="${x(1)}" y="${top}" width="${pw}" height="${ph}" fill="#eee"/><text x="${x(1) + pw / 2}" y="${top + ph / 2}" text-anchor="middle" font-size="12" ${FONT} fill="#666">no mask</text>`;
+    svg += `<rect x="${x(1)}" y="${top}" width="${pw}" height="${ph}" fill="#eee"/><text x="${x(1) + pw / 2}" y="${top + ph / 2}" text-anchor="middle" font-size="12" ${FONT} fill="#666">${tr('no mask', 'マスクなし')}</text>`;
   let max = -Infinity;
   for (let i = 0; i < f.map.length; i++) if (f.map[i] > max) max = f.map[i];
   svg += `<g transform="translate(${x(2) + pw + 8} ${top})">${colourBar(ph, f.range, f.threshold, max, f.mapLabel)}</g>`;
@@ -214,7 +215,7 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
     });
   }
   if (boxes.length) {
-    svg += `<text x="10" y="${cropTop - 12}" font-size="13" ${FONT}>Strongest regions, enlarged: the photograph, and the heat map (red outline: map above the threshold; white box: the defect):</text>`;
+    svg += `<text x="10" y="${cropTop - 12}" font-size="13" ${FONT}>${tr('Strongest regions, enlarged: the photograph, and the heat map (red outline: map above the threshold; white box: the defect):', '強い領域の拡大: 写真とヒートマップ（赤い輪郭: しきい値を超えた部分、白い枠: 欠陥）:')}</text>`;
     for (const [k, b] of boxes.entries()) {
       // a square crop around the defect's box (three times its size, at least 64 processed pixels), shown at CROP_SIDE
       const side = Math.min(Math.max(W, H), Math.max(64, Math.ceil(3 * Math.max(b.x1 - b.x0, b.y1 - b.y0))));
@@ -261,8 +262,8 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
           top: cropTop,
         });
       const r = b.region;
-      svg += `<text x="${left}" y="${cropTop + dh + 16}" font-size="12" ${FONT}>#${k + 1}: ${r.width}×${r.height} px at (${r.x}, ${r.y})</text>`;
-      svg += `<text x="${left}" y="${cropTop + dh + 31}" font-size="12" ${FONT}>peak ${r.peak_score.toFixed(2)}</text>`;
+      svg += `<text x="${left}" y="${cropTop + dh + 16}" font-size="12" ${FONT}>#${k + 1}: ${r.width}×${r.height} px ${tr('at', '位置')} (${r.x}, ${r.y})</text>`;
+      svg += `<text x="${left}" y="${cropTop + dh + 31}" font-size="12" ${FONT}>${tr('peak', 'ピーク')} ${r.peak_score.toFixed(2)}</text>`;
     }
   }
   const doc = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${svg}</svg>`;
@@ -445,9 +446,9 @@ export async function learningCurves(history: readonly EpochPoint[]): Promise<Ui
   const hasVal = history.some((r) => r.val_loss !== null);
   const lossTop = Math.max(...series('train_loss'), ...(hasVal ? series('val_loss') : []), 1e-3) * 1.05;
   const loss = await curvePng(
-    'Loss per epoch (class-balanced cross-entropy)',
-    'Epoch',
-    'Loss',
+    tr('Loss per epoch (class-balanced cross-entropy)', 'エポックごとの損失（クラス均衡の交差エントロピー）'),
+    tr('Epoch', 'エポック'),
+    tr('Loss', '損失'),
     [
       { label: 'train', x: epochs, y: series('train_loss') },
       ...(hasVal ? [{ label: 'validation', x: epochs, y: series('val_loss') }] : []),
@@ -456,9 +457,9 @@ export async function learningCurves(history: readonly EpochPoint[]): Promise<Ui
     { x: [0, last], y: [0, lossTop] },
   );
   const accuracy = await curvePng(
-    'Accuracy per epoch (at p = 0.5)',
-    'Epoch',
-    'Accuracy',
+    tr('Accuracy per epoch (at p = 0.5)', 'エポックごとの正解率（p = 0.5 で）'),
+    tr('Epoch', 'エポック'),
+    tr('Accuracy', '正解率'),
     [
       { label: 'train', x: epochs, y: series('train_accuracy') },
       ...(hasVal ? [{ label: 'validation', x: epochs, y: series('val_accuracy') }] : []),

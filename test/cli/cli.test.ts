@@ -56,6 +56,22 @@ describe('kensa command line (built dist/)', () => {
     expect(r.stderr).toContain('kensa: see kensa --help for the commands');
   });
 
+  it('speaks Japanese with --lang ja or a Japanese locale: help and summaries', () => {
+    let r = run('--lang', 'ja', 'predict', '--help');
+    expect(r.stdout).toContain('画像（ファイル、フォルダ、パターン）を検査');
+    expect(r.stdout).toContain('--batch <n>            バックボーンの 1 バッチの最大入力数');
+    r = spawnSync(process.execPath, [BIN, 'watch', '--help'], {
+      encoding: 'utf8',
+      env: { ...process.env, LC_ALL: '', LC_MESSAGES: '', LANG: 'ja_JP.UTF-8' },
+    });
+    expect(r.stdout).toContain('ドロップフォルダ');
+    r = run('--lang', 'en', 'watch', '--help');
+    expect(r.stdout).toContain('inspect every image that appears in a drop folder');
+    r = run('--lang', 'fr', 'train', '--help');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("Expected ja or en for --lang but received 'fr'");
+  });
+
   it('an unknown command exits with 2', () => {
     expect(run('frobnicate').status).toBe(2);
   });

@@ -13,6 +13,7 @@
 import { existsSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import type { Confusion } from '../../metrics/classification.js';
+import { tr } from '../../i18n.js';
 import { OPTIONS } from '../../options.js';
 import { KensaError } from '../../util/errors.js';
 import { sha256File } from '../../util/hash.js';
@@ -148,9 +149,12 @@ export function highestCalibration(
 /** One line of the highest calibration images: score, path, and how far it stands above the next. */
 export function rankedLine(h: RankedImage): string {
   const tail = h.excluded
-    ? '  (left out with --exclude)'
+    ? tr('  (left out with --exclude)', '  （--exclude で除外済み）')
     : h.above !== null
-      ? `  (${(100 * h.above).toFixed(1)} % above the next)`
+      ? tr(
+          `  (${(100 * h.above).toFixed(1)} % above the next)`,
+          `  （次より ${(100 * h.above).toFixed(1)} % 高い）`,
+        )
       : '';
   return `${h.score.toFixed(4).padStart(10)}  ${h.file}${tail}`;
 }
@@ -158,9 +162,12 @@ export function rankedLine(h: RankedImage): string {
 /** What fpr0 promises, in words (one line). */
 export function promise(n: number, fpr0: number): string {
   const bound = Math.min(1, 3 / n);
-  return (
+  const rate = (100 * bound).toFixed(bound < 0.01 ? 2 : 1);
+  return tr(
     `fpr0 ${fpr0.toPrecision(4)}: no false alarm on any of the ${n} good images scored for calibration; ` +
-    `on new good images of the same kind that supports a false-alarm rate below ${(100 * bound).toFixed(bound < 0.01 ? 2 : 1)} % (95 % confidence)`
+      `on new good images of the same kind that supports a false-alarm rate below ${rate} % (95 % confidence)`,
+    `fpr0 ${fpr0.toPrecision(4)}: 校正で採点した良品 ${n} 枚のどれも誤検出しません。` +
+      `同じ種類の新しい良品では誤検出率 ${rate} % 未満を意味します（信頼度 95 %）`,
   );
 }
 
@@ -252,19 +259,35 @@ export function testSummary(
   fpr0: number,
 ): string[] {
   const lines = [promise(calibrationCount, fpr0)];
+  const share = (x: Confusion) => (100 * (x.recall ?? 0)).toFixed(1);
   const caught = (x: Confusion) =>
     x.tp + x.fn
-      ? `finds ${x.tp} of the ${x.tp + x.fn} defective images (${(100 * (x.recall ?? 0)).toFixed(1)} %)`
-      : 'has no defective image to find here';
+      ? tr(
+          `finds ${x.tp} of the ${x.tp + x.fn} defective images (${share(x)} %)`,
+          `不良品 ${x.tp + x.fn} 枚のうち ${x.tp} 枚を検出（${share(x)} %）`,
+        )
+      : tr('has no defective image to find here', 'ここには検出すべき不良品がありません');
   const alarms = (x: Confusion) =>
     x.fp + x.tn
-      ? `${x.fp} false alarm${x.fp === 1 ? '' : 's'} on the ${x.fp + x.tn} good images`
-      : 'no good image here';
-  lines.push(`on this test set fpr0 ${caught(c.fpr0)}, with ${alarms(c.fpr0)}`);
+      ? tr(
+          `${x.fp} false alarm${x.fp === 1 ? '' : 's'} on the ${x.fp + x.tn} good images`,
+          `良品 ${x.fp + x.tn} 枚で誤検出 ${x.fp} 枚`,
+        )
+      : tr('no good image here', 'ここに良品はありません');
+  lines.push(
+    tr(
+      `on this test set fpr0 ${caught(c.fpr0)}, with ${alarms(c.fpr0)}`,
+      `このテストセットで fpr0 は${caught(c.fpr0)}、${alarms(c.fpr0)}`,
+    ),
+  );
   if (c.f1)
     lines.push(
-      `f1 (${c.f1.threshold.toPrecision(4)}, best F1 here) would ${caught(c.f1).replace(/^finds/, 'find')}, with ${alarms(c.f1)}; ` +
-        'to use it: kensa test --save-model, then kensa predict --threshold f1',
+      tr(
+        `f1 (${c.f1.threshold.toPrecision(4)}, best F1 here) would ${caught(c.f1).replace(/^finds/, 'find')}, with ${alarms(c.f1)}; ` +
+          'to use it: kensa test --save-model, then kensa predict --threshold f1',
+        `f1（${c.f1.threshold.toPrecision(4)}、ここで F1 最大）なら${caught(c.f1)}、${alarms(c.f1)}。` +
+          '使うには: kensa test --save-model のあと kensa predict --threshold f1',
+      ),
     );
   return lines;
 }

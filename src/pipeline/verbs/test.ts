@@ -20,6 +20,7 @@ import {
 } from '../../metrics/classification.js';
 import { PixelMetricsStream } from '../../metrics/pixel-stream.js';
 import { curvePng } from '../../report/figures.js';
+import { tr } from '../../i18n.js';
 import { getMethod } from '../../models/registry.js';
 import { checkOptions } from '../../options.js';
 import { KensaError } from '../../util/errors.js';
@@ -300,18 +301,21 @@ async function measure(
     await writeFileAtomic(
       join(options.out, 'roc.png'),
       await curvePng(
-        'ROC curve (image level)',
-        'False positive rate',
-        'True positive rate',
+        tr('ROC curve (image level)', 'ROC 曲線（画像単位）'),
+        tr('False positive rate', '偽陽性率'),
+        tr('True positive rate', '真陽性率'),
         [{ label: `AUROC ${image_auroc.toFixed(4)}`, x: roc.fpr, y: roc.tpr }],
         true,
       ),
     );
     await writeFileAtomic(
       join(options.out, 'pr.png'),
-      await curvePng('Precision-recall curve (image level)', 'Recall', 'Precision', [
-        { label: `AP ${image_ap!.toFixed(4)}`, x: [0, ...pr.recall], y: [1, ...pr.precision] },
-      ]),
+      await curvePng(
+        tr('Precision-recall curve (image level)', '適合率・再現率曲線（画像単位）'),
+        tr('Recall', '再現率'),
+        tr('Precision', '適合率'),
+        [{ label: `AP ${image_ap!.toFixed(4)}`, x: [0, ...pr.recall], y: [1, ...pr.precision] }],
+      ),
     );
   }
   if (options.saveModel && thresholds.f1 !== null && typeof options.model === 'string') {

@@ -2,7 +2,8 @@
  * Results per defect type (metrics.json's by_type, the console lines of kensa test): what each threshold
  * finds of each type, which images the verdicts' threshold misses, and the good images' false alarms.
  */
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { setLanguage } from '../../../src/i18n.js';
 import { typeLines } from '../../../src/cli/test.js';
 import { byType, type TestMetrics } from '../../../src/pipeline/verbs/test.js';
 
@@ -17,6 +18,7 @@ const predictions = [
 ];
 
 describe('results per defect type', () => {
+  beforeAll(() => setLanguage('en'));
   it('counts each type at each threshold and names what the verdicts’ threshold gets wrong', () => {
     const r = byType(predictions, { fpr0: 4.5, f1: 3, quantile: undefined }, 4.5);
     expect(Object.keys(r)).toEqual(['blowhole', 'crack', 'good']);
