@@ -73,3 +73,27 @@ export const embedInitializers = (C: number) => [
   float32Tensor('scales', [4], Float32Array.from([1, 1, 2, 2])),
   int64Tensor('rows', [-1, C]),
 ];
+
+/**
+ * Nodes that read the embedding's shapes from the pooled layer2 (`p2`): `n` (the batch), `grid_shape`
+ * [n, h, w] and `flat_shape` [n, −1], with the small constants they and the methods' graphs use
+ * (`zero`, `one`, `two`, `four`, `minus_one`).
+ */
+export function embeddingShapes(): { nodes: NodeSpec[]; initializers: ReturnType<typeof int64Tensor>[] } {
+  return {
+    nodes: [
+      { op: 'Shape', inputs: ['p2'], output: 'p2_shape' },
+      { op: 'Slice', inputs: ['p2_shape', 'zero', 'one'], output: 'n' },
+      { op: 'Slice', inputs: ['p2_shape', 'two', 'four'], output: 'hw' },
+      { op: 'Concat', inputs: ['n', 'hw'], output: 'grid_shape', attrs: { axis: 0 } },
+      { op: 'Concat', inputs: ['n', 'minus_one'], output: 'flat_shape', attrs: { axis: 0 } },
+    ],
+    initializers: [
+      int64Tensor('zero', [0]),
+      int64Tensor('one', [1]),
+      int64Tensor('two', [2]),
+      int64Tensor('four', [4]),
+      int64Tensor('minus_one', [-1]),
+    ],
+  };
+}

@@ -13,7 +13,8 @@ const MTD = resolve(new URL('.', import.meta.url).pathname, '../../../shared/dat
 const present = existsSync(join(MTD, 'train', 'good'));
 if (!present) console.warn(`skipping the Magnetic Tile Defects test: ${MTD} is absent`);
 
-describe.skipIf(!present)('Magnetic Tile Defects (real images)', () => {
+// real data on 2 cores beside another test file: the calibration test alone takes about 100 s
+describe.skipIf(!present)('Magnetic Tile Defects (real images)', { timeout: 360_000 }, () => {
   it('calibration: leave-one-out scores like new good images; drift said for a brighter or blurred camera, not for test/good', async () => {
     const ds = openDataset(MTD);
     const { model } = await train({

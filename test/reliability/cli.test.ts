@@ -45,7 +45,7 @@ describe('bad input from the command line', () => {
     const out = join(dir, 'pred');
     const r = run('predict', '--model', model, '--out', out, inbox);
     expect(r.status).toBe(3);
-    expect(r.stderr).toContain('3 image(s) could not be read');
+    expect(r.stderr).toContain('3 images could not be read');
     const errors = readFileSync(join(out, 'errors.csv'), 'utf8').trim().split('\n');
     expect(errors).toHaveLength(4);
     expect(errors.slice(1).map((l) => l.split(',')[0])).toEqual(

@@ -285,9 +285,10 @@ describe('kensa serve under overload, with a token, evidence and SIGTERM', () =>
   });
 
   it('SIGTERM: the requests in flight are answered, then the process exits 0', async () => {
-    const s = await serve('--max-wait-ms', '200');
+    // the batcher holds the six images for a batch (up to 1 s) while the signal comes: they are in flight
+    const s = await serve('--max-wait-ms', '1000', '--max-batch', '8');
     const inFlight = images.slice(0, 6).map((f) => post(`${s.url}/v1/inspect`, readFileSync(f)));
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 400));
     s.child.kill('SIGTERM');
     const statuses = await Promise.all(inFlight.map(async (r) => (await r).status));
     expect(statuses).toEqual(statuses.map(() => 200));

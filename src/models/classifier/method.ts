@@ -37,6 +37,7 @@ import {
   embedInitializers,
   embedNodes,
   embeddingDim,
+  embeddingShapes,
 } from '../patch-embedding.js';
 import {
   balancedLoss,
@@ -288,13 +289,10 @@ function classifierExportGraph(head: HeadParams): {
     a[c] = head.weight[c] / head.std[c];
     b0 -= (head.weight[c] * head.mean[c]) / head.std[c];
   }
+  const shapes = embeddingShapes();
   const nodes: NodeSpec[] = [
     ...embedNodes(),
-    { op: 'Shape', inputs: ['p2'], output: 'p2_shape' },
-    { op: 'Slice', inputs: ['p2_shape', 'zero', 'one'], output: 'n' },
-    { op: 'Slice', inputs: ['p2_shape', 'two', 'four'], output: 'hw' },
-    { op: 'Concat', inputs: ['n', 'hw'], output: 'grid_shape', attrs: { axis: 0 } },
-    { op: 'Concat', inputs: ['n', 'minus_one'], output: 'flat_shape', attrs: { axis: 0 } },
+    ...shapes.nodes,
     { op: 'MatMul', inputs: ['emb', 'a'], output: 'cam_a' },
     { op: 'Add', inputs: ['cam_a', 'b0'], output: 'cam' },
     { op: 'Reshape', inputs: ['cam', 'flat_shape'], output: 'cam_flat' },
@@ -320,11 +318,7 @@ function classifierExportGraph(head: HeadParams): {
       float32Tensor('a', [C, 1], a),
       float32Tensor('b0', [1], Float32Array.of(b0)),
       float32Tensor('temperature', [1], Float32Array.of(head.temperature)),
-      int64Tensor('zero', [0]),
-      int64Tensor('one', [1]),
-      int64Tensor('two', [2]),
-      int64Tensor('four', [4]),
-      int64Tensor('minus_one', [-1]),
+      ...shapes.initializers,
       int64Tensor('width', [C]),
     ],
   };

@@ -12,7 +12,7 @@
 import { encodeGraph, float32Tensor, int64Tensor, valueInfo as vi, type NodeSpec } from '../../onnx/graph.js';
 import { OnnxSession } from '../../onnx/runtime.js';
 import { principalAxes, rotate } from './pca.js';
-import { embedInitializers, embedNodes } from '../patch-embedding.js';
+import { embedInitializers, embedNodes, embeddingShapes } from '../patch-embedding.js';
 
 export { EmbedGraph } from '../patch-embedding.js';
 
@@ -33,24 +33,14 @@ export function patchcoreExportGraph(
   owned?: string,
 ): { nodes: NodeSpec[]; initializers: ReturnType<typeof float32Tensor>[]; grid: string; score: string } {
   const M = bank.length / C;
+  const shapes = embeddingShapes();
   const nodes: NodeSpec[] = [
     ...embedNodes(),
-    { op: 'Shape', inputs: ['p2'], output: 'p2_shape' },
-    { op: 'Slice', inputs: ['p2_shape', 'zero', 'one'], output: 'n' },
-    { op: 'Slice', inputs: ['p2_shape', 'two', 'four'], output: 'hw' },
-    { op: 'Concat', inputs: ['n', 'hw'], output: 'grid_shape', attrs: { axis: 0 } },
-    { op: 'Concat', inputs: ['n', 'minus_one'], output: 'flat_shape', attrs: { axis: 0 } },
+    ...shapes.nodes,
     { op: 'Mul', inputs: ['emb', 'emb'], output: 'ee' },
     { op: 'ReduceSum', inputs: ['ee', 'one'], output: 'e_sq', attrs: { keepdims: 1 } },
   ];
-  const initializers = [
-    ...embedInitializers(C),
-    int64Tensor('zero', [0]),
-    int64Tensor('one', [1]),
-    int64Tensor('two', [2]),
-    int64Tensor('four', [4]),
-    int64Tensor('minus_one', [-1]),
-  ];
+  const initializers = [...embedInitializers(C), ...shapes.initializers];
   const blocks = Math.ceil(M / EXPORT_BLOCK);
   const bankSq = new Float32Array(M);
   for (let m = 0; m < M; m++) {

@@ -181,7 +181,8 @@ export async function* inputBatches(
       if (want && (rects[0].width !== want.width || rects[0].height !== want.height)) {
         throw new Error(
           `after preprocessing this image is ${rects[0].width}×${rects[0].height} pixels, but the model's PaDiM statistics are for ${want.width}×${want.height} inputs ` +
-            '(one Gaussian per position needs one size); train with --square or --tile, or use --method patchcore',
+            '(one Gaussian per position needs one size), so the model cannot score it. A model that takes every shape: ' +
+            'kensa train with --square or --tile, or --method patchcore',
         );
       }
     } catch (error) {

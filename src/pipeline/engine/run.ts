@@ -29,6 +29,7 @@ import {
   checkSizeRule,
   decide,
   resolveThreshold,
+  type SizeRule,
   type Decision,
   type DefectRegion,
   type ThresholdChoice,
@@ -126,6 +127,42 @@ export interface RunResult {
 /** All regions of an image in one CSV cell: "x,y,width,height" separated by ";". */
 const boxesCell = (regions: DefectRegion[]) =>
   regions.map((r) => `${r.x},${r.y},${r.width},${r.height}`).join(';');
+
+/**
+ * The model of a run and how it decides: the threshold (checked against the method's score range) and
+ * the size rule (the pixel size given, else the model's).
+ */
+export async function decisionsOf(
+  source: string | KensaModel,
+  o: { threshold?: ThresholdChoice; mmPerPixel?: number; minDefectMm?: number },
+): Promise<{ model: KensaModel; threshold: { name: string; value: number }; size: SizeRule }> {
+  const model = typeof source === 'string' ? await loadModel(source) : source;
+  const threshold = resolveThreshold(
+    model.meta.thresholds,
+    o.threshold,
+    getMethod(model.meta.method).scoreRange,
+  );
+  const size = checkSizeRule({
+    mmPerPixel: o.mmPerPixel ?? model.meta.mm_per_pixel,
+    minDefectMm: o.minDefectMm,
+  });
+  return { model, threshold, size };
+}
+
+/** A scored image's result as the result files keep it. */
+export function predictionOf(r: ScoredImage, v: Decision): Prediction {
+  return {
+    file: r.item.path,
+    ...(r.item.category !== undefined ? { category: r.item.category } : {}),
+    ...(r.item.label !== undefined ? { label: r.item.label } : {}),
+    score: r.score,
+    normalized_score: v.normalized_score,
+    verdict: v.verdict,
+    width: r.image.width,
+    height: r.image.height,
+    regions: v.regions,
+  };
+}
 
 /** A line of ng_list.txt: the path, or — when it holds a line break or starts with a quote — a JSON string. */
 export function listLine(path: string): string {
@@ -237,16 +274,7 @@ export async function runImages(spec: RunSpec): Promise<RunResult> {
     throw error;
   });
   try {
-    const model = typeof spec.model === 'string' ? await loadModel(spec.model) : spec.model;
-    const threshold = resolveThreshold(
-      model.meta.thresholds,
-      spec.threshold,
-      getMethod(model.meta.method).scoreRange,
-    );
-    const size = checkSizeRule({
-      mmPerPixel: spec.mmPerPixel ?? model.meta.mm_per_pixel,
-      minDefectMm: spec.minDefectMm,
-    });
+    const { model, threshold, size } = await decisionsOf(spec.model, spec);
     const errors: RunError[] = [];
     // a path that looks like an image but cannot be opened (a broken link) is an error of this run
     const unreadable = (file: string, error: string) => {
@@ -291,17 +319,7 @@ export async function runImages(spec: RunSpec): Promise<RunResult> {
         // drift is judged on good images where labels say which, else on those judged OK
         if (r.item.label === undefined ? v.verdict === 'OK' : r.item.label === 0) monitor.add(r.score);
         spec.onImage?.(r, v);
-        predictions.push({
-          file: r.item.path,
-          ...(r.item.category !== undefined ? { category: r.item.category } : {}),
-          ...(r.item.label !== undefined ? { label: r.item.label } : {}),
-          score: r.score,
-          normalized_score: v.normalized_score,
-          verdict: v.verdict,
-          width: r.image.width,
-          height: r.image.height,
-          regions: v.regions,
-        });
+        predictions.push(predictionOf(r, v));
         const name = names.get(r.item.path)!;
         const entry: ResultImage = { file: r.item.path, name, score: r.score, regions: v.regions.length };
         if (r.item.label !== undefined)

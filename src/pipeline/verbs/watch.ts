@@ -21,16 +21,17 @@ import { basename, join, relative, resolve, sep } from 'node:path';
 import { IMAGE_EXTENSIONS, RESULTS_MARKER, type ImageItem } from '../../data/dataset.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { toCsv } from '../../io/results.js';
-import { getMethod } from '../../models/registry.js';
 import { checkOptions, OPTIONS } from '../../options.js';
 import { KensaError } from '../../util/errors.js';
 import { keptScores } from '../contracts/calibration.js';
-import { checkSizeRule, decide, resolveThreshold, type ThresholdChoice } from '../contracts/decisions.js';
+import { decide, type ThresholdChoice } from '../contracts/decisions.js';
 import { DriftMonitor, driftMessage } from '../contracts/drift.js';
-import { loadModel, type KensaModel } from '../contracts/model-file.js';
+import type { KensaModel } from '../contracts/model-file.js';
 import { Inspector } from '../engine/inspector.js';
 import {
+  decisionsOf,
   listLine,
+  predictionOf,
   predictionRow,
   PREDICTIONS_HEADER,
   regionRows,
@@ -209,16 +210,7 @@ export async function watch(options: WatchOptions): Promise<WatchSummary> {
   let inspector: Inspector | undefined;
   const summary: WatchSummary = { inspected: 0, ng: 0, errors: 0 };
   try {
-    const model = typeof options.model === 'string' ? await loadModel(options.model) : options.model;
-    const threshold = resolveThreshold(
-      model.meta.thresholds,
-      options.threshold,
-      getMethod(model.meta.method).scoreRange,
-    );
-    const size = checkSizeRule({
-      mmPerPixel: options.mmPerPixel ?? model.meta.mm_per_pixel,
-      minDefectMm: options.minDefectMm,
-    });
+    const { model, threshold, size } = await decisionsOf(options.model, options);
     const journalPath = join(out, WATCH_JOURNAL);
     const entries = readJournal(journalPath);
     const done = new Set(entries.map((e) => e.key));
@@ -285,15 +277,7 @@ export async function watch(options: WatchOptions): Promise<WatchSummary> {
         })) {
           const file = byPath.get(r.item.path)!;
           const v = decide(r, threshold.value, size);
-          const prediction: Prediction = {
-            file: r.item.path,
-            score: r.score,
-            normalized_score: v.normalized_score,
-            verdict: v.verdict,
-            width: r.image.width,
-            height: r.image.height,
-            regions: v.regions,
-          };
+          const prediction = predictionOf(r, v);
           if (options.overlays ?? true) {
             let name = outputName(file.path, folder);
             for (let k = 2; names.has(name); k++) name = `${outputName(file.path, folder)}-${k}`;
