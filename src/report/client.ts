@@ -36,6 +36,8 @@ table.conf td, table.conf th { border: 1px solid var(--line); padding: 4px 10px;
 .tile.ok .badge { background: var(--ok); }
 .tile.missed { border-color: #ef6c00; border-style: dashed; } .tile.missed .badge { background: #ef6c00; }
 .tile.false-alarm { border-style: dashed; }
+.tile .mark { position: absolute; top: 4px; right: 4px; font-size: 11px; padding: 1px 6px; border-radius: 3px; border: 1px solid #90a4ae; background: #fff; cursor: pointer; }
+.tile .mark.on { background: #ffb300; border-color: #ff8f00; font-weight: bold; }
 #modal { position: fixed; inset: 0; background: rgba(0,0,0,.75); display: none; align-items: center; justify-content: center; flex-direction: column; z-index: 10; }
 #modal.open { display: flex; }
 #modal img { max-width: 96vw; max-height: 80vh; background: #fff; }
@@ -67,7 +69,10 @@ export const SCRIPT = String.raw`
       calibration_note: 'The thresholds come from {n} good images, each scored by a model that had not seen it ({mode}); fpr0 is the highest. The highest are shown: if one is not a normal good part, leave it out without re-training.',
       calibration_excluded: ' {k} image(s) are left out already.', above_next: 'above the next', exclude_hint: 'Leave the highest out of fpr0 (no re-training):',
       mode_loo: 'leave-one-out', mode_kfold: 'k-fold', mode_holdout: 'hold-out',
-      missed: 'OK · missed (defective)', false_alarm: 'NG · false alarm (good)', type: 'Defect type', false_alarms: 'false alarms'
+      missed: 'OK · missed (defective)', false_alarm: 'NG · false alarm (good)', type: 'Defect type', false_alarms: 'false alarms',
+      review: 'Review', mark_good: 'actually good?', mark_ng: 'actually NG?', marked_good: 'marked good', marked_ng: 'marked NG',
+      review_note: 'Mark the NG images that are good parts and the OK images that are defective (the buttons on the pictures). {n} marked. The list and the commands below take them to your data set: the good ones into train/good (then train again: kensa train --force), the NG ones into test/NG for the next kensa test.',
+      review_copy: 'Copy the marked images into the data set (replace DATA with its folder; POSIX shell, then PowerShell):', review_file: 'Save the list (review.txt)'
     },
     ja: {
       title: 'kensa 検査レポート', summary: '概要', images: '枚', ng: 'NG', ok: 'OK', threshold: 'しきい値',
@@ -82,7 +87,10 @@ export const SCRIPT = String.raw`
       calibration_note: 'しきい値は良品 {n} 枚から決まります。各画像はその画像を見ていないモデルで採点しました（{mode}）。fpr0 はその最大値です。スコアの高いものを示します。正常な良品でないものがあれば、再学習せずに除外できます。',
       calibration_excluded: ' すでに {k} 枚を除外しています。', above_next: '次の画像より高い', exclude_hint: '最も高い画像を fpr0 から除く（再学習なし）:',
       mode_loo: '1 枚ずつ除外（leave-one-out）', mode_kfold: 'k 分割', mode_holdout: '取り分け',
-      missed: 'OK・見逃し（不良品）', false_alarm: 'NG・誤検出（良品）', type: '欠陥の種類', false_alarms: '誤検出'
+      missed: 'OK・見逃し（不良品）', false_alarm: 'NG・誤検出（良品）', type: '欠陥の種類', false_alarms: '誤検出',
+      review: '見直し', mark_good: '実は良品?', mark_ng: '実は NG?', marked_good: '良品と判定', marked_ng: 'NG と判定',
+      review_note: '良品なのに NG になった画像と、不良なのに OK になった画像に印を付けてください（画像のボタン）。印: {n} 枚。下の一覧とコマンドでデータセットに入れられます: 良品は train/good へ（そのあと再学習: kensa train --force）、NG は次の kensa test 用に test/NG へ。',
+      review_copy: '印を付けた画像をデータセットにコピー（DATA をそのフォルダに。POSIX シェル、次に PowerShell）:', review_file: '一覧を保存（review.txt）'
     }
   };
   var lang = (navigator.language || 'en').toLowerCase().indexOf('ja') === 0 ? 'ja' : 'en';
@@ -125,6 +133,31 @@ export const SCRIPT = String.raw`
     return '<div class="card"><b>' + fmt(m[k], 4) + '</b><span data-i18n="' + k + '"></span></div>';
   }).join('');
 
+  // review marks: what the engineer says a part really is, kept in the browser for this report
+  var marksKey = 'kensa-review:' + location.pathname;
+  var review = {};
+  try { review = JSON.parse(localStorage.getItem(marksKey) || '{}') || {}; } catch (e) { review = {}; }
+  function saveMarks() { try { localStorage.setItem(marksKey, JSON.stringify(review)); } catch (e) { /* private mode */ } }
+  function drawReview() {
+    var good = [], ng = [];
+    Object.keys(review).forEach(function (k) { if (images[Number(k)]) (review[k] === 'good' ? good : ng).push(images[Number(k)].file); });
+    $('review-note').textContent = t('review_note').replace('{n}', good.length + ng.length);
+    var text = good.map(function (f) { return 'good\t' + f; }).concat(ng.map(function (f) { return 'ng\t' + f; })).join('\n');
+    $('review-list').value = text;
+    var sh = [], ps = [];
+    if (good.length) {
+      sh.push('mkdir -p DATA/train/good && cp ' + good.map(shq).join(' ') + ' DATA/train/good/');
+      ps.push('Copy-Item -LiteralPath ' + good.map(psq).join(',') + ' -Destination DATA/train/good');
+    }
+    if (ng.length) {
+      sh.push('mkdir -p DATA/test/NG && cp ' + ng.map(shq).join(' ') + ' DATA/test/NG/');
+      ps.push('Copy-Item -LiteralPath ' + ng.map(psq).join(',') + ' -Destination DATA/test/NG');
+    }
+    $('cmd-review').value = sh.join(' && ');
+    $('cmd-review-ps').value = ps.join('; ');
+    $('review-file').href = 'data:text/plain;charset=utf-8,' + encodeURIComponent(text + (text ? '\n' : ''));
+  }
+
   // grid, built once; badges follow the threshold
   var grid = $('grid');
   var tiles = images.map(function (im, i) {
@@ -132,8 +165,17 @@ export const SCRIPT = String.raw`
     d.className = 'tile';
     d.setAttribute('data-index', i);
     d.innerHTML = '<span class="badge"></span><img loading="lazy" decoding="async" alt="" src="' + esc(url(im.thumb || im.overlay)) + '">' +
-      '<div class="cap" title="' + esc(im.file) + '">' + im.score.toFixed(2) + ' · ' + esc(im.name) + '</div>';
+      '<div class="cap" title="' + esc(im.file) + '">' + im.score.toFixed(2) + ' · ' + esc(im.name) + '</div>' +
+      '<button class="mark" type="button"></button>';
     d.onclick = function () { openImage(i); };
+    d.querySelector('.mark').onclick = function (e) {
+      e.stopPropagation();
+      // the part is the opposite of its verdict at the threshold shown; a second click takes the mark back
+      if (review[i]) delete review[i];
+      else review[i] = images[i].score > threshold ? 'good' : 'ng';
+      saveMarks();
+      update();
+    };
     grid.appendChild(d);
     return d;
   });
@@ -257,6 +299,7 @@ export const SCRIPT = String.raw`
     $('fpr').textContent = c.fpr === null ? 'n/a' : (100 * c.fpr).toFixed(1) + ' %';
     $('recall').textContent = c.recall === null ? 'n/a' : (100 * c.recall).toFixed(1) + ' %';
     drawTypes();
+    drawReview();
     $('conf-tp').textContent = c.tp; $('conf-fn').textContent = c.fn; $('conf-fp').textContent = c.fp; $('conf-tn').textContent = c.tn;
     var line = document.getElementById('tline');
     if (line) { line.setAttribute('x1', xOf(threshold)); line.setAttribute('x2', xOf(threshold)); }
@@ -266,6 +309,9 @@ export const SCRIPT = String.raw`
       var missed = !ng && images[i].label === 1, alarm = ng && images[i].label === 0;
       d.className = 'tile ' + (ng ? 'ng' : 'ok') + (missed ? ' missed' : '') + (alarm ? ' false-alarm' : '');
       d.firstChild.textContent = missed ? t('missed') : alarm ? t('false_alarm') : ng ? 'NG' : 'OK';
+      var m = d.querySelector('.mark');
+      m.className = 'mark' + (review[i] ? ' on' : '');
+      m.textContent = review[i] ? t(review[i] === 'good' ? 'marked_good' : 'marked_ng') : t(ng ? 'mark_good' : 'mark_ng');
     });
     var list = images.map(function (im, i) { return [im, i]; }).filter(function (p) { return p[0].score > threshold; });
     $('nglist').innerHTML = list.length ? list.map(function (p) {

@@ -75,6 +75,13 @@ ${curves ? `<div class="curves" style="margin-top:10px">${curves}</div>` : ''}
 <div class="row"><span data-i18n="exclude_hint"></span></div>
 <div class="row"><input class="cmd" id="cmd-exclude" readonly><button data-copy="cmd-exclude" data-i18n="copy"></button></div>
 </section>
+<section id="review"><h2 data-i18n="review"></h2><p class="note" id="review-note"></p>
+<textarea id="review-list" readonly rows="4" style="width:100%;font-family:monospace"></textarea>
+<div class="row"><span data-i18n="review_copy"></span></div>
+<div class="row"><input class="cmd" id="cmd-review" readonly><button data-copy="cmd-review" data-i18n="copy"></button></div>
+<div class="row"><input class="cmd" id="cmd-review-ps" readonly><button data-copy="cmd-review-ps" data-i18n="copy"></button></div>
+<div class="row"><a id="review-file" download="review.txt" data-i18n="review_file"></a></div>
+</section>
 <section><h2 data-i18n="nglist"></h2><ol id="nglist"></ol></section>
 <section><h2 data-i18n="grid"></h2><div id="grid"></div></section>
 </main>

@@ -190,6 +190,32 @@ describe.skipIf(!present)('HTML report in Chromium', () => {
     expect(await page.locator('header h1').innerText()).toContain('kensa inspection report');
   });
 
+  it('review: an NG image marked good and an OK one marked NG give the list and the copy commands', async () => {
+    await page.locator('#slider').evaluate((el: HTMLInputElement, v) => {
+      el.value = String(v);
+      el.dispatchEvent(new Event('input'));
+    }, results.threshold);
+    await page.waitForTimeout(100);
+    const ng = page.locator('#grid .tile.ng').first();
+    const ok = page.locator('#grid .tile.ok').first();
+    const file = async (tile: typeof ng) => (await tile.locator('.cap').getAttribute('title'))!;
+    const [ngFile, okFile] = [await file(ng), await file(ok)];
+    await ng.locator('.mark').click();
+    await ok.locator('.mark').click();
+    // marking opens no figure
+    expect(await page.locator('#modal').getAttribute('class')).not.toBe('open');
+    expect(await page.locator('#review-list').inputValue()).toBe(`good\t${ngFile}\nng\t${okFile}`);
+    const cmd = await page.locator('#cmd-review').inputValue();
+    expect(cmd).toContain('DATA/train/good/');
+    expect(cmd).toContain(ngFile);
+    expect(await page.locator('#cmd-review-ps').inputValue()).toContain('Copy-Item -LiteralPath');
+    expect(await page.locator('#review-note').innerText()).toContain('2 marked');
+    // a second click takes a mark back
+    await ok.locator('.mark').click();
+    expect(await page.locator('#review-list').inputValue()).toBe(`good\t${ngFile}`);
+    await ng.locator('.mark').click();
+  });
+
   it('opens an image’s five-panel figure on click', async () => {
     await page.locator('#grid .tile').first().click();
     await expect.poll(() => page.locator('#modal').getAttribute('class')).toBe('open');
