@@ -9,8 +9,15 @@ const quote = (v: Cell): string => {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 
+export type { Cell };
+
+/** CSV lines of rows, each ending in a line break (to append to a file that has its header). */
+export function csvLines(rows: Cell[][]): string {
+  return rows.map((r) => r.map(quote).join(',') + '\n').join('');
+}
+
 export function toCsv(header: string[], rows: Cell[][]): string {
-  return [header, ...rows].map((r) => r.map(quote).join(',')).join('\n') + '\n';
+  return csvLines([header, ...rows]);
 }
 
 export async function writeCsv(path: string, header: string[], rows: Cell[][]): Promise<void> {

@@ -35,16 +35,15 @@ import { DEFAULT_PIXEL_LIMIT, probeImageBytes } from '../image/load.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { keptScores } from '../pipeline/contracts/calibration.js';
 import {
-  checkSizeRule,
   decide,
-  resolveThreshold,
   type SizeRule,
   type DefectRegion,
   type ThresholdChoice,
 } from '../pipeline/contracts/decisions.js';
 import { DRIFT_WINDOW, DriftMonitor, driftMessage } from '../pipeline/contracts/drift.js';
 import { Inspector } from '../pipeline/engine/inspector.js';
-import { loadModel, type KensaModel } from '../pipeline/contracts/model-file.js';
+import type { KensaModel } from '../pipeline/contracts/model-file.js';
+import { decisionsOf } from '../pipeline/engine/run.js';
 import { checkWritable } from '../pipeline/outputs/paths.js';
 import { overlayOf } from '../pipeline/outputs/pictures.js';
 import { getMethod } from '../models/registry.js';
@@ -340,12 +339,8 @@ export class InspectionService {
     const served = new Map<string, Served>();
     try {
       for (const { name, model: source } of options.models) {
-        const model = typeof source === 'string' ? await loadModel(source) : source;
-        const threshold = resolveThreshold(
-          model.meta.thresholds,
-          options.threshold,
-          getMethod(model.meta.method).scoreRange,
-        );
+        // the threshold and the size rule checked before the model's backbone loads
+        const { model, threshold, size } = await decisionsOf(source, options);
         const inspector = await Inspector.open(model, {
           weights: options.weights,
           cacheDir: options.cacheDir,
@@ -364,10 +359,6 @@ export class InspectionService {
           keptScores(model.calibrationScores, model.meta.calibration),
           DRIFT_WINDOW,
         );
-        const size = checkSizeRule({
-          mmPerPixel: options.mmPerPixel ?? model.meta.mm_per_pixel,
-          minDefectMm: options.minDefectMm,
-        });
         served.set(name, { name, model, inspector, batcher, threshold, size, drift });
       }
     } catch (error) {

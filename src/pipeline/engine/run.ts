@@ -236,10 +236,33 @@ export function regionRows(p: Prediction): (string | number | undefined)[][] {
   ]);
 }
 
+/** The errors.csv header and a line of ng_list.txt per NG prediction. */
+export const ERRORS_HEADER = ['file', 'error'];
+export const ngLines = (predictions: readonly Prediction[]) =>
+  predictions
+    .filter((p) => p.verdict === 'NG')
+    .map((p) => `${listLine(p.file)}\n`)
+    .join('');
+
+/** predictions.csv, regions.csv, ng_list.txt and errors.csv of a set of results (a run's, a watch's). */
+export async function writeListFiles(
+  out: string,
+  predictions: readonly Prediction[],
+  errors: readonly RunError[],
+): Promise<void> {
+  await writeCsv(join(out, 'predictions.csv'), PREDICTIONS_HEADER, predictions.map(predictionRow));
+  await writeCsv(join(out, 'regions.csv'), REGIONS_HEADER, predictions.flatMap(regionRows));
+  await writeFileAtomic(join(out, 'ng_list.txt'), ngLines(predictions));
+  await writeCsv(
+    join(out, 'errors.csv'),
+    ERRORS_HEADER,
+    errors.map((e) => [e.file, e.error]),
+  );
+}
+
 /** predictions.csv, regions.csv, predictions.json, ng_list.txt and errors.csv of a run. */
 async function writeRunFiles(out: string, r: RunResult): Promise<void> {
-  await writeCsv(join(out, 'predictions.csv'), PREDICTIONS_HEADER, r.predictions.map(predictionRow));
-  await writeCsv(join(out, 'regions.csv'), REGIONS_HEADER, r.predictions.flatMap(regionRows));
+  await writeListFiles(out, r.predictions, r.errors);
   await writeJson(join(out, 'predictions.json'), {
     model: {
       method: r.model.meta.method,
@@ -252,18 +275,6 @@ async function writeRunFiles(out: string, r: RunResult): Promise<void> {
     errors: r.errors,
     drift: r.drift,
   });
-  await writeFileAtomic(
-    join(out, 'ng_list.txt'),
-    r.predictions
-      .filter((p) => p.verdict === 'NG')
-      .map((p) => `${listLine(p.file)}\n`)
-      .join(''),
-  );
-  await writeCsv(
-    join(out, 'errors.csv'),
-    ['file', 'error'],
-    r.errors.map((e) => [e.file, e.error]),
-  );
 }
 
 /** Runs images through a model and writes the results of a test or predict run. */

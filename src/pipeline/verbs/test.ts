@@ -121,10 +121,12 @@ export function byType(
   verdict: number,
 ): Record<string, TypeResult> {
   const out: Record<string, TypeResult> = {};
-  const groups = new Map<string, typeof predictions>();
+  const groups = new Map<string, (typeof predictions)[number][]>();
   for (const p of predictions) {
     const key = p.label === 0 ? 'good' : (p.category ?? 'defective');
-    groups.set(key, [...(groups.get(key) ?? []), p]);
+    const group = groups.get(key);
+    if (group) group.push(p);
+    else groups.set(key, [p]);
   }
   // defect types by name, the good images last
   const order = (k: string) => (k === 'good' ? '\uffff' : k);

@@ -19,32 +19,28 @@ import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, copyFile, mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import { IMAGE_EXTENSIONS, RESULTS_MARKER, type ImageItem } from '../../data/dataset.js';
-import { writeFileAtomic } from '../../io/atomic.js';
-import { toCsv } from '../../io/results.js';
+import { csvLines } from '../../io/results.js';
 import { checkOptions, OPTIONS } from '../../options.js';
 import { KensaError } from '../../util/errors.js';
 import { keptScores } from '../contracts/calibration.js';
 import { decide, type ThresholdChoice } from '../contracts/decisions.js';
-import { DriftMonitor, driftMessage } from '../contracts/drift.js';
+import { DRIFT_WINDOW, DriftMonitor, driftMessage } from '../contracts/drift.js';
 import type { KensaModel } from '../contracts/model-file.js';
 import { Inspector } from '../engine/inspector.js';
 import {
   decisionsOf,
-  listLine,
+  ngLines,
   predictionOf,
   predictionRow,
-  PREDICTIONS_HEADER,
   regionRows,
-  REGIONS_HEADER,
   type Prediction,
   type ScoringOptions,
+  writeListFiles,
 } from '../engine/run.js';
 import { lockResultsFolder } from '../outputs/paths.js';
 import { outputName, writeOverlay } from '../outputs/pictures.js';
 
 export const WATCH_JOURNAL = 'watch.jsonl';
-/** Recent OK images the drift watch looks at (as the service does). */
-const DRIFT_WINDOW = 200;
 /** Most ready images scored in one go (a backbone batch's worth). */
 const READY_AT_ONCE = 16;
 
@@ -105,33 +101,12 @@ function readJournal(path: string): Entry[] {
 }
 
 /** The CSV files and the NG list, written again from the journal (so that they always agree with it). */
-async function rewriteResults(out: string, entries: Entry[]): Promise<void> {
-  const predictions = entries.flatMap((e) => (e.prediction ? [e.prediction] : []));
-  await writeFileAtomic(
-    join(out, 'predictions.csv'),
-    toCsv(PREDICTIONS_HEADER, predictions.map(predictionRow)),
+const rewriteResults = (out: string, entries: Entry[]) =>
+  writeListFiles(
+    out,
+    entries.flatMap((e) => (e.prediction ? [e.prediction] : [])),
+    entries.flatMap((e) => (e.error ? [e.error] : [])),
   );
-  await writeFileAtomic(join(out, 'regions.csv'), toCsv(REGIONS_HEADER, predictions.flatMap(regionRows)));
-  await writeFileAtomic(
-    join(out, 'ng_list.txt'),
-    predictions
-      .filter((p) => p.verdict === 'NG')
-      .map((p) => `${listLine(p.file)}\n`)
-      .join(''),
-  );
-  const errors = entries.flatMap((e) => (e.error ? [e.error] : []));
-  await writeFileAtomic(
-    join(out, 'errors.csv'),
-    toCsv(
-      ['file', 'error'],
-      errors.map((e) => [e.file, e.error]),
-    ),
-  );
-}
-
-/** CSV rows without the header (to append). */
-const rowsOf = (header: string[], rows: Parameters<typeof toCsv>[1]) =>
-  rows.length ? toCsv(header, rows).slice(toCsv(header, []).length) : '';
 
 /** Moves a file, across file systems too (copy, then remove). */
 async function move(from: string, toFolder: string): Promise<string> {
@@ -289,13 +264,9 @@ export async function watch(options: WatchOptions): Promise<WatchSummary> {
             }
           }
           await record({ key: file.key, prediction });
-          await appendFile(
-            join(out, 'predictions.csv'),
-            rowsOf(PREDICTIONS_HEADER, [predictionRow(prediction)]),
-          );
-          await appendFile(join(out, 'regions.csv'), rowsOf(REGIONS_HEADER, regionRows(prediction)));
-          if (v.verdict === 'NG')
-            await appendFile(join(out, 'ng_list.txt'), `${listLine(prediction.file)}\n`);
+          await appendFile(join(out, 'predictions.csv'), csvLines([predictionRow(prediction)]));
+          await appendFile(join(out, 'regions.csv'), csvLines(regionRows(prediction)));
+          if (v.verdict === 'NG') await appendFile(join(out, 'ng_list.txt'), ngLines([prediction]));
           summary.inspected++;
           perHour.images++;
           if (v.verdict === 'NG') {
@@ -321,7 +292,7 @@ export async function watch(options: WatchOptions): Promise<WatchSummary> {
           const file = byPath.get(item.path)!;
           const e = { file: item.path, error: error.message };
           await record({ key: file.key, error: e });
-          await appendFile(join(out, 'errors.csv'), rowsOf(['file', 'error'], [[e.file, e.error]]));
+          await appendFile(join(out, 'errors.csv'), csvLines([[e.file, e.error]]));
           summary.errors++;
           perHour.errors++;
           log(`warning: ${item.path}: not inspected: ${error.message}`);

@@ -138,6 +138,9 @@ describe('sizes in millimetres', () => {
     await expect(predict({ model, inputs: [test('dust')], out, minDefectMm: 1 })).rejects.toThrow(
       '--min-defect-mm needs the size of a pixel',
     );
+    await expect(
+      InspectionService.start({ models: [{ name: 'm', model }], port: 0, minDefectMm: 1 }),
+    ).rejects.toThrow('--min-defect-mm needs the size of a pixel');
   });
 });
 
