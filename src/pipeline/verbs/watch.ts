@@ -16,9 +16,9 @@
  * appended to, never held, except the keys of the files already inspected.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, copyFile, mkdir, readdir, rename, stat, unlink } from 'node:fs/promises';
-import { basename, join, relative, resolve, sep } from 'node:path';
-import { IMAGE_EXTENSIONS, RESULTS_MARKER, type ImageItem } from '../../data/dataset.js';
+import { appendFile, copyFile, mkdir, rename, stat, unlink } from 'node:fs/promises';
+import { basename, join, relative, resolve } from 'node:path';
+import { Walker, type ImageItem } from '../../data/dataset.js';
 import { csvLines } from '../../io/results.js';
 import { checkOptions, OPTIONS } from '../../options.js';
 import { KensaError } from '../../util/errors.js';
@@ -123,26 +123,15 @@ async function move(from: string, toFolder: string): Promise<string> {
   return to;
 }
 
-/** The image files under a folder (links followed), except the folders given (results, move targets). */
-async function imagesUnder(root: string, skip: readonly string[]): Promise<{ path: string; rel: string }[]> {
-  const out: { path: string; rel: string }[] = [];
-  const walk = async (dir: string) => {
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    if (entries.some((e) => e.name === RESULTS_MARKER)) return;
-    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-      const path = join(dir, e.name);
-      if (skip.some((s) => path === s || path.startsWith(s + sep))) continue;
-      if (e.isDirectory()) await walk(path);
-      else if (
-        (e.isFile() || e.isSymbolicLink()) &&
-        !inProgress(e.name) &&
-        IMAGE_EXTENSIONS.includes(e.name.slice(e.name.lastIndexOf('.')).toLowerCase())
-      )
-        out.push({ path, rel: relative(root, path) });
-    }
-  };
-  await walk(root);
-  return out;
+/**
+ * The image files under the drop folder, by the discovery every verb uses (links followed, loops and
+ * results folders left out, `skip` too), except those a writer has not finished naming.
+ */
+function imagesUnder(root: string, skip: readonly string[]): { path: string; rel: string }[] {
+  return new Walker({ exclude: [...skip] })
+    .images(root, true)
+    .filter((path) => !inProgress(basename(path)))
+    .map((path) => ({ path, rel: relative(root, path) }));
 }
 
 /** Waits `ms`, or less when `signal` aborts (its listener removed either way: the loop runs for days). */
@@ -230,7 +219,7 @@ export async function watch(options: WatchOptions): Promise<WatchSummary> {
       }
       const ready: { path: string; rel: string; key: string }[] = [];
       const seen = new Set<string>();
-      for (const f of await imagesUnder(folder, skip)) {
+      for (const f of imagesUnder(folder, skip)) {
         const s = await stat(f.path).catch(() => undefined);
         if (!s?.isFile() || s.size === 0) continue;
         const key = keyOf(f.rel, s.size, s.mtimeMs);
