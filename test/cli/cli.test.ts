@@ -72,6 +72,17 @@ describe('kensa command line (built dist/)', () => {
     expect(r.stderr).toContain("Expected ja or en for --lang but received 'fr'");
   });
 
+  it('watch refuses a bad --move-to and a drop folder that is not there, before any work', () => {
+    let r = run('watch', '--model', 'm.kensa', '--out', 'o', '--move-to', 'only-one', '.');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(
+      "Expected two folders separated by a comma (OK_DIR,NG_DIR) for --move-to but received 'only-one'",
+    );
+    r = run('watch', '--model', 'm.kensa', '--out', 'o', '/nonexistent/drop');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('/nonexistent/drop: the folder to watch does not exist');
+  });
+
   it('an unknown command exits with 2', () => {
     expect(run('frobnicate').status).toBe(2);
   });
