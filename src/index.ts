@@ -9,6 +9,8 @@
 export { train, splitValidation, assignFolds, DEFAULT_METHOD } from './pipeline/verbs/train.js';
 export { KENSA_VERSION } from './version.js';
 export type { TrainOptions, TrainResult } from './pipeline/verbs/train.js';
+export { update, previousModelPath } from './pipeline/verbs/update.js';
+export type { UpdateOptions, UpdateResult } from './pipeline/verbs/update.js';
 export { test, test as evaluate } from './pipeline/verbs/test.js';
 export type { TestOptions, TestMetrics, TestImageResult } from './pipeline/verbs/test.js';
 export { predict } from './pipeline/verbs/predict.js';

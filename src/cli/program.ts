@@ -13,6 +13,7 @@ import * as serve from './serve.js';
 import * as test from './test.js';
 import * as threshold from './threshold.js';
 import * as train from './train.js';
+import * as updateVerb from './update.js';
 import * as watch from './watch.js';
 
 export function buildProgram(): Command {
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   for (const verb of [
     demo,
     train,
+    updateVerb,
     test,
     predict,
     watch,

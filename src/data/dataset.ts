@@ -11,10 +11,11 @@
  * are reported through `onWarning`. Results folders are never read as input: the run's own output folder
  * and any folder kensa has marked as results (output-paths.ts) are skipped, and said so once.
  */
-import { existsSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync, type Dirent } from 'node:fs';
 import { basename, dirname, extname, join, relative, resolve, sep } from 'node:path';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { KensaError } from '../util/errors.js';
+import { tr } from '../i18n.js';
 
 /**
  * Raster formats kensa decodes: what sharp's libvips reads (JPEG, PNG, WebP, TIFF, GIF, AVIF) and BMP
@@ -84,17 +85,25 @@ class Omissions {
 
   unreadable(path: string, reason: string): void {
     if (this.options.onUnreadable) this.options.onUnreadable(path, reason);
-    else this.warn(`${path}: left out: ${reason}`);
+    else this.warn(`${path}: ${tr('left out', '除外')}: ${reason}`);
   }
 
   report(): void {
     if (this.notImages.length) {
       const exts = [...new Set(this.notImages.map((p) => extname(p).toLowerCase() || '(no extension)'))];
+      const n = this.notImages.length;
+      const list = exts.slice(0, 6).join(', ');
       this.warn(
-        `left out ${this.notImages.length} file(s) that are not images kensa reads (${exts.slice(0, 6).join(', ')}), e.g. ${this.notImages[0]}`,
+        tr(
+          `left out ${n} file${n === 1 ? ' that is not an image' : 's that are not images'} kensa reads (${list}), e.g. ${this.notImages[0]}`,
+          `kensa が読む画像ではないファイル ${n} 個を除外しました（${list}）。例: ${this.notImages[0]}`,
+        ),
       );
     }
-    for (const dir of this.results) this.warn(`${dir}: left out: this is a kensa results folder, not input`);
+    for (const dir of this.results)
+      this.warn(
+        `${dir}: ${tr('left out: this is a kensa results folder, not input', '除外: kensa の結果フォルダで、入力ではありません')}`,
+      );
   }
 }
 
@@ -134,7 +143,10 @@ export class Walker {
     }
     if (seen.has(real)) {
       this.omissions.warn(
-        `${dir}: left out: a symbolic link leads back into a folder already being read (a loop)`,
+        `${dir}: ${tr(
+          'left out: a symbolic link leads back into a folder already being read (a loop)',
+          '除外: シンボリックリンクが読み込み中のフォルダに戻っています（ループ）',
+        )}`,
       );
       return [];
     }
@@ -146,8 +158,9 @@ export class Walker {
         a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
       );
     } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
       this.omissions.warn(
-        `${dir}: left out: the folder cannot be read (${(error as NodeJS.ErrnoException).code})`,
+        `${dir}: ${tr(`left out: the folder cannot be read (${code})`, `除外: フォルダを読めません（${code}）`)}`,
       );
       return [];
     }
@@ -245,8 +258,13 @@ export function labelledImages(
   const loose = walker.images(dir, false);
   if (loose.length)
     walker.omissions.warn(
-      `${dir}: left out ${loose.length} image(s) lying directly in this folder (e.g. ${basename(loose[0])}): ` +
-        `put good images in ${join(dir, 'good')} and defective ones in a folder per defect type (or ${join(dir, 'NG')})`,
+      `${dir}: ` +
+        tr(
+          `left out ${loose.length} image${loose.length === 1 ? '' : 's'} lying directly in this folder (e.g. ${basename(loose[0])}): ` +
+            `put good images in ${join(dir, 'good')} and defective ones in a folder per defect type (or ${join(dir, 'NG')})`,
+          `このフォルダの直下にある画像 ${loose.length} 枚を除外しました（例: ${basename(loose[0])}）。` +
+            `良品は ${join(dir, 'good')} に、不良品は欠陥の種類ごとのフォルダ（または ${join(dir, 'NG')}）に入れてください`,
+        ),
     );
   const defectItem = (path: string, category: string): ImageItem => ({
     path,
@@ -284,13 +302,22 @@ function trainItems(walker: Walker, root: string): ImageItem[] {
   const others = folders.filter((f) => !isGoodName(f));
   if (others.length)
     walker.omissions.warn(
-      `${trainDir}: left out ${others.map((f) => `${f}/`).join(', ')}: kensa train learns from good images only ` +
-        `(${GOOD_FOLDER_NAMES.map((n) => `train/${n}`).join(', ')}); for a classifier of good and NG images use kensa classify train`,
+      `${trainDir}: ` +
+        tr(
+          `left out ${others.map((f) => `${f}/`).join(', ')}: kensa train learns from good images only ` +
+            `(${GOOD_FOLDER_NAMES.map((n) => `train/${n}`).join(', ')}); for a classifier of good and NG images use kensa classify train`,
+          `${others.map((f) => `${f}/`).join('、')} を除外しました。kensa train は良品画像だけで学習します` +
+            `（${GOOD_FOLDER_NAMES.map((n) => `train/${n}`).join('、')}）。良品と NG の分類器には kensa classify train を使ってください`,
+        ),
     );
   const loose = walker.images(trainDir, false);
   if (loose.length)
     walker.omissions.warn(
-      `${trainDir}: left out ${loose.length} image(s) lying directly in train/ (e.g. ${basename(loose[0])}): put the good images in train/good`,
+      `${trainDir}: ` +
+        tr(
+          `left out ${loose.length} image${loose.length === 1 ? '' : 's'} lying directly in train/ (e.g. ${basename(loose[0])}): put the good images in train/good`,
+          `train/ の直下にある画像 ${loose.length} 枚を除外しました（例: ${basename(loose[0])}）。良品画像は train/good に入れてください`,
+        ),
     );
   if (!goodFolders.length) return [];
   return walker
@@ -323,7 +350,11 @@ function open(walker: Walker, dir: string): Dataset {
   }
   if (ngFolders.length)
     walker.omissions.warn(
-      `${root}: left out ${ngFolders.map((f) => `${f}/`).join(', ')}: kensa train learns from good images only`,
+      `${root}: ` +
+        tr(
+          `left out ${ngFolders.map((f) => `${f}/`).join(', ')}: kensa train learns from good images only`,
+          `${ngFolders.map((f) => `${f}/`).join('、')} を除外しました。kensa train は良品画像だけで学習します`,
+        ),
     );
   const train = paths.sort().map((path) => ({ path, category: 'good', label: 0 as const }));
   return { root, layout: 'folder', train, test: [] };
@@ -359,7 +390,10 @@ export function collectImages(inputs: string[], options: DiscoveryOptions = {}):
         .map((p) => ({ path: p }));
       if (isDataSet)
         walker.omissions.warn(
-          `${masks}: left out: the masks of a data set in the MVTec layout are not images to inspect`,
+          `${masks}: ${tr(
+            'left out: the masks of a data set in the MVTec layout are not images to inspect',
+            '除外: MVTec 形式のデータセットのマスクは検査する画像ではありません',
+          )}`,
         );
       if (!items.length && !walker.omissions.results.has(path))
         throw new KensaError('E_NOT_FOUND', `the folder holds no images (${IMAGE_EXTENSIONS.join(', ')})`, {
@@ -412,8 +446,95 @@ export function whyNoTrainingImages(spec: string): string {
   return `${expected}; the folder holds ${seen.length ? seen.slice(0, 8).join(', ') + (seen.length > 8 ? ', ...' : '') : 'nothing'}`;
 }
 
-/** Training images from a data folder (train/good of an MVTec layout, or a plain folder) or a glob pattern. */
+/**
+ * A list of images in a text file, one a line: a path, or a verdict, a tab and a path — the review list
+ * the report writes (review.txt: `good<TAB>path` for an NG image marked a good part, `ng<TAB>path` for an
+ * OK image marked defective). Empty lines and lines starting with # are skipped. A relative path is taken
+ * from the current folder, else from the list's own folder. A path that is not there is an error naming
+ * the list and its line, so that no image is silently missing.
+ */
+export function readImageList(file: string): { good: ImageItem[]; ng: ImageItem[] } {
+  const list = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(list, 'utf8');
+  } catch (error) {
+    throw new KensaError('E_NOT_FOUND', `cannot read the image list: ${(error as Error).message}`, {
+      file: list,
+    });
+  }
+  const good: ImageItem[] = [];
+  const ng: ImageItem[] = [];
+  const seen = new Set<string>();
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.replace(/^\uFEFF/, '').trim();
+    if (!line || line.startsWith('#')) return;
+    const m = /^(good|ng)\t(.+)$/i.exec(line);
+    const verdict = m ? m[1].toLowerCase() : 'good';
+    const given = (m ? m[2] : line).trim();
+    const here = resolve(given);
+    const path = existsSync(here) ? here : resolve(dirname(list), given);
+    if (!existsSync(path))
+      throw new KensaError(
+        'E_NOT_FOUND',
+        `line ${i + 1} names ${given}, which is not there (a relative path is taken from the current folder, then from the list's folder); ` +
+          'run the command from the folder the list was made in, or correct the line',
+        { file: list },
+      );
+    if (seen.has(path)) return;
+    seen.add(path);
+    (verdict === 'good' ? good : ng).push(
+      verdict === 'good' ? { path, category: 'good', label: 0 } : { path, label: 1 },
+    );
+  });
+  return { good, ng };
+}
+
+/** Whether a path names a list of images (a text file) rather than an image, a folder or a pattern. */
+export function isImageList(spec: string): boolean {
+  return LIST_EXTENSIONS.includes(extname(spec).toLowerCase()) && existsSync(spec) && !isDir(spec);
+}
+const LIST_EXTENSIONS = ['.txt', '.tsv', '.lst', '.list'];
+
+/**
+ * Good images from several places (kensa update --add): each a data folder, a plain folder, a glob, an
+ * image list, or an image file; in the order given, each image once. A place that gives no image is an
+ * error that names it and says what it holds.
+ */
+export function goodImages(specs: readonly string[], options: DiscoveryOptions = {}): ImageItem[] {
+  const seen = new Map<string, ImageItem>();
+  for (const spec of specs) {
+    const direct = existsSync(spec) && !isDir(spec) && !isImageList(spec);
+    const found = direct
+      ? [{ path: resolve(spec), category: 'good', label: 0 as const }]
+      : trainingImages(spec, options);
+    if (!found.length)
+      throw new KensaError('E_NOT_FOUND', `no good images here: ${whyNoTrainingImages(spec)}`, {
+        file: spec,
+      });
+    for (const item of found) if (!seen.has(item.path)) seen.set(item.path, item);
+  }
+  return [...seen.values()];
+}
+
+/**
+ * Training images from a data folder (train/good of an MVTec layout, or a plain folder), a glob pattern,
+ * or an image list (readImageList: its good lines; the NG ones are said and left out).
+ */
 export function trainingImages(spec: string, options: DiscoveryOptions = {}): ImageItem[] {
+  if (isImageList(spec)) {
+    const { good, ng } = readImageList(spec);
+    if (ng.length)
+      options.onWarning?.(
+        `${spec}: ` +
+          tr(
+            `${ng.length} image${ng.length === 1 ? ' is' : 's are'} marked ng in the list, not taken as good images ` +
+              "(copy them into the data set's test/NG for the next kensa test)",
+            `一覧で ng とされた画像 ${ng.length} 枚は良品として使いません（次の kensa test 用にデータセットの test/NG へコピーしてください）`,
+          ),
+      );
+    return good;
+  }
   if (!existsSync(spec) && isDynamicPattern(spec))
     return collectImages([spec], options).map((i) => ({ ...i, category: 'good', label: 0 }));
   return openDataset(spec, options).train;

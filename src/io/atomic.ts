@@ -11,6 +11,7 @@ import { constants, rmSync } from 'node:fs';
 import {
   access,
   chown,
+  copyFile,
   lstat,
   mkdir,
   open,
@@ -207,4 +208,20 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string)
   await writeAtomicWith(target, async (handle) => {
     await handle.writeFile(data);
   });
+}
+
+/** Copies a file atomically: the copy appears whole under its name, or not at all. */
+export async function copyFileAtomic(from: string, to: string): Promise<void> {
+  const real = await writeTarget(to);
+  const tmp = temporaryPathFor(real);
+  try {
+    await copyFile(from, tmp);
+    await rename(tmp, real);
+    recordWritten(to);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw ioError(to, error);
+  } finally {
+    releaseTemporaryPath(tmp);
+  }
 }

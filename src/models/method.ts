@@ -180,6 +180,16 @@ export interface Method<S extends MethodState = MethodState> {
   /** Bytes a scorer of this state holds, and its working memory for `batch` inputs of `cells` grid cells. */
   scoreBytes(state: S, batch: number, cells: number): number;
   createFitter(settings: FitSettings): Fitter<S>;
+  /**
+   * Where the method can take more good images without fitting again from scratch (kensa update): a fitter
+   * that starts from a fitted state. The images added to it are the new ones (indices from 0); its
+   * `without` and `leaveOneOut` leave out new images only, and `finish` gives the state of all of them.
+   */
+  resume?(
+    state: S,
+    settings: FitSettings,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<Fitter<S>>;
   openScorer(state: S): Promise<Scorer>;
   /**
    * The scorer's computation as ONNX nodes (kensa export). With `owned` (the name of a 0/1 input

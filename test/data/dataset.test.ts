@@ -82,7 +82,7 @@ describe('data discovery', () => {
       `${join(root, 'links/real/loop')}: left out: a symbolic link leads back into a folder already being read (a loop)`,
     );
     expect(
-      warnings.some((w) => w.startsWith('left out 1 file(s) that are not images kensa reads (.txt)')),
+      warnings.some((w) => w.startsWith('left out 1 file that is not an image kensa reads (.txt)')),
     ).toBe(true);
   });
 
@@ -228,10 +228,10 @@ describe('data discovery', () => {
       `${join(root, 'odd/train')}: left out crack/: kensa train learns from good images only`,
     );
     expect(warnings.join('\n')).toContain(
-      `${join(root, 'odd/train')}: left out 1 image(s) lying directly in train/ (e.g. stray.png)`,
+      `${join(root, 'odd/train')}: left out 1 image lying directly in train/ (e.g. stray.png)`,
     );
     expect(warnings.join('\n')).toContain(
-      `${join(root, 'odd/test')}: left out 1 image(s) lying directly in this folder (e.g. loose.png)`,
+      `${join(root, 'odd/test')}: left out 1 image lying directly in this folder (e.g. loose.png)`,
     );
     touch('two', 'train', 'good', 'a.png');
     touch('two', 'train', 'OK', 'b.png');

@@ -93,6 +93,34 @@ describe('PaDiM statistics', () => {
       expect(relativeMaxError(closed, expected)).toBeLessThan(1e-3);
     }
     await loo.release();
+    // with more images than channels and a spread near ε (where A = S/(n − 2) + εI and the final
+    // S/(n − 1) + εI differ most) the same; and the leave-one-out model leaves the final statistics as a
+    // fit without it gives them
+    const many = Array.from({ length: 80 }, () => {
+      const m = randomMaps(rand, 1);
+      m.forEach((f) => f.data.forEach((v, i) => (f.data[i] = v * 0.2)));
+      return m;
+    });
+    const both = new GaussianFitter(layout);
+    const alone = new GaussianFitter(layout);
+    for (const [i, m] of many.entries()) {
+      await both.add(m, [i]);
+      await alone.add(m, [i]);
+    }
+    const loo80 = (await both.leaveOneOut())!;
+    for (const i of [0, 41, 79]) {
+      const without = new GaussianFitter(layout);
+      for (const [j, m] of many.entries()) if (j !== i) await without.add(m, [j]);
+      const stats = await without.finish();
+      const direct = await PadimScorer.open(layout, stats.mean, stats.precision);
+      const expected = (await direct.score(many[i])).grid;
+      await direct.release();
+      expect(relativeMaxError((await loo80.score(many[i])).grid, expected)).toBeLessThan(1e-4);
+    }
+    await loo80.release();
+    const [viaLoo, direct80] = [await both.finish(), await alone.finish()];
+    expect(relativeMaxError(viaLoo.precision, direct80.precision)).toBeLessThan(1e-6);
+    expect(Array.from(viaLoo.mean)).toEqual(Array.from(direct80.mean));
     // an image that came as several samples (tiles) has no closed form: the fitter says so
     const tiled = new GaussianFitter(layout);
     await tiled.add(randomMaps(rand, 2), [0, 0]);

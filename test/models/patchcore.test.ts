@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { FeatureMap } from '../../src/backbone/backbone.js';
 import {
   coresetIndices,
+  kCenterCover,
   kCenterGreedy,
   project,
   sparseProjection,
@@ -128,6 +129,40 @@ describe('PatchCore', () => {
       last = best;
     }
     expect(Array.from(picks)).toEqual(plain);
+  });
+
+  it('a coreset continued from a bank (kensa update): the bank kept, then the farthest new rows, with exact covers', async () => {
+    const rand = mulberry32(9);
+    const dim = 6;
+    const fixed = 200;
+    const N = 1700;
+    const X = Float32Array.from({ length: N * dim }, () => rand() * 10);
+    const n = fixed + 150;
+    const { picks, owner, bound } = await kCenterCover(X, dim, n, 0, undefined, fixed);
+    expect(Array.from(picks.subarray(0, fixed))).toEqual(Array.from({ length: fixed }, (_, i) => i));
+    // the plain farthest-point loop, starting with every bank row picked
+    const sq = (i: number, j: number) => {
+      let s = 0;
+      for (let c = 0; c < dim; c++) s += (X[i * dim + c] - X[j * dim + c]) ** 2;
+      return s;
+    };
+    const min = new Float64Array(N).fill(Infinity);
+    for (let i = 0; i < N; i++) for (let b = 0; b < fixed; b++) min[i] = Math.min(min[i], sq(i, b));
+    const plain: number[] = [];
+    for (let k = fixed; k < n; k++) {
+      let best = -1;
+      for (let i = 0; i < N; i++) if (best < 0 || min[i] > min[best]) best = i;
+      plain.push(best);
+      for (let i = 0; i < N; i++) min[i] = Math.min(min[i], sq(i, best));
+    }
+    expect(Array.from(picks.subarray(fixed))).toEqual(plain);
+    // every row's cover: its owner is a pick, and the bound is at least its true distance to the picks
+    for (let i = 0; i < N; i += 7) {
+      expect(owner[i]).toBeGreaterThanOrEqual(0);
+      expect(owner[i]).toBeLessThan(n);
+      expect(bound[i]).toBeCloseTo(sq(i, picks[owner[i]]), 2);
+      expect(bound[i]).toBeGreaterThanOrEqual(min[i] * (1 - 1e-5) - 1e-4);
+    }
   });
 
   it('the projection is sparse (about 1/√C of the inputs per component) and seeded', async () => {

@@ -18,6 +18,7 @@ import {
   PadimScorer,
   type PadimState,
 } from './model.js';
+import { tr } from '../../i18n.js';
 
 /** The largest statistics a model may declare (elements of the full precision tensor). */
 const MAX_PRECISION_VALUES = 2 ** 31;
@@ -132,7 +133,10 @@ function estimate(settings: FitSettings, grid: [number, number], d: number, batc
     // the full precision matrices and the per-batch products [P, B, d]
     scoreBytes: matrices + 3 * P * batch * d * 4,
     modelBytes: model,
-    detail: `${P} positions × ${d}×${d} covariance matrices (${(matrices / 2 ** 20).toFixed(0)} MiB each copy)`,
+    detail: tr(
+      `${P} positions × ${d}×${d} covariance matrices (${(matrices / 2 ** 20).toFixed(0)} MiB each copy)`,
+      `${P} 位置 × ${d}×${d} の共分散行列（1 組 ${(matrices / 2 ** 20).toFixed(0)} MiB）`,
+    ),
   };
 }
 
@@ -175,15 +179,24 @@ export const padim: Method<PadimState> = {
     const total = settings.channels[0] + settings.channels[1] + settings.channels[2];
     const [height, width] = settings.grid!;
     if (settings.images * settings.inputsPerImage < d) {
+      const n = settings.images * settings.inputsPerImage;
       settings.onWarning?.(
-        `${settings.images * settings.inputsPerImage} training images for ${d} channels: the covariances rest largely on the ε·I regulariser; ` +
-          `more good images (≥ ${d}) give a more stable model`,
+        tr(
+          `${n} training images for ${d} channels: the covariances rest largely on the ε·I regulariser; ` +
+            `more good images (≥ ${d}) give a more stable model`,
+          `チャンネル ${d} 個に対して学習画像が ${n} 枚です。共分散の大部分が正則化項 ε·I によります。` +
+            `良品画像を増やす（${d} 枚以上）と安定したモデルになります`,
+        ),
       );
     }
     return new GaussianFitter(
       { channels: settings.channels, index: chooseChannels(total, d, settings.seed), height, width },
       settings.seed,
     );
+  },
+
+  resume(state, _settings, onProgress) {
+    return GaussianFitter.resume(state, onProgress);
   },
 
   openScorer(state) {

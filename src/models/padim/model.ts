@@ -51,15 +51,20 @@ class Accumulator {
   private buffer?: Float32Array;
   private filled = 0;
 
-  /** `acc`: a buffer of P·d·d values to reuse (zeroed here), e.g. the previous fold's. */
+  /**
+   * `acc`: a buffer of P·d·d values to reuse (zeroed here), e.g. the previous fold's; with `start`, the
+   * sums it holds already (of `start` images, centred on the shift, with their sum 0) are kept.
+   */
   constructor(
     private readonly P: number,
     private readonly d: number,
     private readonly K: number,
     acc?: Float32Array,
+    start = 0,
   ) {
     this.sum = new Float64Array(P * d);
-    this.acc = acc?.fill(0) ?? new Float32Array(P * d * d);
+    this.acc = (start ? acc : acc?.fill(0)) ?? new Float32Array(P * d * d);
+    this.count = start;
   }
 
   /** x: [P, B, d] centred embeddings of B images; sum: their sum over B. */
@@ -196,6 +201,33 @@ export class GaussianFitter implements Fitter<PadimState> {
     this.P = layout.height * layout.width;
     this.d = layout.index.length;
     this.K = imagesPerChunk(layout);
+  }
+
+  /**
+   * A fitter that starts from fitted statistics (kensa update): the sums are additive, so the images added
+   * next are fitted as if they had come with the first ones. The scatter of the first images comes back
+   * from the stored precision (its inverse, less ε·I, times n − 1) and their mean is the shift; the result
+   * equals a fit on all the images up to float32 rounding of the stored statistics. Out-of-fold and
+   * leave-one-out scorers then score new images only (each against every other image, old and new).
+   */
+  static async resume(state: PadimState, onProgress?: (done: number, total: number) => void) {
+    const fitter = new GaussianFitter(state.layout, state.seed);
+    const { P, d } = fitter;
+    const n = state.count;
+    if (!(n >= 2))
+      throw new KensaError(
+        'E_ARGUMENT',
+        'the model does not record how many images its statistics were fitted on (an older kensa wrote it); train it again to add images',
+      );
+    const scatter = await invertBatch(state.precision.slice(), P, d, onProgress);
+    for (let p = 0; p < P; p++) {
+      const o = p * d * d;
+      for (let i = 0; i < d; i++) scatter[o + i * d + i] -= state.epsilon;
+      for (let k = o; k < o + d * d; k++) scatter[k] *= n - 1;
+    }
+    fitter.shift = state.mean.slice();
+    fitter.total = new Accumulator(P, d, fitter.K, scatter, n);
+    return fitter;
   }
 
   /** Centred embeddings of a batch (the shift is fixed by the first batch). */

@@ -161,19 +161,26 @@ export async function kCenterGreedy(
   return (await kCenterCover(X, dim, n, start, onProgress)).picks;
 }
 
-/** kCenterGreedy, with how the picks cover every row (Coreset). */
+/**
+ * kCenterGreedy, with how the picks cover every row (Coreset). With `fixed` > 0 the first `fixed` rows are
+ * picked already (an existing memory bank that new patches are added to: kensa update) and `start` is
+ * not used: the n − fixed further picks are the rows farthest from the bank and from each other.
+ */
 export async function kCenterCover(
   X: Float32Array,
   dim: number,
   n: number,
   start: number,
   onProgress?: (done: number, total: number) => void,
+  fixed = 0,
 ): Promise<Coreset> {
   const N = X.length / dim;
-  if (!(n >= 1 && n <= N))
+  if (!(n >= 1 && n <= N) || fixed > n)
     throw new KensaError('E_ARGUMENT', `a coreset of ${n} patches cannot be taken from ${N}`);
+  const first = Math.max(1, fixed);
   const picks = new Int32Array(n);
-  picks[0] = start;
+  if (fixed) for (let k = 0; k < fixed; k++) picks[k] = k;
+  else picks[0] = start;
   const owner = new Int32Array(N);
   const sq = new Float32Array(N);
   for (let i = 0; i < N; i++) {
@@ -187,19 +194,26 @@ export async function kCenterCover(
     centres.set(X.subarray(i * dim, (i + 1) * dim), k * dim);
     centreSq[k] = sq[i];
   };
-  addCentre(0, start);
+  for (let k = 0; k < first; k++) addCentre(k, picks[k]);
   // bound[i]: squared distance from i to its nearest of the first seen[i] picks (an upper bound)
   const bound = new Float32Array(N);
   const seen = new Int32Array(N).fill(1);
-  for (let i = 0; i < N; i++) {
-    let s = 0;
-    for (let k = 0; k < dim; k++) {
-      const t = X[i * dim + k] - centres[k];
-      s += t * t;
+  if (!fixed)
+    for (let i = 0; i < N; i++) {
+      let s = 0;
+      for (let k = 0; k < dim; k++) {
+        const t = X[i * dim + k] - centres[k];
+        s += t * t;
+      }
+      bound[i] = s;
     }
-    bound[i] = s;
+  else {
+    // against the fixed picks, every row is brought up to date once (below, before the first pick)
+    bound.fill(Infinity);
+    seen.fill(0);
   }
-  if (n === 1) return { picks, owner, bound };
+  const isPick = (i: number) => (fixed ? i < fixed : i === start);
+  if (!fixed && n === 1) return finishCover(picks, owner, bound, n);
 
   // max-heap of patch indices by (bound desc, index asc)
   const heap = new Int32Array(N);
@@ -237,8 +251,7 @@ export async function kCenterCover(
     heap[size] = i;
     up(size++);
   };
-  for (let i = 0; i < N; i++) if (i !== start) heap[size++] = i;
-  for (let p = (size >> 1) - 1; p >= 0; p--) down(p);
+  for (let i = 0; i < N; i++) if (!isPick(i)) heap[size++] = i;
 
   const session = await refreshGraph(dim);
   const block = new Float32Array(MAX_CANDIDATES * dim);
@@ -278,9 +291,19 @@ export async function kCenterCover(
 
   try {
     const candidates = new Int32Array(MAX_CANDIDATES);
+    if (fixed) {
+      // the distance of every other row to the fixed picks, a block of rows at a time
+      for (let from = 0; from < size; from += MAX_CANDIDATES) {
+        const count = Math.min(MAX_CANDIDATES, size - from);
+        candidates.set(heap.subarray(from, from + count));
+        await refresh(candidates, count, fixed);
+        await breathe();
+      }
+    }
+    for (let p = (size >> 1) - 1; p >= 0; p--) down(p);
     let T = MIN_CANDIDATES;
     let lastBreath = performance.now();
-    for (let k = 1; k < n; k++) {
+    for (let k = first; k < n; k++) {
       for (;;) {
         let count = 0;
         while (count < T && size > 0) candidates[count++] = pop();
@@ -308,6 +331,11 @@ export async function kCenterCover(
   } finally {
     await session.release();
   }
+  return finishCover(picks, owner, bound, n);
+}
+
+/** Each pick owns itself, at distance 0. */
+function finishCover(picks: Int32Array, owner: Int32Array, bound: Float32Array, n: number): Coreset {
   for (let k = 0; k < n; k++) {
     owner[picks[k]] = k;
     bound[picks[k]] = 0;
@@ -395,17 +423,17 @@ export class StreamingCoreset {
 
   /**
    * The picked row indices (n of the rows added, in pick order; all of them when n ≥ their count), with
-   * how they cover the rows.
+   * how they cover the rows. `fixed`: the first rows added are picked already (see kCenterCover).
    */
-  async take(n: number, onProgress?: (done: number, total: number) => void): Promise<Coreset> {
+  async take(n: number, onProgress?: (done: number, total: number) => void, fixed = 0): Promise<Coreset> {
     await this.release();
     const N = this.projected.length;
     if (n >= N) {
       const all = Int32Array.from({ length: N }, (_, i) => i);
       return { picks: all, owner: all.slice(), bound: new Float32Array(N) };
     }
-    const start = Math.floor(this.rand() * N);
-    return kCenterCover(this.projected.rows(), PROJECTION_DIM, n, start, onProgress);
+    const start = fixed ? 0 : Math.floor(this.rand() * N);
+    return kCenterCover(this.projected.rows(), PROJECTION_DIM, n, start, onProgress, fixed);
   }
 
   async release(): Promise<void> {

@@ -16,6 +16,7 @@ import {
   PatchcoreScorer,
   type PatchcoreState,
 } from './model.js';
+import { tr } from '../../i18n.js';
 
 /** The most patches a coreset is taken from (the bound that keeps fitting's memory and time in reach). */
 export const MAX_PATCHES = 4_000_000;
@@ -37,7 +38,10 @@ function estimate(settings: FitSettings, coreset: number): Estimate {
     // the bank, the bank prepared for the distance product, one block of distances, the support graph's copy
     scoreBytes: 4 * bank + BLOCK_VALUES * 4 * 3,
     modelBytes: bank,
-    detail: `${N.toLocaleString('en')} training patches of ${C} values, a bank of ${M.toLocaleString('en')}`,
+    detail: tr(
+      `${N.toLocaleString('en')} training patches of ${C} values, a bank of ${M.toLocaleString('en')}`,
+      `学習パッチ ${N.toLocaleString('en')} 個（各 ${C} 値）、メモリバンク ${M.toLocaleString('en')} 個`,
+    ),
   };
 }
 
@@ -80,6 +84,19 @@ export const patchcore: Method<PatchcoreState> = {
       DEFAULT_NEIGHBORS,
       settings.seed,
       settings.images * settings.cellsPerImage,
+    );
+  },
+
+  resume(state, settings) {
+    return Promise.resolve(
+      new PatchcoreFitter(
+        state.channels,
+        state.coreset,
+        state.neighbors,
+        state.seed,
+        settings.images * settings.cellsPerImage,
+        { bank: state.bank, patches: state.patches },
+      ),
     );
   },
 

@@ -194,14 +194,25 @@ export class PatchcoreFitter implements Fitter<PatchcoreState> {
   private cover?: Cover;
   readonly timings: Record<string, number> = {};
 
-  /** `expected`: about how many patches will be added (the buffers start at that size). */
+  /**
+   * `expected`: about how many patches will be added (the buffers start at that size). `prior`: a fitted
+   * bank that the added images extend (kensa update): its rows stay in the bank, the new patches' coreset
+   * is taken against them (the new patches farthest from the bank and from each other, the coreset share
+   * of them), and out-of-fold calibration leaves out new images only.
+   */
   constructor(
     private readonly channels: [number, number, number],
     private readonly coreset: number,
     private readonly neighbors: number,
     private readonly seed: number,
     private readonly expected = 1 << 16,
+    private readonly prior?: { bank: Float32Array; patches: number },
   ) {}
+
+  /** Bank rows taken over from the prior state (the first rows of every buffer). */
+  private get fixed(): number {
+    return this.prior ? this.prior.bank.length / this.dim : 0;
+  }
 
   private get dim(): number {
     return this.channels[1] + this.channels[2];
@@ -214,8 +225,17 @@ export class PatchcoreFitter implements Fitter<PatchcoreState> {
     const all = await this.embed.run(features);
     const [B, , h, w] = features[1].dims;
     const C = this.dim;
-    this.rows ??= new GrowingRows(C, this.expected);
-    this.stream ??= new StreamingCoreset(C, this.seed, this.expected);
+    if (!this.rows || !this.stream) {
+      this.rows = new GrowingRows(C, this.expected + this.fixed);
+      this.stream = new StreamingCoreset(C, this.seed, this.expected + this.fixed);
+      if (this.prior) {
+        // the prior bank first (image −1: in no fold), projected as the new patches are
+        this.rows.reserve(this.fixed);
+        this.rows.data.set(this.prior.bank);
+        for (let i = 0; i < this.fixed; i++) this.images.push(-1);
+        await this.stream.add(this.prior.bank);
+      }
+    }
     let n = 0;
     for (const o of owned) n += (o.y1 - o.y0) * (o.x1 - o.x0);
     const first = this.rows.reserve(n);
@@ -237,11 +257,12 @@ export class PatchcoreFitter implements Fitter<PatchcoreState> {
     if (this.picked) return this.picked;
     const C = this.dim;
     const N = this.rows?.length ?? 0;
-    if (!this.rows || !this.stream || N === 0)
+    const fixed = this.fixed;
+    if (!this.rows || !this.stream || N === fixed)
       throw new KensaError('E_ARGUMENT', 'PatchCore needs training patches; no image was added');
-    const n = Math.max(1, Math.floor(N * this.coreset));
+    const n = fixed + Math.max(fixed ? 0 : 1, Math.floor((N - fixed) * this.coreset));
     const t0 = performance.now();
-    const { picks, owner, bound } = await this.stream.take(n, onProgress);
+    const { picks, owner, bound } = await this.stream.take(n, onProgress, fixed);
     this.timings.coreset = (performance.now() - t0) / 1000;
     const rows = this.rows.rows();
     const images = Int32Array.from(this.images);
@@ -251,7 +272,7 @@ export class PatchcoreFitter implements Fitter<PatchcoreState> {
       bank.set(rows.subarray(p * C, (p + 1) * C), i * C);
       bankImages[i] = images[p];
     });
-    this.picked = { bank, images: bankImages, patches: N };
+    this.picked = { bank, images: bankImages, patches: (this.prior?.patches ?? 0) + N - fixed };
     this.cover = { rows, images, owner, bound, picks };
     this.rows = undefined;
     this.stream = undefined;

@@ -71,11 +71,26 @@ export interface ModelMetadata {
     folds?: number;
     validation_fraction?: number;
     validation_images?: number;
+    /** Good images added since (kensa update), oldest first. */
+    updates?: ModelUpdate[];
   };
   calibration: CalibrationSummary;
   thresholds: Thresholds;
   /** Millimetres per original-image pixel, when the line gave it (train --mm-per-pixel). */
   mm_per_pixel?: number;
+}
+
+/** One kensa update: when, how many images came, how they were calibrated, and fpr0 before and after. */
+export interface ModelUpdate {
+  at: string;
+  kensa_version: string;
+  added: number;
+  /** Images given but left out (unreadable, or in the model already). */
+  skipped: number;
+  calibration: 'loo' | 'kfold';
+  folds?: number;
+  fpr0_before: number;
+  fpr0_after: number;
 }
 
 export interface KensaModel {
