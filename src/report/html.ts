@@ -77,7 +77,10 @@ ${curves ? `<div class="curves" style="margin-top:10px">${curves}</div>` : ''}
 </section>
 <section id="review"><h2 data-i18n="review"></h2><p class="note" id="review-note"></p>
 <textarea id="review-list" readonly rows="4" style="width:100%;font-family:monospace"></textarea>
-<div class="row"><span data-i18n="review_copy"></span></div>
+<div id="update-rows"><div class="row"><span data-i18n="review_update"></span></div>
+<div class="row"><input class="cmd" id="cmd-update" readonly><button data-copy="cmd-update" data-i18n="copy"></button></div>
+<div class="row"><input class="cmd" id="cmd-update-ps" readonly><button data-copy="cmd-update-ps" data-i18n="copy"></button></div></div>
+<div class="row"><span id="review-copy-note"></span></div>
 <div class="row"><input class="cmd" id="cmd-review" readonly><button data-copy="cmd-review" data-i18n="copy"></button></div>
 <div class="row"><input class="cmd" id="cmd-review-ps" readonly><button data-copy="cmd-review-ps" data-i18n="copy"></button></div>
 <div class="row"><a id="review-file" download="review.txt" data-i18n="review_file"></a></div>

@@ -3,7 +3,7 @@
  * thresholds, the metrics, and per image its score, verdict, label (when known) and the pictures written
  * for it (relative paths inside the results folder).
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { readFileOrExplain } from '../io/read.js';
 import { writeJson } from '../io/results.js';
 import { KensaError } from '../util/errors.js';
@@ -33,6 +33,8 @@ export interface ResultsFile {
     backbone: string;
     thresholds: Record<string, number | null | undefined>;
   };
+  /** The data set folder of a kensa test run (absolute), where the review's images are copied to. */
+  data?: string;
   /** The threshold the verdicts were made with. */
   threshold: number;
   /**
@@ -50,7 +52,7 @@ export interface ResultsFile {
 }
 
 /**
- * The model block of a results file: the model's path (when it was given as one), its method, backbone
+ * The model block of a results file: the model's path (absolute, when it was given as one), its method, backbone
  * and thresholds (by default the model's own).
  */
 export function resultsModel(
@@ -59,7 +61,7 @@ export function resultsModel(
   thresholds: object = meta.thresholds,
 ): ResultsFile['model'] {
   return {
-    path: typeof source === 'string' ? source : undefined,
+    path: typeof source === 'string' ? resolve(source) : undefined,
     method: meta.method,
     backbone: meta.backbone.name,
     thresholds: { ...(thresholds as ResultsFile['model']['thresholds']) },

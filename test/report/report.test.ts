@@ -206,10 +206,27 @@ describe.skipIf(!present)('HTML report in Chromium', () => {
     expect(await page.locator('#modal').getAttribute('class')).not.toBe('open');
     expect(await page.locator('#review-list').inputValue()).toBe(`good\t${ngFile}\nng\t${okFile}`);
     const cmd = await page.locator('#cmd-review').inputValue();
-    expect(cmd).toContain('DATA/train/good/');
-    expect(cmd).toContain(ngFile);
+    // a kensa test run knows its data set: the copies go to its train/good and test/NG
+    const data = join(dir, 'data');
+    expect(cmd).toContain(`cp ${ngFile} ${data}/train/good/`);
+    expect(cmd).toContain(`cp ${okFile} ${data}/test/NG/`);
     expect(await page.locator('#cmd-review-ps').inputValue()).toContain('Copy-Item -LiteralPath');
     expect(await page.locator('#review-note').innerText()).toContain('2 marked');
+    // the update command adds the image marked good to the model: run as the page gives it
+    const add = await page.locator('#cmd-update').inputValue();
+    expect(add).toBe(`kensa update --model ${join(dir, 'm.kensa')} --add ${ngFile}`);
+    expect(await page.locator('#cmd-update-ps').inputValue()).toBe(add);
+    const updated = join(dir, 'reviewed.kensa');
+    const r = spawnSync(
+      'sh',
+      ['-c', `${add.replace(/^kensa /, `"${process.execPath}" "${BIN}" `)} --out ${updated}`],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, KENSA_OFFLINE: '1' },
+      },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('1 good image added');
     // a second click takes a mark back
     await ok.locator('.mark').click();
     expect(await page.locator('#review-list').inputValue()).toBe(`good\t${ngFile}`);

@@ -9,7 +9,7 @@
  * regions, the largest region's box, all boxes), regions.csv (one row per region, its box in original
  * pixels, area and peak score), predictions.json (the same, with the threshold, errors and drift).
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ImageItem } from '../../data/dataset.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { writeCsv, writeJson } from '../../io/results.js';
@@ -99,6 +99,8 @@ export interface RunSpec extends ScoringOptions {
   }) => ImageItem[];
   /** The root output names are made relative to (default: the images' common folder). */
   root?: string;
+  /** The data set folder the images came from (kensa test), for the report's review commands. */
+  data?: string;
   /** Pictures: report thumbnails, heat-map overlays, five-panel figures. */
   pictures: { thumbs: boolean; overlays: boolean; figures: boolean };
   report?: boolean;
@@ -389,6 +391,7 @@ export async function runImages(spec: RunSpec): Promise<RunResult> {
     await writeResultsFile(spec.out, {
       kind: spec.kind,
       model: resultsModel(spec.model, model.meta, extra.thresholds),
+      ...(spec.data ? { data: resolve(spec.data) } : {}),
       threshold: threshold.value,
       calibration: await calibrationResults(spec.out, model, thumbs || overlays || figures),
       ...(extra.metrics ? { metrics: extra.metrics } : {}),

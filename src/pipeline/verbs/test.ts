@@ -212,6 +212,7 @@ export async function test(
       return found;
     },
     root: typeof options.data === 'string' ? join(options.data, 'test') : undefined,
+    data: typeof options.data === 'string' ? options.data : undefined,
     pictures: { thumbs: pictures, overlays: false, figures: pictures },
     report: options.report,
     loadMasks: true,
