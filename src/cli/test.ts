@@ -67,7 +67,8 @@ export function register(program: Command): void {
       progress.stop();
       const c = metrics.confusion.fpr0;
       console.log(
-        `results: ${o.out} (metrics.json, predictions.csv, roc.png, pr.png${o.figures ? ', figures/' : ''}${o.report ? ', report.html' : ''})`,
+        tr('results', '結果') +
+          `: ${o.out} (metrics.json, predictions.csv, roc.png, pr.png${o.figures ? ', figures/' : ''}${o.report ? ', report.html' : ''})`,
       );
       console.log(
         `  image AUROC ${fmt(metrics.image_auroc)}  pixel AUROC ${fmt(metrics.pixel_auroc)}  AUPRO ${fmt(metrics.aupro)}  AP ${fmt(metrics.image_ap)}  F1-max ${fmt(metrics.image_f1_max)}`,
@@ -94,7 +95,13 @@ export function register(program: Command): void {
         console.log(
           `  f1 threshold ${metrics.thresholds.f1.toFixed(4)} stored in ${o.saveModel === true ? o.model : o.saveModel}`,
         );
-      if (o.report) console.log(`report: ${join(o.out, 'report.html')}`);
+      if (o.report)
+        console.log(
+          tr(
+            `report: ${join(o.out, 'report.html')}  (open it in a browser)`,
+            `レポート: ${join(o.out, 'report.html')}（ブラウザで開いてください）`,
+          ),
+        );
     } finally {
       progress.stop();
     }

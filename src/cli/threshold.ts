@@ -106,23 +106,43 @@ export function register(program: Command): void {
           return { ...m, calibration, thresholds };
         });
         const said: string[] = [];
-        if (exclude.length) said.push(`left out ${exclude.length} calibration image(s)`);
-        if (include.length) said.push(`took back ${include.length} calibration image(s)`);
-        if (o.set !== undefined) said.push(`stored custom threshold ${o.set}`);
-        if (o.unset) said.push('removed the custom threshold');
-        console.log(`${said.join('; ')} in ${o.model} (only its header was rewritten)`);
+        const images = (n: number) => `${n} calibration image${n === 1 ? '' : 's'}`;
+        if (exclude.length)
+          said.push(tr(`left out ${images(exclude.length)}`, `校正画像 ${exclude.length} 枚を除外`));
+        if (include.length)
+          said.push(tr(`took back ${images(include.length)}`, `校正画像 ${include.length} 枚を戻しました`));
+        if (o.set !== undefined)
+          said.push(tr(`stored custom threshold ${o.set}`, `独自のしきい値 ${o.set} を保存`));
+        if (o.unset) said.push(tr('removed the custom threshold', '独自のしきい値を外しました'));
+        console.log(
+          tr(
+            `${said.join('; ')} in ${o.model} (only its header was rewritten)`,
+            `${o.model}: ${said.join('。')}（ヘッダーだけを書き換えました）`,
+          ),
+        );
       }
       const used = resolveThreshold(meta.thresholds).name;
       for (const [name, value] of Object.entries(meta.thresholds))
         if (value !== undefined)
           console.log(
-            `${name.padEnd(9)} ${value}${name === used ? '   <- kensa predict uses this by default' : ''}`,
+            `${name.padEnd(9)} ${value}${name === used ? tr('   <- kensa predict uses this by default', '   <- kensa predict の既定') : ''}`,
           );
       const c = meta.calibration;
       const excluded = c.excluded?.length ?? 0;
+      const how =
+        c.mode === 'loo'
+          ? tr('leave-one-out', '1 枚抜き')
+          : c.mode === 'kfold'
+            ? tr(`${c.folds} folds`, `${c.folds} 分割`)
+            : tr('hold-out', '取り分け');
+      const updates = meta.training.updates?.length ?? 0;
       console.log(
-        `calibration: ${c.scores.count} good images (${c.mode === 'loo' ? 'leave-one-out' : c.mode === 'kfold' ? `${c.folds} folds` : 'hold-out'})` +
-          `${excluded ? `, ${excluded} left out with --exclude` : ''}; the highest, the first setting fpr0:`,
+        tr(
+          `calibration: ${c.scores.count} good images (${how}${updates ? `; ${updates} kensa update${updates === 1 ? '' : 's'} since` : ''})` +
+            `${excluded ? `, ${excluded} left out with --exclude` : ''}; the highest, the first setting fpr0:`,
+          `校正: 良品 ${c.scores.count} 枚（${how}${updates ? `。その後 kensa update ${updates} 回` : ''}）` +
+            `${excluded ? `、--exclude で ${excluded} 枚除外` : ''}。スコアの高い画像（最初のものが fpr0）:`,
+        ),
       );
       for (const h of highestCalibration(scores, c)) console.log(rankedLine(h));
     });

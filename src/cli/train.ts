@@ -109,13 +109,19 @@ export function register(program: Command): void {
       const detail =
         m.method === 'padim'
           ? `d ${String(settings.d)}`
-          : `memory bank ${String(settings.bank_size ?? '')} of ${String(settings.patches ?? '')} patches`;
+          : tr(
+              `memory bank ${String(settings.bank_size ?? '')} of ${String(settings.patches ?? '')} patches`,
+              `メモリバンク ${String(settings.bank_size ?? '')}（パッチ ${String(settings.patches ?? '')} 個から）`,
+            );
       const mib = ((await modelFileSize(o.out)) / 2 ** 20).toFixed(1);
       console.log(
         tr(`model written: ${o.out} (${mib} MiB)`, `モデルを書き出しました: ${o.out}（${mib} MiB）`),
       );
       console.log(
-        `  ${m.method}, backbone ${m.backbone.name}, ${detail}; ${describePreprocess(m.preprocess)}`,
+        tr(
+          `  ${m.method}, backbone ${m.backbone.name}, ${detail}; ${describePreprocess(m.preprocess)}`,
+          `  ${m.method}、バックボーン ${m.backbone.name}、${detail}。${describePreprocess(m.preprocess)}`,
+        ),
       );
       const how = {
         loo: tr(

@@ -37,10 +37,7 @@ export function register(program: Command): void {
     .option(
       '--threshold <t>',
       tr(
-        tr(
-          'fpr0, f1, quantile, custom, or a number; default: custom when the model has one, else fpr0',
-          'fpr0、f1、quantile、custom、または数値。既定: モデルに custom があればそれ、なければ fpr0',
-        ),
+        'fpr0, f1, quantile, custom, or a number; default: custom when the model has one, else fpr0',
         'fpr0、f1、quantile、custom、または数値。既定: モデルに custom があればそれ、なければ fpr0',
       ),
       threshold,
@@ -69,7 +66,9 @@ export function register(program: Command): void {
   ]).action(async (folder: string, o) => {
     const stop = new AbortController();
     setGracefulStop((signal) => {
-      process.stderr.write(`kensa: ${signal}: finishing the image in hand, then stopping\n`);
+      process.stderr.write(
+        `kensa: ${signal}: ${tr('finishing the image in hand, then stopping', '処理中の画像を終えてから止まります')}\n`,
+      );
       stop.abort();
     });
     const time = () => new Date().toTimeString().slice(0, 8);
@@ -90,11 +89,11 @@ export function register(program: Command): void {
         intervalMs: o.intervalMs,
         settleMs: o.settleMs,
         signal: stop.signal,
-        onPlan: (line) => process.stderr.write(`kensa: memory: ${line}\n`),
+        onPlan: (line) => process.stderr.write(`kensa: ${tr('memory', 'メモリ')}: ${line}\n`),
         onLog: (line) => process.stderr.write(`kensa: ${line}\n`),
         onImage: (p) =>
           console.log(
-            `${time()}  ${p.verdict}  ${p.score.toPrecision(4)}  ${basename(p.file)}${p.regions.length ? `  (${p.regions.length} region${p.regions.length === 1 ? '' : 's'})` : ''}`,
+            `${time()}  ${p.verdict}  ${p.score.toPrecision(4)}  ${basename(p.file)}${p.regions.length ? tr(`  (${p.regions.length} region${p.regions.length === 1 ? '' : 's'})`, `  （領域 ${p.regions.length}）`) : ''}`,
           ),
       });
       console.log(

@@ -14,6 +14,7 @@ import { KensaError } from '../util/errors.js';
 import { OPTIONS } from '../options.js';
 import { decodeBmp, isBmp } from './bmp.js';
 import { geometry, IMAGENET_MEAN, IMAGENET_STD, type Geometry, type Preprocess } from './preprocess.js';
+import { tr } from '../i18n.js';
 
 /** Default refusal limit for decoding (pixels), against decompression bombs; large camera images pass. */
 export const DEFAULT_PIXEL_LIMIT = 100_000_000;
@@ -339,7 +340,11 @@ export async function loadMask(
     const { width, height } = source;
     if (width !== imageWidth || height !== imageHeight) {
       warnings.push(
-        `${file}: the mask is ${width}×${height} but its image is ${imageWidth}×${imageHeight}; it was resized (nearest neighbour)`,
+        `${file}: ` +
+          tr(
+            `the mask is ${width}×${height} but its image is ${imageWidth}×${imageHeight}; it was resized (nearest neighbour)`,
+            `マスクは ${width}×${height} ですが画像は ${imageWidth}×${imageHeight} です。最近傍法で拡大縮小しました`,
+          ),
       );
     }
     const g = geometry(p, imageWidth, imageHeight);
@@ -358,7 +363,11 @@ export async function loadMask(
     }
     if (odd > 0)
       warnings.push(
-        `${file}: the mask is not binary (${odd} pixels neither 0 nor 255); values above 127 count as defect`,
+        `${file}: ` +
+          tr(
+            `the mask is not binary (${odd} pixels neither 0 nor 255); values above 127 count as defect`,
+            `マスクが 2 値ではありません（0 でも 255 でもない画素が ${odd} 個）。127 を超える値を欠陥とみなします`,
+          ),
       );
     return { mask, warnings };
   } catch (error) {

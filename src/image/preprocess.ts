@@ -14,6 +14,7 @@
  */
 import { checkOption } from '../options.js';
 import { assertInteger, invalidParameter, KensaError } from '../util/errors.js';
+import { tr } from '../i18n.js';
 
 /** ImageNet normalisation, the preprocessing every supported backbone was trained with. */
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
@@ -171,11 +172,19 @@ export function shownRegion(g: Geometry): [number, number, number, number] {
 export function describePreprocess(p: Preprocess): string {
   const base =
     p.mode === 'fit'
-      ? `aspect ratio kept, about ${p.size}×${p.size} pixels`
+      ? tr(`aspect ratio kept, about ${p.size}×${p.size} pixels`, `縦横比を保って約 ${p.size}×${p.size} 画素`)
       : p.mode === 'scale'
-        ? `${p.scale} × native resolution`
+        ? tr(`${p.scale} × native resolution`, `元の解像度の ${p.scale} 倍`)
         : p.mode === 'resize'
-          ? `${p.size}×${p.size} square`
-          : `shorter side ${p.resize}, centre crop ${p.crop}×${p.crop}`;
-  return p.tile ? `${base}, tiles of ${p.tile.size}×${p.tile.size} (overlap ≥ ${p.tile.overlap})` : base;
+          ? tr(`${p.size}×${p.size} square`, `${p.size}×${p.size} の正方形`)
+          : tr(
+              `shorter side ${p.resize}, centre crop ${p.crop}×${p.crop}`,
+              `短辺 ${p.resize}、中央を ${p.crop}×${p.crop} で切り出し`,
+            );
+  if (!p.tile) return base;
+  const { size, overlap } = p.tile;
+  return tr(
+    `${base}, tiles of ${size}×${size} (overlap ≥ ${overlap})`,
+    `${base}、${size}×${size} のタイル（重なり ${overlap} 以上）`,
+  );
 }

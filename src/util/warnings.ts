@@ -2,6 +2,7 @@
  * Warnings said once per kind: 25 masks that are not binary give one line and a count, not 25 lines.
  * The kind of a warning is its text without the file it names and without its numbers.
  */
+import { tr } from '../i18n.js';
 
 /** A warning's kind: its text without a leading "path: " and with every number as '#'. */
 export function warningKind(message: string): string {
@@ -32,7 +33,8 @@ export class WarningGroups {
     for (const { first, more } of this.kinds.values()) {
       if (!more) continue;
       const what = warningKind(first).replace(/#/g, 'N');
-      out.push(`${more} more like that (${what.length > 80 ? `${what.slice(0, 77)}...` : what})`);
+      const short = what.length > 80 ? `${what.slice(0, 77)}...` : what;
+      out.push(tr(`${more} more like that (${short})`, `同じ種類がほかに ${more} 件（${short}）`));
     }
     this.kinds.clear();
     return out;

@@ -52,6 +52,7 @@ import {
   type HeadParams,
   type TrainSettings,
 } from './head.js';
+import { tr } from '../../i18n.js';
 
 /** What training recorded, kept with the model (train's summary, the report's learning curves). */
 export interface ClassifierRecord {
@@ -370,7 +371,10 @@ export const classifier: Method<ClassifierState> = {
       fitBytes: views * C * 4 * 2,
       scoreBytes: C * 4 * 3,
       modelBytes: C * 4 * 3,
-      detail: `${settings.images.toLocaleString('en')} images of ${C} values`,
+      detail: tr(
+        `${settings.images.toLocaleString('en')} images of ${C} values`,
+        `画像 ${settings.images.toLocaleString('en')} 枚（各 ${C} 値）`,
+      ),
     };
   },
 

@@ -176,17 +176,30 @@ export function calibrationWarnings(c: CalibrationSummary): string[] {
   const out: string[] = [];
   const n = c.scores.count;
   if (n < IMAGES_FOR_ONE_PERCENT) {
+    const rate = (100 * c.false_alarm_bound_95).toFixed(1);
     out.push(
-      `${n} good images were scored for calibration: no false alarm on them supports a false-alarm rate below ` +
-        `${(100 * c.false_alarm_bound_95).toFixed(1)} % on new good images (95 % confidence); about ${IMAGES_FOR_ONE_PERCENT} good images are needed to support below 1 %`,
+      tr(
+        `${n} good images were scored for calibration: no false alarm on them supports a false-alarm rate below ` +
+          `${rate} % on new good images (95 % confidence); about ${IMAGES_FOR_ONE_PERCENT} good images are needed to support below 1 %`,
+        `校正で採点した良品は ${n} 枚です。これらで誤検出がなくても、新しい良品での誤検出率は ${rate} % 未満としか言えません（信頼度 95 %）。` +
+          `1 % 未満と言うには良品が約 ${IMAGES_FOR_ONE_PERCENT} 枚必要です`,
+      ),
     );
   }
   if (c.highest && c.next && c.next.score > 0 && c.highest.score > 1.2 * c.next.score) {
+    const pct = (100 * (c.highest.score / c.next.score - 1)).toFixed(0);
+    const [hi, next] = [c.highest, c.next];
     out.push(
-      `one good image sets the fpr0 threshold ${(100 * (c.highest.score / c.next.score - 1)).toFixed(0)} % above the next: ` +
-        `${c.highest.file} (${c.highest.score.toPrecision(4)}; next ${c.next.file}, ${c.next.score.toPrecision(4)}). ` +
-        'Look at it: if it is not a normal good part (a darker cell, a mislabelled part), leave it out without ' +
-        `re-training: kensa threshold --model MODEL --exclude ${c.highest.file}`,
+      tr(
+        `one good image sets the fpr0 threshold ${pct} % above the next: ` +
+          `${hi.file} (${hi.score.toPrecision(4)}; next ${next.file}, ${next.score.toPrecision(4)}). ` +
+          'Look at it: if it is not a normal good part (a darker cell, a mislabelled part), leave it out without ' +
+          `re-training: kensa threshold --model MODEL --exclude ${hi.file}`,
+        `良品 1 枚が fpr0 しきい値を次の画像より ${pct} % 高くしています: ` +
+          `${hi.file}（${hi.score.toPrecision(4)}。次は ${next.file}、${next.score.toPrecision(4)}）。` +
+          '確認してください: 普通の良品でなければ（暗いセル、ラベルの誤りなど）再学習せずに除けます: ' +
+          `kensa threshold --model MODEL --exclude ${hi.file}`,
+      ),
     );
   }
   return out;

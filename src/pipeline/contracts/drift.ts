@@ -15,6 +15,7 @@
  * image is the defect's business, not drift's). watch and serve judge a rolling window of recent images.
  */
 import { quantile } from '../../util/stats.js';
+import { tr } from '../../i18n.js';
 
 /** Below this tail probability the window is said to have drifted. */
 export const DRIFT_P_VALUE = 1e-4;
@@ -129,13 +130,24 @@ export class DriftMonitor {
 }
 
 /** The drift warning, in words, with what to do. `which`: the images judged ("good test images", ...). */
+const WHICH_JA: Record<string, string> = {
+  'good test images': '良品のテスト画像',
+  'images judged OK': 'OK と判定した画像',
+  'images judged OK recently': '最近 OK と判定した画像',
+};
+
 export function driftMessage(s: DriftStatus, which: string): string {
-  return (
+  return tr(
     `the images inspected no longer look like the good images the threshold was calibrated on: ${s.above} of the ${s.count} ${which} ` +
-    `scored above ${s.level.toPrecision(4)} (the calibration's 90th percentile), where about ${s.expected.toFixed(0)} were expected ` +
-    `(chance ${s.p_value.toExponential(1)}); their median score is ${s.median_ratio.toFixed(2)}× the calibration median. ` +
-    'The zero-false-alarm promise may not hold for them: review recent images (lighting, focus, another part or board), ' +
-    'add good images of today’s parts to the training images and train again'
+      `scored above ${s.level.toPrecision(4)} (the calibration's 90th percentile), where about ${s.expected.toFixed(0)} were expected ` +
+      `(chance ${s.p_value.toExponential(1)}); their median score is ${s.median_ratio.toFixed(2)}× the calibration median. ` +
+      'The zero-false-alarm promise may not hold for them: review recent images (lighting, focus, another part or board), ' +
+      'and add good images of today’s parts to the model (kensa update --model MODEL --add FOLDER) or train again',
+    `検査した画像が、しきい値を校正した良品画像と違って見えます: ${WHICH_JA[which] ?? which} ${s.count} 枚のうち ${s.above} 枚が ` +
+      `${s.level.toPrecision(4)}（校正の 90 パーセンタイル）を超えました。期待されるのは約 ${s.expected.toFixed(0)} 枚です` +
+      `（偶然の確率 ${s.p_value.toExponential(1)}）。スコアの中央値は校正の中央値の ${s.median_ratio.toFixed(2)} 倍です。` +
+      '誤検出ゼロの約束はこれらの画像には成り立たないかもしれません: 最近の画像（照明、ピント、別の部品や基板）を確認し、' +
+      '今日の部品の良品画像をモデルに追加する（kensa update --model MODEL --add フォルダ）か、学習し直してください',
   );
 }
 
@@ -149,8 +161,10 @@ export const NG_SHARE_WARNING = 0.9;
  */
 export function ngShareMessage(ng: number, count: number): string | undefined {
   if (count < DRIFT_MINIMUM || ng < NG_SHARE_WARNING * count) return undefined;
-  return (
+  return tr(
     `${ng} of the ${count} images are NG: if they are mostly good parts, they are not like the good images the model was trained on ` +
-    '(another part, another camera or lighting setting). Check that the right model is in use'
+      '(another part, another camera or lighting setting). Check that the right model is in use',
+    `${count} 枚のうち ${ng} 枚が NG です。大半が良品なら、モデルが学習した良品画像と似ていません` +
+      '（別の部品、別のカメラや照明の設定）。正しいモデルを使っているか確認してください',
   );
 }

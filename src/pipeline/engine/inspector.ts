@@ -21,6 +21,7 @@ import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
 import { checkScoring, gib } from './memory.js';
 import type { KensaModel } from '../contracts/model-file.js';
+import { tr } from '../../i18n.js';
 
 /** Most network inputs per backbone batch when scoring (larger batches speed up per-position products). */
 export const DEFAULT_BATCH = 32;
@@ -405,7 +406,10 @@ export class Inspector {
       options.pixelLimit,
     );
     options.onPlan?.(
-      `about ${gib(peak)} of memory at peak (${gib(budget)} allowed), whatever the number of images`,
+      tr(
+        `about ${gib(peak)} of memory at peak (${gib(budget)} allowed), whatever the number of images`,
+        `ピーク時のメモリは約 ${gib(peak)}（上限 ${gib(budget)}）。画像の枚数によりません`,
+      ),
     );
     const backbone = await backboneFor(model, options);
     try {

@@ -15,6 +15,7 @@ import { fixedInputSize, type Preprocess } from '../../image/preprocess.js';
 import { tileCount } from '../../image/tiles.js';
 import type { Estimate, FitSettings, Method, MethodState } from '../../models/method.js';
 import { KensaError } from '../../util/errors.js';
+import { tr } from '../../i18n.js';
 
 /** Bytes of backbone activations per input pixel at batch 1 (measured peak for EfficientNet-Lite0 and ResNet-18, with margin). */
 const BACKBONE_BYTES_PER_PIXEL = 700;
@@ -200,7 +201,10 @@ export async function fitSettings(method: Method, plan: FitPlan): Promise<FitSet
     );
   }
   plan.onPlan?.(
-    `about ${gib(peak)} of memory at peak (${gib(budget)} allowed), a model of about ${mib(estimate.modelBytes)}; ${estimate.detail}`,
+    tr(
+      `about ${gib(peak)} of memory at peak (${gib(budget)} allowed), a model of about ${mib(estimate.modelBytes)}; ${estimate.detail}`,
+      `ピーク時のメモリは約 ${gib(peak)}（上限 ${gib(budget)}）、モデルは約 ${mib(estimate.modelBytes)}。${estimate.detail}`,
+    ),
   );
   return settings;
 }

@@ -39,6 +39,7 @@ import { DEFAULT_FIT_BATCH, inputBatches } from '../engine/inspector.js';
 import { checkNewModel, checkWritable } from '../outputs/paths.js';
 import { predict, type PredictOptions } from './predict.js';
 import { test, type TestOptions } from './test.js';
+import { tr } from '../../i18n.js';
 
 export const DEFAULT_COPIES = OPTIONS.copies.default;
 export const DEFAULT_VAL_FRACTION = OPTIONS.classifierValFraction.default;
@@ -173,7 +174,10 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
   const warn = options.onWarning ?? (() => {});
   if (ng.length === 1)
     warn(
-      '1 NG image: it is used for training, so no NG image is left for validation — early stopping watches the good images only and no f1 threshold is stored. Add NG images for a classifier you can trust',
+      tr(
+        '1 NG image: it is used for training, so no NG image is left for validation — early stopping watches the good images only and no f1 threshold is stored. Add NG images for a classifier you can trust',
+        'NG 画像が 1 枚です。学習に使うため検証用の NG 画像が残りません — 早期終了は良品画像だけを見て、f1 しきい値は保存されません。信頼できる分類器には NG 画像を増やしてください',
+      ),
     );
   const { train, validation } = split([...good, ...ng], valFraction, settings.seed);
   const enabled = new Set(options.augment ?? AUGMENTATIONS);
@@ -217,7 +221,7 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
     let done = 0;
     const onError = (_item: ImageItem, error: Error) => {
       skipped++;
-      warn(`left out: ${error.message}`);
+      warn(`${tr('left out', '除外')}: ${error.message}`);
     };
     for await (const b of inputBatches(backbone, all, preprocess, { batch, onError })) {
       const images = b.inputs.map(({ image }) => image.index);
@@ -262,7 +266,10 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
     });
     if (!validation.some((item, i) => item.label === 0 && fitter.has(train.length + i)))
       warn(
-        'no good image was left for validation: the thresholds come from the training images and will be too low',
+        tr(
+          'no good image was left for validation: the thresholds come from the training images and will be too low',
+          '検証用の良品画像が残りませんでした。しきい値は学習画像から決まるため低すぎます',
+        ),
       );
     // the thresholds from the probabilities as the model stores them (float32, as the scorer gives them)
     const goods = scored.filter((s) => s.label === 0);
@@ -282,8 +289,12 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
     });
     if (thresholds.fpr0 >= 1)
       warn(
-        `a good validation image has a probability of NG of 1 (${calibration.highest?.file}): the fpr0 threshold lets no image be NG. ` +
-          'Look at it — a mislabelled NG image, or NG training images that share something with it — and train again',
+        tr(
+          `a good validation image has a probability of NG of 1 (${calibration.highest?.file}): the fpr0 threshold lets no image be NG. ` +
+            'Look at it — a mislabelled NG image, or NG training images that share something with it — and train again',
+          `検証用の良品画像の NG 確率が 1 です（${calibration.highest?.file}）。fpr0 しきい値ではどの画像も NG になりません。` +
+            '確認してください — ラベルの誤った NG 画像か、それと共通点のある NG 学習画像 — そして学習し直してください',
+        ),
       );
     const all32 = scored.map((s) => Math.fround(s.score));
     const labels = scored.map((s) => s.label);

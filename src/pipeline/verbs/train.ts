@@ -19,7 +19,7 @@ import type { Fitter, MethodState, Scorer } from '../../models/method.js';
 import { getMethod, UNSUPERVISED_METHODS } from '../../models/registry.js';
 import { checkOption, checkOptions, OPTIONS } from '../../options.js';
 import { KensaError } from '../../util/errors.js';
-import type { ProgressCallback } from '../../util/progress.js';
+import { runProgress, type ProgressCallback } from '../../util/progress.js';
 import { mulberry32, shuffledIndices } from '../../util/random.js';
 import { sha256Bytes, sha256File } from '../../util/hash.js';
 import { quantile } from '../../util/stats.js';
@@ -35,6 +35,7 @@ import {
   type KensaModel,
 } from '../contracts/model-file.js';
 import { checkNewModel, checkWritable } from '../outputs/paths.js';
+import { tr } from '../../i18n.js';
 
 export const DEFAULT_METHOD = 'patchcore';
 export const DEFAULT_FOLDS = 5;
@@ -140,11 +141,14 @@ export function copiesWarning(items: readonly ImageItem[], same: ArrayLike<numbe
   for (let i = 0; i < items.length; i++)
     if (same[i] !== i) pairs.push(`${items[i].path} = ${items[same[i]].path}`);
   if (!pairs.length) return undefined;
-  return (
-    `${pairs.length} training image${pairs.length === 1 ? ' is an exact copy' : 's are exact copies'} of another (the same bytes): ` +
-    `${pairs.slice(0, 5).join('; ')}${pairs.length > 5 ? `; and ${pairs.length - 5} more` : ''}. ` +
-    'A copy adds nothing the model has not seen but weighs twice in it; each is kept in the calibration fold of its original. ' +
-    'Remove the copies from the training images unless they were meant'
+  const list = `${pairs.slice(0, 5).join('; ')}${pairs.length > 5 ? tr(`; and ${pairs.length - 5} more`, `。ほか ${pairs.length - 5} 組`) : ''}`;
+  return tr(
+    `${pairs.length} training image${pairs.length === 1 ? ' is an exact copy' : 's are exact copies'} of another (the same bytes): ${list}. ` +
+      'A copy adds nothing the model has not seen but weighs twice in it; each is kept in the calibration fold of its original. ' +
+      'Remove the copies from the training images unless they were meant',
+    `学習画像 ${pairs.length} 枚がほかの画像の完全なコピーです（同じバイト列）: ${list}。` +
+      'コピーはモデルに新しいことを何も加えず、二重に効きます。各コピーは元の画像と同じ校正分割に入れました。' +
+      '意図したものでなければ学習画像から除いてください',
   );
 }
 
@@ -255,7 +259,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (skippedSet.has(item.path)) return;
       skippedSet.add(item.path);
       skipped.push(item.path);
-      options.onWarning?.(`skipping an image: ${error.message}`);
+      options.onWarning?.(`${tr('skipping an image', '画像を飛ばします')}: ${error.message}`);
     };
     const run: RunOptions = {
       batch: options.batch ?? DEFAULT_FIT_BATCH,
@@ -265,6 +269,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     };
     const timing = { backbone: 0, method: 0 };
 
+    // the run's image passes: the fit, then every calibration image scored once
+    const runAt = runProgress(
+      fitItems.length + (holdout ? validation.length : items.length),
+      options.onProgress,
+    );
     s = performance.now();
     let used = 0;
     for await (const batch of featureBatches(
@@ -278,7 +287,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       await fitter.add(batch.features, batch.images, batch.owned);
       timing.method += (performance.now() - m0) / 1000;
       used = batch.completed;
-      options.onProgress?.({
+      runAt(0)({
         task: `train (${method.name}): features`,
         done: used + skipped.length,
         total: fitItems.length,
@@ -305,7 +314,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           ...run,
           batch: options.batch,
           timing: split,
-          onProgress: options.onProgress,
+          onProgress: runAt(fitItems.length + scored.length),
           task,
         })) {
           // the heat maps' display range starts at the typical minimum of good maps (on the score's scale)
@@ -324,7 +333,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let state: MethodState;
     let mode: CalibrationMode = holdout ? 'holdout' : 'kfold';
     const steps = (task: string) => (done: number, total: number) =>
-      options.onProgress?.({ task, done, total, unit: 'steps' });
+      runAt(fitItems.length + scored.length)({ task, done, total, unit: 'steps' });
     const finish = async () => {
       s = performance.now();
       const fitted = await fitter!.finish(steps(`train: ${method.name} model`));

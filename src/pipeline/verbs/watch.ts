@@ -39,6 +39,7 @@ import {
 } from '../engine/run.js';
 import { lockResultsFolder } from '../outputs/paths.js';
 import { outputName, writeOverlay } from '../outputs/pictures.js';
+import { tr } from '../../i18n.js';
 
 export const WATCH_JOURNAL = 'watch.jsonl';
 /** Most ready images scored in one go (a backbone batch's worth). */
@@ -192,15 +193,23 @@ export async function watch(options: WatchOptions): Promise<WatchSummary> {
     });
     const drift = new DriftMonitor(keptScores(model.calibrationScores, model.meta.calibration), DRIFT_WINDOW);
     let drifting = false;
+    const t = `${threshold.name} ${threshold.value.toPrecision(4)}`;
     log(
-      `watching ${folder} (${done.size} file${done.size === 1 ? '' : 's'} inspected before); results in ${out}; threshold ${threshold.name} ${threshold.value.toPrecision(4)}`,
+      tr(
+        `watching ${folder} (${done.size} file${done.size === 1 ? '' : 's'} inspected before); results in ${out}; threshold ${t}`,
+        `${folder} を監視しています（検査済み ${done.size} 件）。結果は ${out}、しきい値 ${t}`,
+      ),
     );
     let hour = new Date().toISOString().slice(0, 13);
     const perHour = { images: 0, ng: 0, errors: 0 };
     const sayHour = () => {
       if (perHour.images || perHour.errors)
         log(
-          `${hour.replace('T', ' ')}:00 UTC: ${perHour.images} image${perHour.images === 1 ? '' : 's'}, ${perHour.ng} NG, ${perHour.errors} error${perHour.errors === 1 ? '' : 's'}`,
+          `${hour.replace('T', ' ')}:00 UTC: ` +
+            tr(
+              `${perHour.images} image${perHour.images === 1 ? '' : 's'}, ${perHour.ng} NG, ${perHour.errors} error${perHour.errors === 1 ? '' : 's'}`,
+              `${perHour.images} 枚、NG ${perHour.ng} 枚、エラー ${perHour.errors} 件`,
+            ),
         );
       Object.assign(perHour, { images: 0, ng: 0, errors: 0 });
     };
@@ -249,7 +258,9 @@ export async function watch(options: WatchOptions): Promise<WatchSummary> {
             try {
               await writeOverlay(out, name, r, v, model, options.overlayOpacity);
             } catch (error) {
-              log(`warning: ${file.path}: its overlay could not be written: ${(error as Error).message}`);
+              log(
+                `${tr('warning', '警告')}: ${file.path}: ${tr('its overlay could not be written', 'オーバーレイを書けませんでした')}: ${(error as Error).message}`,
+              );
             }
           }
           await record({ key: file.key, prediction });
@@ -265,14 +276,16 @@ export async function watch(options: WatchOptions): Promise<WatchSummary> {
           if (v.verdict === 'OK') drift.add(r.score);
           const status = drift.status();
           if (status.drifting && !drifting)
-            log(`warning: ${driftMessage(status, 'images judged OK recently')}`);
+            log(`${tr('warning', '警告')}: ${driftMessage(status, 'images judged OK recently')}`);
           drifting = status.drifting;
           options.onImage?.(prediction);
           if (options.moveTo) {
             try {
               await move(file.path, v.verdict === 'NG' ? options.moveTo.ng : options.moveTo.ok);
             } catch (error) {
-              log(`warning: ${file.path}: could not be moved: ${(error as Error).message}`);
+              log(
+                `${tr('warning', '警告')}: ${file.path}: ${tr('could not be moved', '移動できませんでした')}: ${(error as Error).message}`,
+              );
             }
           }
           pending.delete(file.rel);
@@ -284,7 +297,9 @@ export async function watch(options: WatchOptions): Promise<WatchSummary> {
           await appendFile(join(out, 'errors.csv'), csvLines([[e.file, e.error]]));
           summary.errors++;
           perHour.errors++;
-          log(`warning: ${item.path}: not inspected: ${error.message}`);
+          log(
+            `${tr('warning', '警告')}: ${item.path}: ${tr('not inspected', '検査できませんでした')}: ${error.message}`,
+          );
           pending.delete(file.rel);
         }
       }
