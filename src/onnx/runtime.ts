@@ -39,6 +39,15 @@ export interface SessionOptions {
   threads?: number;
   /** Keep onnxruntime's memory arena (fast for repeated equal shapes; it never shrinks). Default true. */
   arena?: boolean;
+  /**
+   * Let the operator threads spin, waiting for the next piece of work, when one is done. Right for a
+   * session called alone in a tight loop (the coreset's rounds: many small products with little in
+   * between); wrong where sessions take turns (backbone, embedding, search for each batch): every session
+   * has its own threads, and those spinning take the two cores from those working. Measured on MTD
+   * (BENCHMARKS.md): scoring one image at a time 257 → 101 ms with spinning off; the coreset 112 → 164 s
+   * with it off. Default false.
+   */
+  spin?: boolean;
 }
 
 export class OnnxSession {
@@ -55,6 +64,7 @@ export class OnnxSession {
       enableCpuMemArena: options.arena ?? true,
       logSeverityLevel: 3, // errors only: kensa reports its own warnings
       ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+      extra: { session: { intra_op: { allow_spinning: options.spin ? '1' : '0' } } },
     });
     return new OnnxSession(ort, session);
   }

@@ -7,8 +7,11 @@
 import { DataType, encodeGraph, valueInfo } from '../../onnx/graph.js';
 import { OnnxSession } from '../../onnx/runtime.js';
 
-/** These graphs handle hundreds of megabytes per call: no arena, so memory goes back after each call. */
-const NO_ARENA = { arena: false };
+/**
+ * These graphs handle hundreds of megabytes per call: no arena, so memory goes back after each call. Each
+ * is called alone in a loop over chunks of positions: its threads spin between calls (OnnxSession).
+ */
+const NO_ARENA = { arena: false, spin: true };
 
 let sessions: Promise<{ accumulate: OnnxSession; inverse: OnnxSession; inverse64: OnnxSession }> | undefined;
 

@@ -123,7 +123,8 @@ function refreshGraph(dim: number): Promise<OnnxSession> {
       [vi('min', ['t']), vi('at', ['t'])],
     ),
     // onnxruntime's arena keeps the [t, r] block between calls (allocating it anew each time is slow);
-    // REFRESH_VALUES bounds it
+    // REFRESH_VALUES bounds it. Called alone, round after round: its threads spin between calls
+    { spin: true },
   );
 }
 
