@@ -184,6 +184,54 @@ interface Cover {
   members?: { start: Int32Array; list: Int32Array };
 }
 
+/**
+ * Puts the rows from `from` on into the order of their images (stable: an image's own rows keep their
+ * order), in place: `images` and every buffer of rows (each `images.length` rows wide as a whole). Nothing
+ * moves when they are in order already.
+ */
+export function inImageOrder(images: number[], from: number, buffers: Float32Array[]): void {
+  const N = images.length;
+  let sorted = true;
+  for (let i = from + 1; i < N && sorted; i++) sorted = images[i - 1] <= images[i];
+  if (sorted) return;
+  // order[k]: the row that goes to position from + k (a counting sort by image)
+  let top = 0;
+  for (let i = from; i < N; i++) top = Math.max(top, images[i]);
+  const start = new Int32Array(top + 2);
+  for (let i = from; i < N; i++) start[images[i] + 1]++;
+  for (let v = 0; v <= top; v++) start[v + 1] += start[v];
+  const order = new Int32Array(N - from);
+  for (let i = from; i < N; i++) order[start[images[i]]++] = i;
+  for (const data of buffers) {
+    const width = data.length / N;
+    if (!Number.isInteger(width)) throw new KensaError('E_RUNTIME', 'row buffers of different lengths');
+    permuteRows(data, width, from, order);
+  }
+  const moved = Array.from(order, (i) => images[i]);
+  for (let k = 0; k < moved.length; k++) images[from + k] = moved[k];
+}
+
+/** Row from + k of `data` becomes the row order[k] was, in place (by cycles, one spare row). */
+function permuteRows(data: Float32Array, width: number, from: number, order: Int32Array): void {
+  const done = new Uint8Array(order.length);
+  const spare = new Float32Array(width);
+  for (let s = 0; s < order.length; s++) {
+    if (done[s] || order[s] === from + s) continue;
+    spare.set(data.subarray((from + s) * width, (from + s + 1) * width));
+    let k = s;
+    for (;;) {
+      done[k] = 1;
+      const src = order[k] - from;
+      if (src === s) {
+        data.set(spare, (from + k) * width);
+        break;
+      }
+      data.copyWithin((from + k) * width, (from + src) * width, (from + src + 1) * width);
+      k = src;
+    }
+  }
+}
+
 /** Collects training patch embeddings (and their images), then takes the coreset once. */
 export class PatchcoreFitter implements Fitter<PatchcoreState> {
   private rows?: GrowingRows;
@@ -261,6 +309,9 @@ export class PatchcoreFitter implements Fitter<PatchcoreState> {
     if (!this.rows || !this.stream || N === fixed)
       throw new KensaError('E_ARGUMENT', 'PatchCore needs training patches; no image was added');
     const n = fixed + Math.max(fixed ? 0 : 1, Math.floor((N - fixed) * this.coreset));
+    // batches of several image shapes come out of the images' order; the coreset (its random start, its
+    // ties) is taken from the patches in the images' order, as if they had come one image after another
+    inImageOrder(this.images, fixed, [this.rows.rows(), this.stream.projected.rows()]);
     const t0 = performance.now();
     const { picks, owner, bound } = await this.stream.take(n, onProgress, fixed);
     this.timings.coreset = (performance.now() - t0) / 1000;

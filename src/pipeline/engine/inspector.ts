@@ -19,7 +19,7 @@ import { getMethod } from '../../models/registry.js';
 import { MapStep, type MapSettings } from '../../postprocess/anomaly-map.js';
 import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
-import { checkScoring, gib } from './memory.js';
+import { checkScoring, gib, HOLD_PIXELS } from './memory.js';
 import type { KensaModel } from '../contracts/model-file.js';
 import { tr } from '../../i18n.js';
 
@@ -59,6 +59,8 @@ export interface LoadOptions {
   onError?: (item: ImageItem, error: Error) => void;
   /** Called with what was odd but usable (e.g. a mask of another size than its image). */
   onWarning?: (message: string) => void;
+  /** Called after onError with the position of the image left out (the run's own bookkeeping). */
+  onSkip?: (index: number) => void;
 }
 
 export interface RunOptions extends LoadOptions {
@@ -114,6 +116,7 @@ export async function* loadImages(
     if (r.status === 'rejected') {
       if (!options.onError) throw r.reason;
       options.onError(items[index], r.reason as Error);
+      options.onSkip?.(index);
       continue;
     }
     const g = r.value.image.geometry;
@@ -145,22 +148,32 @@ function cut(image: LoadedImage, rect: InputRect, into: Float32Array, at: number
 }
 
 /**
- * The network inputs of the images, in order, in backbone batches of inputs of one size (at most
- * `batch`, fewer for large inputs), with the backbone's features. An image's tensor is let go once all
- * its inputs have been cut.
+ * The network inputs of the images in backbone batches of inputs of one size (at most `batch`, fewer
+ * for large inputs), with the backbone's features. Images of different shapes (aspect ratio kept) wait in
+ * one queue per shape, so that each batch is full where it can be: a shape's queue goes when it holds a
+ * batch, or when everything held passes HOLD_PIXELS (memory.ts; then the queue holding the oldest input goes first).
+ * An image's inputs all have its shape, so each image is scored in one queue, in order; across images the
+ * batches may come out of the images' order (`inOrder` keeps it: one queue, each batch ended by a change
+ * of shape). A batch's result for an image never depends on the other images in it. An image's tensor is
+ * let go once all its inputs have been cut.
  */
 export async function* inputBatches(
   backbone: Backbone,
   items: readonly ImageItem[],
   preprocess: Preprocess,
-  options: RunOptions = {},
+  options: RunOptions & { inOrder?: boolean } = {},
 ): AsyncGenerator<InputBatch> {
   const most = options.batch ?? DEFAULT_BATCH;
-  let pending: { image: PendingImage; rect: InputRect }[] = [];
-  const flush = async (): Promise<InputBatch> => {
-    const inputs = pending;
-    pending = [];
+  type Input = { image: PendingImage; rect: InputRect };
+  // one queue per input shape; a Map iterates in insertion order and a queue is deleted when it goes,
+  // so the first queue is the one holding the oldest input
+  const queues = new Map<string, Input[]>();
+  let held = 0;
+  const flush = async (key: string): Promise<InputBatch> => {
+    const inputs = queues.get(key)!;
+    queues.delete(key);
     const { width, height } = inputs[0].rect;
+    held -= inputs.length * width * height;
     const per = 3 * width * height;
     const x = new Float32Array(per * inputs.length);
     inputs.forEach((input, i) => cut(input.image.image, input.rect, x, i * per));
@@ -187,24 +200,26 @@ export async function* inputBatches(
         );
       }
     } catch (error) {
-      if (!options.onError)
-        throw new KensaError('E_ARGUMENT', (error as Error).message, { file: loaded.item.path });
-      options.onError(
-        loaded.item,
-        new KensaError('E_ARGUMENT', (error as Error).message, { file: loaded.item.path }),
-      );
+      const problem = new KensaError('E_ARGUMENT', (error as Error).message, { file: loaded.item.path });
+      if (!options.onError) throw problem;
+      options.onError(loaded.item, problem);
+      options.onSkip?.(loaded.index);
       continue;
     }
     const image: PendingImage = { ...loaded, rects, done: 0 };
     for (const rect of rects) {
-      const first = pending[0]?.rect;
-      if (first && (first.width !== rect.width || first.height !== rect.height)) yield await flush();
-      pending.push({ image, rect });
+      const key = `${rect.width}x${rect.height}`;
+      if (options.inOrder && queues.size && !queues.has(key)) yield await flush(queues.keys().next().value!);
+      let queue = queues.get(key);
+      if (!queue) queues.set(key, (queue = []));
+      queue.push({ image, rect });
+      held += rect.width * rect.height;
       const limit = Math.max(1, Math.min(most, Math.floor(BATCH_PIXELS / (rect.width * rect.height))));
-      if (pending.length >= limit) yield await flush();
+      if (queue.length >= limit) yield await flush(key);
     }
+    while (held > HOLD_PIXELS) yield await flush(queues.keys().next().value!);
   }
-  if (pending.length) yield await flush();
+  while (queues.size) yield await flush(queues.keys().next().value!);
 }
 
 /** Map steps by geometry, built once each. */
@@ -243,14 +258,21 @@ export async function* scoreImages(
       done++;
       options.onError!(item, error);
     });
-  const batches = { ...options, batch: options.batch ?? scorer.batch, onError };
+  // images come out of the batches in any order (inputBatches): each waits until every image before it
+  // in `items` is out or left out, so that the run's results keep the images' order
+  const ready = new Map<number, ScoredImage | undefined>();
+  let next = 0;
+  const onSkip = (index: number) => {
+    ready.set(index, undefined);
+    options.onSkip?.(index);
+  };
+  const batches = { ...options, batch: options.batch ?? scorer.batch, onError, onSkip };
   for await (const batch of inputBatches(backbone, items, preprocess, batches)) {
     const t0 = performance.now();
     const owned = batch.inputs.map(({ rect }) => ownedCells(rect, s));
     const scores = await scorer.score(batch.features, owned);
     const [, h, w] = scores.dims;
     const grid = scores.grid;
-    const finished: ScoredImage[] = [];
     batch.inputs.forEach(({ image, rect }, b) => {
       const g = image.image.geometry;
       const gw = g.inputWidth / s;
@@ -276,7 +298,7 @@ export async function* scoreImages(
         const mapMax = steps.get(g.inputHeight / s, gw, g.inputHeight, g.inputWidth).apply(entry.grid, out);
         const score = scores.peaks ? entry.score : mapMax;
         checkFinite(entry.grid, score, image.item.path);
-        finished.push({ ...loaded, map: out, mapMax, score });
+        ready.set(image.index, { ...loaded, map: out, mapMax, score });
       }
     });
     if (options.timing) options.timing.method += (performance.now() - t0) / 1000;
@@ -291,7 +313,10 @@ export async function* scoreImages(
         detail: `image ${last.index + 1}: tile ${last.done}/${last.rects.length}`,
       });
     }
-    for (const r of finished) {
+    for (; ready.has(next); next++) {
+      const r = ready.get(next);
+      ready.delete(next);
+      if (!r) continue;
       yield r;
       done++;
       options.onProgress?.({ task: options.task ?? 'score', done, total: items.length, unit: 'images' });

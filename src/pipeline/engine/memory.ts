@@ -139,7 +139,21 @@ export interface FitPlan {
   onPlan?: (message: string) => void;
 }
 
-/** Peak bytes of a run: the method's part, the backbone's batch, images decoded ahead, the process. */
+/**
+ * Network inputs held back, in pixels, while they wait for more of their shape (images of several
+ * shapes; inspector.ts, inputBatches): past it the oldest shape's inputs go through as they are.
+ */
+export const HOLD_PIXELS = 4 * 32 * 224 * 224;
+/**
+ * What the held inputs cost at most: their images' float tensors and RGB bytes (15 bytes a pixel), and
+ * the maps and RGB bytes of images scored ahead of an earlier one still held (7 bytes a pixel).
+ */
+const HOLD_BYTES = 22 * HOLD_PIXELS;
+
+/**
+ * Peak bytes of a run: the method's part, the backbone's batch, images decoded ahead, inputs held for
+ * batches of one shape, the process.
+ */
 export function peakBytes(
   methodBytes: number,
   inputPixels: number,
@@ -155,6 +169,7 @@ export function peakBytes(
     methodBytes +
     backboneBytes(inputPixels, inBatch) +
     2 * 11 * imagePixels +
+    HOLD_BYTES +
     decodingBytes(decodeBytes)
   );
 }

@@ -207,7 +207,7 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
         backbone,
         chunk.map((a) => a.item),
         { mode: 'scale', scale: 1 },
-        { batch },
+        { batch, inOrder: true },
       )) {
         const owners = b.inputs.map(({ image }) => chunk[image.index].owner);
         await fitter.add(
@@ -223,7 +223,8 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
       skipped++;
       warn(`${tr('left out', '除外')}: ${error.message}`);
     };
-    for await (const b of inputBatches(backbone, all, preprocess, { batch, onError })) {
+    // in the images' order: the classifier's fit follows the order its features come in
+    for await (const b of inputBatches(backbone, all, preprocess, { batch, onError, inOrder: true })) {
       const images = b.inputs.map(({ image }) => image.index);
       await fitter.add(
         b.features,
