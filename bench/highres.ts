@@ -10,7 +10,7 @@
  *   npx tsx bench/make-highres.ts --out /tmp/highres
  *   npx tsx bench/highres.ts --data /tmp/highres --python /path/to/venv/bin/python
  *       [--runs kensa-padim,kensa-patchcore,ref-padim,ref-patchcore]
- *       ["--padim=--scale 0.5 --tile 256 --overlap 64"] ["--patchcore=--scale 0.5 --tile 512 --coreset 0.0025"]
+ *       ["--padim=--scale 0.5 --tile 256 --overlap 64"] ["--patchcore=--scale 0.5 --tile 512"]
  *       [--ref-size 512]
  */
 import { execFileSync } from 'node:child_process';
@@ -30,7 +30,7 @@ const { values } = parseArgs({
     references: { type: 'string', default: resolve(here, '../../shared/reference') },
     runs: { type: 'string', default: 'kensa-padim,kensa-patchcore,ref-padim,ref-patchcore' },
     padim: { type: 'string', default: '--scale 0.5 --tile 256 --overlap 64' },
-    patchcore: { type: 'string', default: '--scale 0.5 --tile 512 --coreset 0.0025' },
+    patchcore: { type: 'string', default: '--scale 0.5 --tile 512' },
     'ref-size': { type: 'string', default: '512' },
   },
 });

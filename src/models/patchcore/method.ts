@@ -21,10 +21,21 @@ import { tr } from '../../i18n.js';
 /** The most patches a coreset is taken from (the bound that keeps fitting's memory and time in reach). */
 export const MAX_PATCHES = 4_000_000;
 
-function coresetFor(settings: FitSettings): number {
-  const c = settings.coreset ?? DEFAULT_CORESET;
-  checkOption('coreset', c);
-  return c;
+/**
+ * The most bank rows per training image when --coreset is not given. A 224-pixel image gives ~800
+ * patches and keeps its DEFAULT_CORESET share (~80); a camera image in tiles gives tens of thousands of
+ * patches of one surface, which repeat each other: past this bound they add search time (every test
+ * patch is compared with the bank), not coverage (BENCHMARKS.md, high resolution).
+ */
+export const BANK_ROWS_PER_IMAGE = 128;
+
+/** The coreset share: --coreset, else DEFAULT_CORESET bounded by BANK_ROWS_PER_IMAGE rows per image. */
+export function coresetFor(settings: Pick<FitSettings, 'coreset' | 'cellsPerImage'>): number {
+  if (settings.coreset !== undefined) {
+    checkOption('coreset', settings.coreset);
+    return settings.coreset;
+  }
+  return Math.min(DEFAULT_CORESET, BANK_ROWS_PER_IMAGE / Math.max(1, settings.cellsPerImage));
 }
 
 function estimate(settings: FitSettings, coreset: number): Estimate {
