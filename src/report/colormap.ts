@@ -47,3 +47,11 @@ export function jet(t: number): [number, number, number] {
   const i = Math.max(0, Math.min(255, Math.round(t * 255)));
   return [LUT[i * 3], LUT[i * 3 + 1], LUT[i * 3 + 2]];
 }
+
+/** jet(t) written into out[at..at+2] (no array per pixel: maps of millions of pixels). */
+export function jetInto(t: number, out: Uint8Array, at: number): void {
+  const i = t >= 1 ? 255 : t > 0 ? Math.round(t * 255) : 0;
+  out[at] = LUT[i * 3];
+  out[at + 1] = LUT[i * 3 + 1];
+  out[at + 2] = LUT[i * 3 + 2];
+}

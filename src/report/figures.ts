@@ -13,7 +13,7 @@ import sharp, { type OverlayOptions } from 'sharp';
 import { tr } from '../i18n.js';
 import { openImage } from '../image/load.js';
 import { shownRegion, type Geometry } from '../image/preprocess.js';
-import { jet } from './colormap.js';
+import { jet, jetInto } from './colormap.js';
 
 /** A box in original-image pixels with its peak score (a decision's region). */
 export interface FigureRegion {
@@ -66,12 +66,43 @@ export function heatOverlay(
   range: [number, number],
   alpha = 0.5,
 ): Uint8Array {
-  const out = new Uint8Array(rgb.length);
+  const out = colouredMap(map, range);
+  for (let i = 0; i < out.length; i++) out[i] = Math.round((1 - alpha) * rgb[i] + alpha * out[i]);
+  return out;
+}
+
+/** The map in jet colours over [low, high], as RGB. */
+export function colouredMap(map: Float32Array, range: [number, number]): Uint8Array {
+  const out = new Uint8Array(map.length * 3);
   const [lo, hi] = range;
   const span = hi > lo ? hi - lo : 1;
-  for (let i = 0; i < map.length; i++) {
-    const c = jet((map[i] - lo) / span);
-    for (let k = 0; k < 3; k++) out[i * 3 + k] = Math.round((1 - alpha) * rgb[i * 3 + k] + alpha * c[k]);
+  for (let i = 0; i < map.length; i++) jetInto((map[i] - lo) / span, out, i * 3);
+  return out;
+}
+
+/**
+ * A map of W×H values shrunk to w×h (w ≤ W, h ≤ H) by averaging the values each target pixel covers: a
+ * picture smaller than the processed image colours only the pixels it shows.
+ */
+export function shrinkMap(map: Float32Array, W: number, H: number, w: number, h: number): Float32Array {
+  if (w === W && h === H) return map;
+  if (w > W || h > H) throw new RangeError(`shrinkMap: ${W}×${H} cannot shrink to ${w}×${h}`);
+  const out = new Float32Array(w * h);
+  const xs = Int32Array.from({ length: w + 1 }, (_, x) => Math.floor((x * W) / w));
+  const row = new Float64Array(w);
+  for (let y = 0; y < h; y++) {
+    const y0 = Math.floor((y * H) / h);
+    const y1 = Math.floor(((y + 1) * H) / h);
+    row.fill(0);
+    for (let sy = y0; sy < y1; sy++) {
+      const o = sy * W;
+      for (let x = 0; x < w; x++) {
+        let s = 0;
+        for (let sx = xs[x]; sx < xs[x + 1]; sx++) s += map[o + sx];
+        row[x] += s;
+      }
+    }
+    for (let x = 0; x < w; x++) out[y * w + x] = row[x] / ((y1 - y0) * (xs[x + 1] - xs[x]));
   }
   return out;
 }
@@ -306,15 +337,16 @@ export async function overlayPng(
   const top = Math.max(0, Math.round(ry * scale));
   const mw = Math.max(1, Math.min(w - left, Math.round(rw * scale)));
   const mh = Math.max(1, Math.min(h - top, Math.round(rh * scale)));
-  const mapPx = new Uint8Array(map.length * 3);
-  const [lo, hi] = range;
-  for (let i = 0; i < map.length; i++) mapPx.set(jet((map[i] - lo) / (hi - lo || 1)), i * 3);
-  const heat = await sharp(Buffer.from(mapPx), {
-    raw: { width: g.inputWidth, height: g.inputHeight, channels: 3 },
-  })
-    .resize(mw, mh, { fit: 'fill', kernel: 'linear' })
-    .raw()
-    .toBuffer();
+  // a camera image's overlay is smaller than its map: the map is shrunk first, then coloured
+  const shrinks = mw <= g.inputWidth && mh <= g.inputHeight;
+  const heat = shrinks
+    ? colouredMap(shrinkMap(map, g.inputWidth, g.inputHeight, mw, mh), range)
+    : await sharp(Buffer.from(colouredMap(map, range)), {
+        raw: { width: g.inputWidth, height: g.inputHeight, channels: 3 },
+      })
+        .resize(mw, mh, { fit: 'fill', kernel: 'linear' })
+        .raw()
+        .toBuffer();
   const out = Buffer.from(rgb);
   for (let y = 0; y < mh; y++) {
     for (let x = 0; x < mw * 3; x++) {
@@ -420,10 +452,19 @@ export async function thumbnailJpeg(
   range: [number, number],
   side = 160,
 ): Promise<Uint8Array> {
-  const px = heatOverlay(rgb, map, range, 0.45);
   const s = Math.min(1, side / Math.max(width, height));
-  return await sharp(Buffer.from(px), { raw: { width, height, channels: 3 } })
-    .resize(Math.max(1, Math.round(width * s)), Math.max(1, Math.round(height * s)), { fit: 'fill' })
+  const w = Math.max(1, Math.round(width * s));
+  const h = Math.max(1, Math.round(height * s));
+  // shrunk first, then blended: a camera image's thumbnail colours 160 px, not millions
+  const small =
+    s < 1
+      ? await sharp(Buffer.from(rgb), { raw: { width, height, channels: 3 } })
+          .resize(w, h, { fit: 'fill' })
+          .raw()
+          .toBuffer()
+      : rgb;
+  const px = heatOverlay(small, shrinkMap(map, width, height, w, h), range, 0.45);
+  return await sharp(Buffer.from(px), { raw: { width: w, height: h, channels: 3 } })
     .jpeg({ quality: 80 })
     .toBuffer();
 }

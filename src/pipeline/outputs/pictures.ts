@@ -85,8 +85,13 @@ export function commonRoot(paths: string[]): string | undefined {
 /** The map on the scale of the image score, as every picture shows it (colours, threshold, regions agree). */
 function displayMap(r: ScoredImage): Float32Array {
   const scale = mapScale(r);
-  return scale === 1 ? r.map : r.map.map((v) => v * scale);
+  if (scale === 1) return r.map;
+  // the thumbnail, the overlay and the figure of one image share it (a camera image's map is millions)
+  let shown = displayed.get(r);
+  if (!shown) displayed.set(r, (shown = r.map.map((v) => v * scale)));
+  return shown;
 }
+const displayed = new WeakMap<ScoredImage, Float32Array>();
 
 export async function writeFigure(
   path: string,
