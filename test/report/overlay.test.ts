@@ -4,24 +4,30 @@ import { describe, expect, it } from 'vitest';
 import { jet } from '../../src/report/colormap.js';
 import { overlayPng, shrinkMap, thumbnailJpeg } from '../../src/report/figures.js';
 
+/** A uniform gray image of W×H as RGB bytes and PNG, and the geometry of processing it as it is. */
+async function grayImage(W: number, H: number) {
+  const rgb = new Uint8Array(W * H * 3).fill(100);
+  const png = await sharp(Buffer.from(rgb), { raw: { width: W, height: H, channels: 3 } })
+    .png()
+    .toBuffer();
+  const g = {
+    resizedWidth: W,
+    resizedHeight: H,
+    left: 0,
+    top: 0,
+    inputWidth: W,
+    inputHeight: H,
+    scaleX: 1,
+    scaleY: 1,
+  };
+  return { rgb, png, g };
+}
+
 describe('overlay opacity', () => {
   it('mixes the photograph and the heat map in the proportion asked', async () => {
     const [W, H] = [32, 16];
-    const rgb = new Uint8Array(W * H * 3).fill(100);
-    const png = await sharp(Buffer.from(rgb), { raw: { width: W, height: H, channels: 3 } })
-      .png()
-      .toBuffer();
+    const { rgb, png, g } = await grayImage(W, H);
     const map = new Float32Array(W * H).fill(1);
-    const g = {
-      resizedWidth: W,
-      resizedHeight: H,
-      left: 0,
-      top: 0,
-      inputWidth: W,
-      inputHeight: H,
-      scaleX: 1,
-      scaleY: 1,
-    };
     const pixel = async (opacity: number) => {
       const out = await overlayPng(png, map, g, [0, 1], [], rgb, 1024, opacity);
       const { data } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
@@ -48,22 +54,9 @@ describe('pictures of a large image', () => {
 
   it('colour the overlay and the thumbnail where the map is high, at the picture’s size', async () => {
     const [W, H] = [2400, 1200];
-    const rgb = new Uint8Array(W * H * 3).fill(100);
-    const png = await sharp(Buffer.from(rgb), { raw: { width: W, height: H, channels: 3 } })
-      .png()
-      .toBuffer();
+    const { rgb, png, g } = await grayImage(W, H);
     // hot in the right half only
     const map = Float32Array.from({ length: W * H }, (_, i) => (i % W >= W / 2 ? 1 : 0));
-    const g = {
-      resizedWidth: W,
-      resizedHeight: H,
-      left: 0,
-      top: 0,
-      inputWidth: W,
-      inputHeight: H,
-      scaleX: 1,
-      scaleY: 1,
-    };
     const overlay = await sharp(await overlayPng(png, map, g, [0, 1], [], rgb, 1024, 1))
       .raw()
       .toBuffer({ resolveWithObject: true });
