@@ -43,14 +43,17 @@ for (let i = 0; i < 256; i++) {
 }
 
 /** RGB of jet at t ∈ [0, 1] (clamped). */
+/** The table entry of t in [0, 1] (clamped). */
+const entry = (t: number) => Math.max(0, Math.min(255, Math.round(t * 255)));
+
 export function jet(t: number): [number, number, number] {
-  const i = Math.max(0, Math.min(255, Math.round(t * 255)));
+  const i = entry(t);
   return [LUT[i * 3], LUT[i * 3 + 1], LUT[i * 3 + 2]];
 }
 
 /** jet(t) written into out[at..at+2] (no array per pixel: maps of millions of pixels). */
 export function jetInto(t: number, out: Uint8Array, at: number): void {
-  const i = t >= 1 ? 255 : t > 0 ? Math.round(t * 255) : 0;
+  const i = entry(t);
   out[at] = LUT[i * 3];
   out[at + 1] = LUT[i * 3 + 1];
   out[at + 2] = LUT[i * 3 + 2];

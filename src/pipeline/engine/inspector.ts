@@ -19,7 +19,9 @@ import { getMethod } from '../../models/registry.js';
 import { MapStep, type MapSettings } from '../../postprocess/anomaly-map.js';
 import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
-import { checkScoring, gib, HOLD_PIXELS } from './memory.js';
+import { BATCH_PIXELS, checkScoring, gib, HOLD_PIXELS } from './memory.js';
+
+export { BATCH_PIXELS };
 import type { KensaModel } from '../contracts/model-file.js';
 import { tr } from '../../i18n.js';
 
@@ -27,14 +29,13 @@ import { tr } from '../../i18n.js';
 export const DEFAULT_BATCH = 32;
 /** Most network inputs per backbone batch while fitting (calibration scoring uses DEFAULT_BATCH). */
 export const DEFAULT_FIT_BATCH = 16;
-/** Input pixels per backbone batch: batches of large inputs (tiles, high resolution) hold fewer of them. */
-export const BATCH_PIXELS = 32 * 224 * 224;
 /**
- * The same while fitting, when every training patch is held besides: half, so that the backbone's own
- * buffers for tiles stay small (3872×3200 camera images at --scale 0.5 --tile 512: 3 tiles a batch, peak
- * 2.54 GB against 2.74 at 6, the same time; 224-pixel images: DEFAULT_FIT_BATCH of them, as before).
+ * Input pixels per backbone batch while fitting, when every training patch is held besides: half of
+ * BATCH_PIXELS (memory.ts), so that the backbone's own buffers for tiles stay small (3872×3200 camera
+ * images at --scale 0.5 --tile 512: 3 tiles a batch, peak 2.54 GB against 2.74 at 6, the same time;
+ * 224-pixel images: DEFAULT_FIT_BATCH of them, as before).
  */
-export const FIT_BATCH_PIXELS = 16 * 224 * 224;
+export const FIT_BATCH_PIXELS = BATCH_PIXELS / 2;
 /** Processed pixels decoded ahead of the backbone. */
 const PREFETCH_PIXELS = 48 * 224 * 224;
 

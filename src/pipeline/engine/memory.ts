@@ -139,11 +139,14 @@ export interface FitPlan {
   onPlan?: (message: string) => void;
 }
 
+/** Input pixels per backbone batch: batches of large inputs (tiles, high resolution) hold fewer of them. */
+export const BATCH_PIXELS = 32 * 224 * 224;
+
 /**
  * Network inputs held back, in pixels, while they wait for more of their shape (images of several
  * shapes; inspector.ts, inputBatches): past it the oldest shape's inputs go through as they are.
  */
-export const HOLD_PIXELS = 4 * 32 * 224 * 224;
+export const HOLD_PIXELS = 4 * BATCH_PIXELS;
 /**
  * What the held inputs cost at most: their images' float tensors and RGB bytes (15 bytes a pixel), and
  * the maps and RGB bytes of images scored ahead of an earlier one still held (7 bytes a pixel).
@@ -161,7 +164,7 @@ export function peakBytes(
   imagePixels: number,
   decodeBytes = 0,
 ): number {
-  const inBatch = Math.max(1, Math.min(batch, Math.floor((32 * 224 * 224) / inputPixels)));
+  const inBatch = Math.max(1, Math.min(batch, Math.floor(BATCH_PIXELS / inputPixels)));
   // a decoded image: float tensor, RGB bytes and the map (4 + 3 + 4 bytes per pixel), two at a time;
   // and the decoder's own buffers of the images being decoded
   return (
@@ -286,7 +289,7 @@ export async function checkScoring(
   const inputPixels = input.width * input.height;
   const imagePixels = typical.image || inputPixels;
   const cells = inputPixels / (method.stride * method.stride);
-  const inBatch = Math.max(1, Math.min(batch, Math.floor((32 * 224 * 224) / inputPixels)));
+  const inBatch = Math.max(1, Math.min(batch, Math.floor(BATCH_PIXELS / inputPixels)));
   const peak = peakBytes(
     method.scoreBytes(state, inBatch, cells),
     inputPixels,
