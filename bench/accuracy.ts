@@ -28,6 +28,13 @@ export const VARIANTS: Record<string, Partial<TrainOptions>> = {
   padim: { method: 'padim', preprocess: { mode: 'resize', size: 224 } },
   'patchcore-kfold': { folds: 5 },
   'padim-kfold': { method: 'padim', preprocess: { mode: 'resize', size: 224 }, folds: 5 },
+  // backbones available offline (issue 22): the larger EfficientNet-Lite weights
+  'patchcore-lite1': { backbone: 'efficientnet_lite1' },
+  'patchcore-lite2': { backbone: 'efficientnet_lite2' },
+  'padim-lite2': { method: 'padim', backbone: 'efficientnet_lite2', preprocess: { mode: 'resize', size: 224 } },
+  // resolution, aspect kept
+  'patchcore-320': { preprocess: { mode: 'fit', size: 320 } },
+  'patchcore-448': { preprocess: { mode: 'fit', size: 448 } },
 };
 
 const { values } = parseArgs({
@@ -52,7 +59,23 @@ const store: Record<string, Result> = existsSync(storeFile)
   ? (JSON.parse(readFileSync(storeFile, 'utf8')) as Record<string, Result>)
   : {};
 
-const variants = values.variants!.split(',').map((v) => {
+/** Splits at the commas outside braces (a `name=JSON` variant has commas of its own). */
+function topLevel(list: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < list.length; i++) {
+    if (list[i] === '{') depth++;
+    else if (list[i] === '}') depth--;
+    else if (list[i] === ',' && depth === 0) {
+      parts.push(list.slice(start, i));
+      start = i + 1;
+    }
+  }
+  return [...parts, list.slice(start)].filter(Boolean);
+}
+
+const variants = topLevel(values.variants!).map((v) => {
   const eq = v.indexOf('=');
   if (eq > 0) return { name: v.slice(0, eq), options: JSON.parse(v.slice(eq + 1)) as Partial<TrainOptions> };
   if (!VARIANTS[v]) throw new Error(`unknown variant '${v}'; known: ${Object.keys(VARIANTS).join(', ')}`);
