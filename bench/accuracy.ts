@@ -31,7 +31,11 @@ export const VARIANTS: Record<string, Partial<TrainOptions>> = {
   // backbones available offline (issue 22): the larger EfficientNet-Lite weights
   'patchcore-lite1': { backbone: 'efficientnet_lite1' },
   'patchcore-lite2': { backbone: 'efficientnet_lite2' },
-  'padim-lite2': { method: 'padim', backbone: 'efficientnet_lite2', preprocess: { mode: 'resize', size: 224 } },
+  'padim-lite2': {
+    method: 'padim',
+    backbone: 'efficientnet_lite2',
+    preprocess: { mode: 'resize', size: 224 },
+  },
   // resolution, aspect kept
   'patchcore-320': { preprocess: { mode: 'fit', size: 320 } },
   'patchcore-448': { preprocess: { mode: 'fit', size: 448 } },

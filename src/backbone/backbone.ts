@@ -8,6 +8,8 @@ import { readCheckpoint, type StateDict } from './checkpoint.js';
 import { buildBackboneGraph, FEATURE_OUTPUTS, INPUT_NAME } from './graph.js';
 import { getBackbone, type BackboneSpec } from './registry.js';
 import { OnnxSession, type RunOutput } from '../onnx/runtime.js';
+import { sha256Bytes } from '../util/hash.js';
+import { canonicalBackboneGraph, checkProbe, onnxBackboneName, PROBE } from './onnx-backbone.js';
 import { resolveWeights, type ResolveOptions, type ResolvedWeights } from './weights.js';
 
 export { IMAGENET_MEAN, IMAGENET_STD } from '../image/preprocess.js';
@@ -38,10 +40,12 @@ export async function backboneGraph(
 
 export class Backbone {
   private constructor(
-    readonly spec: BackboneSpec,
+    readonly name: string,
     private readonly session: OnnxSession,
     readonly channels: [number, number, number],
     readonly weights?: ResolvedWeights,
+    /** The registry's entry; absent for a network brought as an ONNX file. */
+    readonly spec?: BackboneSpec,
   ) {}
 
   /** Resolves the weights (file, cache, download), reads them and builds the network. */
@@ -67,11 +71,68 @@ export class Backbone {
       FEATURE_OUTPUTS,
     );
     const channels = FEATURE_OUTPUTS.map((n) => probe[n].dims[1]) as [number, number, number];
-    return new Backbone(spec, session, channels, weights);
+    return new Backbone(spec.name, session, channels, weights, spec);
   }
 
-  get name(): string {
-    return this.spec.name;
+  /**
+   * A feature extractor brought as an ONNX file (onnx-backbone.ts): `bytes` the file as it is, `layers`
+   * the names of its feature maps at strides 4, 8 and 16, `file` its path (for messages and the name).
+   * A probe batch checks that it runs at other sizes and reads its strides and channels.
+   */
+  static async fromOnnx(
+    bytes: Uint8Array,
+    layers: readonly string[],
+    file: string,
+    options: Pick<BackboneOptions, 'threads'> = {},
+  ): Promise<Backbone> {
+    const graph = canonicalBackboneGraph(bytes, layers, file);
+    let session: OnnxSession;
+    try {
+      session = await OnnxSession.create(graph, { threads: options.threads });
+    } catch (error) {
+      throw new KensaError('E_FORMAT', `onnxruntime cannot load the network: ${(error as Error).message}`, {
+        file,
+        cause: error,
+      });
+    }
+    const { batch, height, width } = PROBE;
+    let probe: Record<string, RunOutput>;
+    try {
+      probe = await session.run(
+        {
+          [INPUT_NAME]: {
+            data: new Float32Array(batch * 3 * height * width),
+            dims: [batch, 3, height, width],
+          },
+        },
+        FEATURE_OUTPUTS,
+      );
+    } catch (error) {
+      await session.release();
+      throw new KensaError(
+        'E_ARGUMENT',
+        `the network does not run on a batch of ${batch} images of ${height}×${width} (${(error as Error).message}). ` +
+          "kensa feeds batches of any size at the model's input size: export it with dynamic batch, height and width (tools/export_backbone.py does)",
+        { file, cause: error },
+      );
+    }
+    try {
+      const channels = checkProbe(
+        FEATURE_OUTPUTS.map((n) => probe[n]),
+        layers,
+        file,
+      );
+      const weights: ResolvedWeights = {
+        path: file,
+        sha256: sha256Bytes(bytes),
+        origin: 'file',
+        official: false,
+      };
+      return new Backbone(onnxBackboneName(file), session, channels, weights);
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
   }
 
   private feeds(

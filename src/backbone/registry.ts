@@ -4,6 +4,7 @@
  * family is one entry here.
  */
 import { unknownChoice } from '../util/errors.js';
+import type { OnnxBackboneSpec } from './onnx-backbone.js';
 
 export interface WeightSource {
   /** File name in the cache folder (the name of the downloaded file). */
@@ -39,6 +40,12 @@ export interface ModelBackbone {
   weights_sha256: string;
   weights_official: boolean;
   channels: [number, number, number];
+  /**
+   * A network brought as an ONNX file (kensa train --backbone-onnx): its file name, the names of its
+   * three feature maps and its size. The file itself is in the model (tensor backbone.onnx), its sha256
+   * in weights_sha256.
+   */
+  onnx?: OnnxBackboneSpec;
 }
 
 export interface BackboneSpec {

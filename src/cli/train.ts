@@ -53,6 +53,20 @@ export function register(program: Command): void {
         'backbone weights file (default: the cache, else download)',
         'バックボーンの重みファイル（既定: キャッシュ、なければダウンロード）',
       ),
+    )
+    .option(
+      '--backbone-onnx <file>',
+      tr(
+        'your own feature extractor as an ONNX file, instead of --backbone (kept in the model; see tools/export_backbone.py)',
+        '--backbone の代わりに自前の特徴抽出器（ONNX ファイル。モデルに収めます。tools/export_backbone.py 参照）',
+      ),
+    )
+    .option(
+      '--layers <a,b,c>',
+      tr(
+        'with --backbone-onnx: names of its feature maps at strides 4, 8 and 16',
+        '--backbone-onnx と併用: ストライド 4・8・16 の特徴マップの名前',
+      ),
     );
   addOptions(command, ['size']);
   command.option(
@@ -86,7 +100,11 @@ export function register(program: Command): void {
         out: o.out,
         force: o.force,
         method: o.method,
-        backbone: o.backbone,
+        // the default --backbone gives way to --backbone-onnx; one given on the command line is refused with it
+        backbone:
+          o.backboneOnnx && command.getOptionValueSource('backbone') !== 'cli' ? undefined : o.backbone,
+        backboneOnnx: o.backboneOnnx,
+        layers: o.layers,
         weights: o.weights,
         preprocess: preprocessFrom(o),
         d: o.d,

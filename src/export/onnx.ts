@@ -23,6 +23,7 @@
  * plus `kensa_version`, `method`, `thresholds`, `preprocess` as their own keys for quick reading.
  */
 import { backboneGraph } from '../backbone/backbone.js';
+import { canonicalBackboneGraph, checkExportable } from '../backbone/onnx-backbone.js';
 import { FEATURE_OUTPUTS, INPUT_NAME } from '../backbone/graph.js';
 import { IMAGENET_MEAN, IMAGENET_STD, fixedInputSize } from '../image/preprocess.js';
 import { getMethod } from '../models/registry.js';
@@ -159,6 +160,28 @@ const tilingRule = (ownScore: boolean) =>
       (ownScore ? "the 'score' of the tile with the largest 'peak'." : "the map's maximum ('map_max')."),
   ].join(' ');
 
+/** The backbone's graph: built from the weights, or a user's network from the model (canonical form). */
+async function backboneBytesOf(model: KensaModel, options: ExportOptions): Promise<Uint8Array> {
+  const { onnx: own, name } = model.meta.backbone;
+  if (own) {
+    if (!model.backboneOnnx)
+      throw new KensaError('E_ARGUMENT', `the model's ONNX backbone ${own.file} was not loaded with it`);
+    if (options.weights)
+      throw new KensaError(
+        'E_ARGUMENT',
+        `the model carries its own backbone (${own.file}, brought with --backbone-onnx); --weights does not apply to it`,
+      );
+    checkExportable(model.backboneOnnx, own.file);
+    return canonicalBackboneGraph(model.backboneOnnx, own.layers, own.file);
+  }
+  const { bytes, weights } = await backboneGraph(name, {
+    weights: options.weights,
+    cacheDir: options.cacheDir,
+  });
+  checkWeights(model, weights);
+  return bytes;
+}
+
 /** The model as ONNX bytes (see the top of this file), with its metadata; a tiled model as two graphs. */
 export async function exportOnnx(
   model: KensaModel,
@@ -168,12 +191,7 @@ export async function exportOnnx(
   const tile = meta.preprocess.tile;
   const info = exportInfo(model, options.threshold);
   const method = getMethod(meta.method);
-  const { bytes: backboneBytes, weights } = await backboneGraph(meta.backbone.name, {
-    weights: options.weights,
-    cacheDir: options.cacheDir,
-  });
-  checkWeights(model, weights);
-  const backbone = onnx.ModelProto.decode(backboneBytes).graph!;
+  const backbone = onnx.ModelProto.decode(await backboneBytesOf(model, options)).graph!;
   const shared = new Set<string>([INPUT_NAME, ...FEATURE_OUTPUTS, TILE_OWNED]);
 
   // uint8 NHWC → float NCHW, (x / 255 − mean) / std

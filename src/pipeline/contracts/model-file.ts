@@ -5,7 +5,8 @@
  * and the thresholds. Never pickle, never eval. Same model → same bytes.
  *
  * Tensors: the method's (models/<method>/method.ts: padim.* or patchcore.*) and calibration.scores [n] f32,
- * the calibration scores of the good images (out-of-fold, or of the hold-out).
+ * the calibration scores of the good images (out-of-fold, or of the hold-out); with a user's backbone
+ * (train --backbone-onnx) also backbone.onnx [bytes] u8, the ONNX file as it was given.
  *
  * The header keeps spare space, so a threshold change (kensa threshold --set, kensa test --save-model)
  * rewrites only the header of a kernel copy of the file, never the tensors through memory.
@@ -30,7 +31,7 @@ import type { MethodState } from '../../models/method.js';
 import { getMethod, METHOD_NAMES } from '../../models/registry.js';
 import { PADDINGS, type MapSettings } from '../../postprocess/anomaly-map.js';
 import { KensaError } from '../../util/errors.js';
-import { tensorsDigest } from '../../util/hash.js';
+import { sha256Bytes, tensorsDigest } from '../../util/hash.js';
 import type { CalibrationSummary } from './calibration.js';
 
 export type { CalibrationSummary };
@@ -98,7 +99,12 @@ export interface KensaModel {
   state: MethodState;
   /** Calibration scores of the good images. */
   calibrationScores: Float32Array;
+  /** The ONNX file of a backbone brought by the user (meta.backbone.onnx), as it was given. */
+  backboneOnnx?: Uint8Array;
 }
+
+/** The tensor that holds a user's ONNX backbone (uint8, the file's bytes). */
+const BACKBONE_TENSOR = 'backbone.onnx';
 
 /** The method's own metadata block (stored under its name). */
 export function methodMeta(meta: ModelMetadata): Record<string, unknown> {
@@ -116,6 +122,17 @@ function fileContent(model: KensaModel): { tensors: [string, Tensor][]; metadata
       { dtype: 'float32', shape: [model.calibrationScores.length], data: model.calibrationScores },
     ],
   ];
+  if (model.meta.backbone.onnx) {
+    if (!model.backboneOnnx)
+      throw new KensaError(
+        'E_ARGUMENT',
+        `the model's backbone ${model.meta.backbone.name} is missing its ONNX file`,
+      );
+    all.push([
+      BACKBONE_TENSOR,
+      { dtype: 'uint8', shape: [model.backboneOnnx.length], data: model.backboneOnnx },
+    ]);
+  }
   return {
     tensors: all,
     metadata: {
@@ -239,10 +256,23 @@ function metadataProblem(m: Record<string, unknown>): string | undefined {
   const b = m.backbone;
   if (!isObj(b) || typeof b.name !== 'string' || typeof b.weights_sha256 !== 'string')
     return 'lacks the backbone';
-  try {
-    getBackbone(b.name);
-  } catch {
-    return `names an unknown backbone '${b.name}'`;
+  if (b.onnx !== undefined) {
+    const o = b.onnx;
+    if (
+      !isObj(o) ||
+      typeof o.file !== 'string' ||
+      !isInt(o.bytes, 1) ||
+      !Array.isArray(o.layers) ||
+      o.layers.length !== 3 ||
+      !o.layers.every((l) => typeof l === 'string' && l)
+    )
+      return "lacks the ONNX backbone's file name, size or layer names";
+  } else {
+    try {
+      getBackbone(b.name);
+    } catch {
+      return `names an unknown backbone '${b.name}'`;
+    }
   }
   if (!Array.isArray(b.channels) || b.channels.length !== 3 || !b.channels.every((c) => isInt(c, 1)))
     return 'lacks the backbone channels';
@@ -370,10 +400,20 @@ export function parseModelContent(
     : tensors.get(meta.format_version === 1 ? 'calibration.validation_scores' : 'calibration.scores');
   if (!scores || scores.dtype !== 'float32' || scores.shape.length !== 1)
     invalid(file, 'tensor calibration.scores is missing');
+  let backboneOnnx: Uint8Array | undefined;
+  if (meta.backbone.onnx) {
+    const t = tensors.get(BACKBONE_TENSOR);
+    if (!t || t.dtype !== 'uint8' || t.shape.length !== 1)
+      invalid(file, `tensor ${BACKBONE_TENSOR} (the ONNX backbone ${meta.backbone.onnx.file}) is missing`);
+    backboneOnnx = t.data as Uint8Array;
+    if (sha256Bytes(backboneOnnx) !== meta.backbone.weights_sha256)
+      invalid(file, `its ONNX backbone does not match the sha256 recorded for ${meta.backbone.onnx.file}`);
+  }
   return {
     meta: { ...meta, format_version: MODEL_FORMAT_VERSION },
     state,
     calibrationScores: scores.data as Float32Array,
+    ...(backboneOnnx ? { backboneOnnx } : {}),
   };
 }
 

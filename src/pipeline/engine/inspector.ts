@@ -402,6 +402,17 @@ export interface OpenOptions {
 
 /** Loads a model's backbone; refuses weights that differ from those the model was trained with. */
 export async function backboneFor(model: KensaModel, options: OpenOptions = {}): Promise<Backbone> {
+  const { onnx } = model.meta.backbone;
+  if (onnx) {
+    if (options.weights)
+      throw new KensaError(
+        'E_ARGUMENT',
+        `the model carries its own backbone (${onnx.file}, brought with --backbone-onnx); --weights does not apply to it`,
+      );
+    if (!model.backboneOnnx)
+      throw new KensaError('E_ARGUMENT', `the model's ONNX backbone ${onnx.file} was not loaded with it`);
+    return Backbone.fromOnnx(model.backboneOnnx, onnx.layers, onnx.file, { threads: options.threads });
+  }
   const backbone = await Backbone.load(model.meta.backbone.name, options);
   try {
     if (backbone.weights) checkWeights(model, backbone.weights);

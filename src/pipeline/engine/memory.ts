@@ -134,6 +134,11 @@ export interface FitPlan {
   defaultD?: number;
   batch: number;
   pixelLimit?: number;
+  /**
+   * Bytes of a network the model carries (--backbone-onnx): in the model file, and held twice while
+   * training (the file's bytes and onnxruntime's copy of its weights).
+   */
+  carriedBytes?: number;
   onWarning?: (message: string) => void;
   /** Told the estimate before any work: peak memory against the budget, and the model's size. */
   onPlan?: (message: string) => void;
@@ -202,9 +207,11 @@ export async function fitSettings(method: Method, plan: FitPlan): Promise<FitSet
     defaultD: plan.defaultD,
     onWarning: plan.onWarning,
   };
-  const estimate: Estimate = method.check(settings);
+  const checked: Estimate = method.check(settings);
+  const carried = plan.carriedBytes ?? 0;
+  const estimate = { ...checked, modelBytes: checked.modelBytes + carried };
   const peak = peakBytes(
-    estimate.fitBytes,
+    estimate.fitBytes + 2 * carried,
     typical.inputPixels,
     plan.batch,
     typical.width * typical.height,

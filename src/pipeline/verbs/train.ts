@@ -10,7 +10,9 @@
  * fpr0 is the highest calibration score (no false alarm on any known-good image); the summary says which
  * image sets it, by how much it stands above the next, and what so many images can support.
  */
+import { basename } from 'node:path';
 import { Backbone } from '../../backbone/backbone.js';
+import { parseLayers, readBackboneFile } from '../../backbone/onnx-backbone.js';
 import { KENSA_VERSION } from '../../version.js';
 import { DEFAULT_BACKBONE, getBackbone } from '../../backbone/registry.js';
 import { trainingImages, whyNoTrainingImages, type ImageItem } from '../../data/dataset.js';
@@ -46,6 +48,13 @@ export interface TrainOptions {
   /** 'patchcore' (default) or 'padim'. */
   method?: string;
   backbone?: string;
+  /**
+   * A feature extractor of the user's as an ONNX file, instead of `backbone` (onnx-backbone.ts): its
+   * path, and the names of its feature maps at strides 4, 8 and 16 in `layers`.
+   */
+  backboneOnnx?: string;
+  /** With backboneOnnx: its three feature maps' names (values of the graph), strides 4, 8, 16. */
+  layers?: string | string[];
   weights?: string;
   cacheDir?: string;
   /** Default: aspect ratio kept, about 224×224 pixels. */
@@ -160,7 +169,27 @@ function checkTrainOptions(options: TrainOptions): void {
       'E_ARGUMENT',
       `--method ${method.name} learns from good and NG images: train it with kensa classify train. kensa train fits ${UNSUPERVISED_METHODS.join(' or ')} on good images only`,
     );
-  getBackbone(options.backbone ?? DEFAULT_BACKBONE);
+  if (options.backboneOnnx !== undefined) {
+    if (options.backbone !== undefined || options.weights !== undefined)
+      throw new KensaError(
+        'E_ARGUMENT',
+        `--backbone-onnx brings the network and its weights; leave out ${options.backbone !== undefined ? '--backbone' : '--weights'}`,
+      );
+    if (options.layers === undefined)
+      throw new KensaError(
+        'E_ARGUMENT',
+        '--backbone-onnx needs --layers: the names of the three feature maps in the file, at strides 4, 8 and 16',
+        { file: options.backboneOnnx },
+      );
+    parseLayers(options.layers, options.backboneOnnx);
+  } else {
+    if (options.layers !== undefined)
+      throw new KensaError(
+        'E_ARGUMENT',
+        '--layers names the feature maps of a network given with --backbone-onnx',
+      );
+    getBackbone(options.backbone ?? DEFAULT_BACKBONE);
+  }
   validatePreprocess(options.preprocess ?? { mode: 'fit', size: DEFAULT_SIZE });
   checkOptions(options, ['seed', 'folds', 'quantile', 'batch', 'pixelLimit', 'coreset', 'd', 'mmPerPixel']);
   if (options.valFraction !== undefined) {
@@ -184,7 +213,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const lap = (name: string, since: number) => (timings[name] = (performance.now() - since) / 1000);
   checkTrainOptions(options);
   const method = getMethod(options.method ?? DEFAULT_METHOD);
-  const spec = getBackbone(options.backbone ?? DEFAULT_BACKBONE);
+  const spec =
+    options.backboneOnnx === undefined ? getBackbone(options.backbone ?? DEFAULT_BACKBONE) : undefined;
+  // read before any work, so that a missing or unusable file is told at once
+  const onnxBytes =
+    options.backboneOnnx === undefined ? undefined : await readBackboneFile(options.backboneOnnx);
   const preprocess = validatePreprocess(options.preprocess ?? { mode: 'fit', size: DEFAULT_SIZE });
   const seed = options.seed ?? 0;
   const q = options.quantile ?? OPTIONS.quantile.default;
@@ -225,11 +258,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
 
   let s = performance.now();
-  const backbone = await Backbone.load(spec.name, {
-    weights: options.weights,
-    cacheDir: options.cacheDir,
-    onProgress: options.onProgress,
-  });
+  const backbone = onnxBytes
+    ? await Backbone.fromOnnx(onnxBytes, parseLayers(options.layers!), options.backboneOnnx!)
+    : await Backbone.load(spec!.name, {
+        weights: options.weights,
+        cacheDir: options.cacheDir,
+        onProgress: options.onProgress,
+      });
   lap('load_backbone', s);
   let fitter: Fitter | undefined;
   try {
@@ -242,9 +277,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       seed,
       d: options.d,
       coreset: options.coreset,
-      defaultD: spec.defaultD,
+      // a network of the user's: every channel, as for EfficientNet-Lite (--d chooses fewer)
+      defaultD: spec?.defaultD ?? channels[0] + channels[1] + channels[2],
       batch: options.batch ?? DEFAULT_FIT_BATCH,
       pixelLimit: options.pixelLimit,
+      carriedBytes: onnxBytes?.length,
       onWarning: options.onWarning,
       onPlan: options.onPlan,
     });
@@ -415,10 +452,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         method: method.name,
         kensa_version: KENSA_VERSION,
         backbone: {
-          name: spec.name,
+          name: backbone.name,
           weights_sha256: backbone.weights?.sha256 ?? '',
           weights_official: backbone.weights?.official ?? false,
           channels,
+          ...(onnxBytes
+            ? {
+                onnx: {
+                  file: basename(options.backboneOnnx!),
+                  layers: parseLayers(options.layers!),
+                  bytes: onnxBytes.length,
+                },
+              }
+            : {}),
         },
         preprocess,
         map: method.map,
@@ -438,6 +484,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       },
       state,
       calibrationScores: stored,
+      ...(onnxBytes ? { backboneOnnx: onnxBytes } : {}),
     };
     for (const w of calibrationWarnings(calibration)) options.onWarning?.(w);
     if (options.out) {

@@ -341,6 +341,7 @@ export async function update(options: UpdateOptions): Promise<UpdateResult> {
       },
       state,
       calibrationScores: scores,
+      ...(model.backboneOnnx ? { backboneOnnx: model.backboneOnnx } : {}),
     };
     for (const w of calibrationWarnings(calibration)) options.onWarning?.(w);
     s = performance.now();
