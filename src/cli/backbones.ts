@@ -38,5 +38,11 @@ export function register(program: Command): void {
             `${r.cached ? 'cached    ' : 'not cached'}${r.default ? '  (default)' : ''}`,
         );
       }
+      console.log(
+        tr(
+          '\nany other network: kensa train --backbone-onnx FILE --layers A,B,C (tools/export_backbone.py writes FILE from torchvision or timm)',
+          '\nその他のネットワーク: kensa train --backbone-onnx FILE --layers A,B,C（FILE は tools/export_backbone.py で torchvision や timm から書き出せます）',
+        ),
+      );
     });
 }

@@ -75,6 +75,22 @@ const predictions = (out: string) =>
     ).map((p) => [p.file, p.score]),
   );
 
+/** kensa train on the synthetic set at 96 px through a network of the user's. */
+const trainOwn = (network: string, layers: string, out: string) =>
+  kensa(
+    'train',
+    '--data',
+    data,
+    '--size',
+    '96',
+    '--backbone-onnx',
+    network,
+    '--layers',
+    layers,
+    '--out',
+    out,
+  );
+
 beforeAll(async () => {
   await makeSyntheticDataset(data, { size: 96, train: 16, testGood: 4, testPerDefect: 3, seed: 31 });
   writeFileSync(file, await userGraph());
@@ -86,19 +102,7 @@ describe('kensa train --backbone-onnx', () => {
 
   beforeAll(() => {
     kensa('train', '--data', data, '--size', '96', '--out', builtin);
-    const r = kensa(
-      'train',
-      '--data',
-      data,
-      '--size',
-      '96',
-      '--backbone-onnx',
-      file,
-      '--layers',
-      LAYERS,
-      '--out',
-      own,
-    );
+    const r = trainOwn(file, LAYERS, own);
     expect(r.stdout).toContain('backbone onnx:lite0-user.onnx');
   });
 
@@ -260,19 +264,7 @@ describe.skipIf(!torchPython)('tools/export_backbone.py (KENSA_TORCH_PYTHON)', (
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/largest difference from PyTorch \d\.\d+e-0[5-9]/);
     const model = join(dir, 'torch.kensa');
-    kensa(
-      'train',
-      '--data',
-      data,
-      '--size',
-      '96',
-      '--backbone-onnx',
-      out,
-      '--layers',
-      layers,
-      '--out',
-      model,
-    );
+    trainOwn(out, layers, model);
     kensa('predict', '--model', model, '--out', join(dir, 'p-torch'), '--no-overlays', join(data, 'test'));
     kensa('train', '--data', data, '--size', '96', '--out', join(dir, 'builtin-2.kensa'));
     kensa(

@@ -35,6 +35,12 @@ describe('kensa command line (built dist/)', () => {
     ]);
   });
 
+  it('backbones as a table names the cache and the way to bring another network', () => {
+    const r = run('backbones');
+    expect(r.stdout).toMatch(/^efficientnet_lite0 .*\(default\)$/m);
+    expect(r.stdout).toContain('--backbone-onnx FILE --layers A,B,C');
+  });
+
   it('an unknown backbone is an error that lists the choices, with exit code 2', () => {
     const r = run('fetch-weights', 'vgg16');
     expect(r.status).toBe(2);
