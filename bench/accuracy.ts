@@ -36,6 +36,8 @@ export const VARIANTS: Record<string, Partial<TrainOptions>> = {
     backbone: 'efficientnet_lite2',
     preprocess: { mode: 'resize', size: 224 },
   },
+  // image score: the largest patch distance itself instead of anomalib's re-weighting of it
+  'patchcore-max': { neighbors: 1 },
   // resolution, aspect kept
   'patchcore-320': { preprocess: { mode: 'fit', size: 320 } },
   'patchcore-448': { preprocess: { mode: 'fit', size: 448 } },

@@ -109,6 +109,17 @@ export const OPTIONS = {
       'patchcore: メモリバンクに残す学習パッチの割合（既定 0.1）',
     ),
   },
+  neighbors: {
+    kind: 'integer',
+    flag: '--neighbors',
+    value: '<k>',
+    min: 1,
+    max: 64,
+    help: help(
+      "patchcore: bank rows of the image score's re-weighting (default 9, as anomalib; 1 = the largest patch distance)",
+      'patchcore: 画像スコアの再重み付けに使うバンクの行数（既定 9、anomalib と同じ。1 = パッチ距離の最大値）',
+    ),
+  },
   d: {
     kind: 'integer',
     flag: '--d',

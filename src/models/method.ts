@@ -79,6 +79,7 @@ export interface FitSettings {
   /** Method options as given by the user (undefined = the method's default). */
   d?: number;
   coreset?: number;
+  neighbors?: number;
   onWarning?: (message: string) => void;
 }
 

@@ -286,4 +286,26 @@ describe('PatchCore', () => {
     expect(scores.peaks!.score[1]).toBeGreaterThan(scores.peaks!.score[0]);
     expect(scores.peaks!.score[1]).toBeLessThanOrEqual(scores.peaks!.raw[1]);
   });
+
+  it('one neighbour (--neighbors 1): the image score is the largest patch distance itself', async () => {
+    const fit = async (neighbors: number) => {
+      const fitter = new PatchcoreFitter(C, 0.25, neighbors, 0);
+      const rand = mulberry32(8);
+      const whole = { y0: 0, y1: 8, x0: 0, x1: 8 };
+      for (let i = 0; i < 4; i++)
+        await fitter.add(randomMaps(rand, 2, 8, 8), [2 * i, 2 * i + 1], [whole, whole]);
+      const state = await fitter.finish();
+      const scorer = await PatchcoreScorer.open(state.bank, state.dim, state.neighbors, C);
+      const scores = await scorer.score(randomMaps(mulberry32(9), 2, 8, 8));
+      await scorer.release();
+      return { state, peaks: scores.peaks! };
+    };
+    const one = await fit(1);
+    const nine = await fit(9);
+    expect(one.state.neighbors).toBe(1);
+    expect(Array.from(one.state.bank)).toEqual(Array.from(nine.state.bank));
+    expect(Array.from(one.peaks.score)).toEqual(Array.from(one.peaks.raw));
+    expect(Array.from(nine.peaks.raw)).toEqual(Array.from(one.peaks.raw));
+    for (let i = 0; i < 2; i++) expect(nine.peaks.score[i]).toBeLessThan(one.peaks.score[i]);
+  });
 });

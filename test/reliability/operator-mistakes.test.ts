@@ -111,6 +111,8 @@ describe('operator mistakes and file-system facts', () => {
     [['train', '--method', 'padim', '--square', '--size', '8192'], 'of memory'],
     [['train', '--coreset', '0'], "Expected a number in (0, 1] for --coreset but received '0'"],
     [['train', '--method', 'padim', '--coreset', '0.1'], '--coreset applies to --method patchcore only'],
+    [['train', '--neighbors', '0'], "Expected an integer between 1 and 64 for --neighbors but received '0'"],
+    [['train', '--method', 'padim', '--neighbors', '1'], '--neighbors applies to --method patchcore only'],
   ])('5. %j is a usage error before any work (exit 2)', (args, message) => {
     const verb = args[0];
     const common =

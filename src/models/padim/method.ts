@@ -152,11 +152,15 @@ export const padim: Method<PadimState> = {
   inputGrid: (state) => [state.layout.height, state.layout.width],
 
   check(settings) {
-    if (settings.coreset !== undefined)
-      throw new KensaError(
-        'E_ARGUMENT',
-        '--coreset applies to --method patchcore only; leave it out for padim',
-      );
+    for (const [name, value] of [
+      ['--coreset', settings.coreset],
+      ['--neighbors', settings.neighbors],
+    ] as const)
+      if (value !== undefined)
+        throw new KensaError(
+          'E_ARGUMENT',
+          `${name} applies to --method patchcore only; leave it out for padim`,
+        );
     if (!settings.grid) {
       throw new KensaError(
         'E_ARGUMENT',

@@ -92,7 +92,7 @@ export const patchcore: Method<PatchcoreState> = {
     return new PatchcoreFitter(
       settings.channels,
       coresetFor(settings),
-      DEFAULT_NEIGHBORS,
+      settings.neighbors ?? DEFAULT_NEIGHBORS,
       settings.seed,
       settings.images * settings.cellsPerImage,
     );

@@ -131,6 +131,7 @@ export interface FitPlan {
   seed: number;
   d?: number;
   coreset?: number;
+  neighbors?: number;
   defaultD?: number;
   batch: number;
   pixelLimit?: number;
@@ -204,6 +205,7 @@ export async function fitSettings(method: Method, plan: FitPlan): Promise<FitSet
     seed: plan.seed,
     d: plan.d,
     coreset: plan.coreset,
+    neighbors: plan.neighbors,
     defaultD: plan.defaultD,
     onWarning: plan.onWarning,
   };

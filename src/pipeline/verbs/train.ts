@@ -63,6 +63,8 @@ export interface TrainOptions {
   d?: number;
   /** PatchCore: share of the training patches kept in the memory bank (default 0.1). */
   coreset?: number;
+  /** PatchCore: bank rows of the image score's re-weighting (default 9; 1 = the largest patch distance). */
+  neighbors?: number;
   seed?: number;
   /** Replace a model file already at `out` (default: refuse, naming what is there). */
   force?: boolean;
@@ -191,7 +193,17 @@ function checkTrainOptions(options: TrainOptions): void {
     getBackbone(options.backbone ?? DEFAULT_BACKBONE);
   }
   validatePreprocess(options.preprocess ?? { mode: 'fit', size: DEFAULT_SIZE });
-  checkOptions(options, ['seed', 'folds', 'quantile', 'batch', 'pixelLimit', 'coreset', 'd', 'mmPerPixel']);
+  checkOptions(options, [
+    'seed',
+    'folds',
+    'quantile',
+    'batch',
+    'pixelLimit',
+    'coreset',
+    'neighbors',
+    'd',
+    'mmPerPixel',
+  ]);
   if (options.valFraction !== undefined) {
     if (options.folds !== undefined)
       throw new KensaError(
@@ -277,6 +289,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       seed,
       d: options.d,
       coreset: options.coreset,
+      neighbors: options.neighbors,
       // a network of the user's: every channel, as for EfficientNet-Lite (--d chooses fewer)
       defaultD: spec?.defaultD ?? channels[0] + channels[1] + channels[2],
       batch: options.batch ?? DEFAULT_FIT_BATCH,
