@@ -41,6 +41,8 @@ export const VARIANTS: Record<string, Partial<TrainOptions>> = {
   // resolution, aspect kept
   'patchcore-320': { preprocess: { mode: 'fit', size: 320 } },
   'patchcore-448': { preprocess: { mode: 'fit', size: 448 } },
+  // 320 px with the bank of a 224-pixel model (~80 rows per image): the resolution without its search time
+  'patchcore-320-lean': { preprocess: { mode: 'fit', size: 320 }, coreset: 0.05 },
 };
 
 const { values } = parseArgs({
