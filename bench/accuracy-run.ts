@@ -2,7 +2,9 @@
  * One variant of bench/accuracy.ts, in its own process so that its peak RSS is its own: train on
  * DATA/train/good with the given options, test on DATA/test (no figures), print one JSON line with the
  * metrics, recall and false alarms at fpr0, how the calibration scores compare with test/good's under
- * the final model, timings, peak RSS and the model's size.
+ * the final model, timings, peak RSS and the model's size, and every image's score (the training
+ * images' calibration scores and the test images' scores with their labels, for bench/accuracy.ts's
+ * combinations of variants).
  *
  *   npx tsx bench/accuracy-run.ts --data DIR --out DIR --options '{"method":"padim",...}'
  */
@@ -62,5 +64,11 @@ console.log(
     calibration_s: trained.timings_s.calibration ?? 0,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     model_mb: statSync(modelPath).size / 1e6,
+    scores: {
+      calibration: Object.fromEntries(
+        (trained.model.meta.calibration.images ?? []).map((image, i) => [image.file, calibration[i]]),
+      ),
+      test: tested.images.map((i) => [i.file, i.label, i.score]),
+    },
   }),
 );

@@ -9,13 +9,15 @@
  *
  * Data: `mtd` and `mpdd` are ../shared/datasets/mtd and ../shared/datasets/mpdd_metal_plate; any other
  * value is a folder in the MVTec layout. Variants: the names in VARIANTS below (TrainOptions as the
- * library takes them), or `name=JSON` for one given on the command line.
+ * library takes them), `name=JSON` for one given on the command line, or `A+B` for variants scored
+ * together (each measured as itself, then combined image by image: see `combine`).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { auroc } from '../src/metrics/classification.js';
 import type { TrainOptions } from '../src/pipeline/verbs/train.js';
 
 const here = new URL('.', import.meta.url).pathname;
@@ -62,7 +64,7 @@ const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=n
 const version = dirty ? `${commit}+changes` : commit;
 const storeFile = join(here, 'out', 'accuracy.json');
 mkdirSync(join(here, 'out'), { recursive: true });
-type Result = Record<string, number | string | null>;
+type Result = Record<string, unknown>;
 const store: Record<string, Result> = existsSync(storeFile)
   ? (JSON.parse(readFileSync(storeFile, 'utf8')) as Record<string, Result>)
   : {};
@@ -83,17 +85,128 @@ function topLevel(list: string): string[] {
   return [...parts, list.slice(start)].filter(Boolean);
 }
 
-const variants = topLevel(values.variants!).map((v) => {
+type Variant = { name: string; options: Partial<TrainOptions> };
+type Listed = Variant | { name: string; members: Variant[] };
+const given = new Map<string, Variant>();
+function variant(v: string): Variant {
   const eq = v.indexOf('=');
-  if (eq > 0) return { name: v.slice(0, eq), options: JSON.parse(v.slice(eq + 1)) as Partial<TrainOptions> };
-  if (!VARIANTS[v]) throw new Error(`unknown variant '${v}'; known: ${Object.keys(VARIANTS).join(', ')}`);
-  return { name: v, options: VARIANTS[v] };
-});
+  if (eq > 0) {
+    const named = { name: v.slice(0, eq), options: JSON.parse(v.slice(eq + 1)) as Partial<TrainOptions> };
+    given.set(named.name, named);
+    return named;
+  }
+  const known = given.get(v) ?? (VARIANTS[v] ? { name: v, options: VARIANTS[v] } : undefined);
+  if (!known)
+    throw new Error(
+      `unknown variant '${v}'; known: ${[...given.keys(), ...Object.keys(VARIANTS)].join(', ')}`,
+    );
+  return known;
+}
+// `A+B`: the variants scored together (each run as itself, then combined; see `combine`)
+const variants: Listed[] = topLevel(values.variants!).map((v) =>
+  !v.includes('=') && v.includes('+') ? { name: v, members: v.split('+').map(variant) } : variant(v),
+);
 const sets = values
   .data!.split(',')
   .map((d) => ({ name: DATA[d] ? d : basename(d), path: DATA[d] ?? resolve(d) }));
 
 const work = mkdtempSync(join(tmpdir(), 'kensa-accuracy-'));
+const measured = new Map<string, Result>();
+/** One variant's result on one set: read back when measured at this commit, else run in its own process. */
+function measure(set: { name: string; path: string }, v: Variant): Result {
+  const key = JSON.stringify([version, set.path, v.options]);
+  let r = measured.get(key) ?? (values.rerun || version.endsWith('+changes') ? undefined : store[key]);
+  if (r) {
+    if (!measured.has(key)) console.error(`${set.name} / ${v.name}: measured at ${version}, read back`);
+  } else {
+    console.error(`${set.name} / ${v.name} ...`);
+    const out = join(work, `${set.name}-${v.name}`);
+    const run = spawnSync(
+      'npx',
+      [
+        'tsx',
+        join(here, 'accuracy-run.ts'),
+        '--data',
+        set.path,
+        '--out',
+        out,
+        '--options',
+        JSON.stringify(v.options),
+      ],
+      { encoding: 'utf8', maxBuffer: 1 << 26 },
+    );
+    if (run.status !== 0) {
+      console.error(run.stderr.split('\n').slice(-8).join('\n'));
+      r = { error: run.stderr.trim().split('\n').at(-1) ?? 'failed' };
+    } else {
+      r = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Result;
+      store[key] = r;
+      writeFileSync(storeFile, JSON.stringify(store, null, 1));
+    }
+  }
+  measured.set(key, r);
+  return r;
+}
+
+type Scores = { calibration: Record<string, number>; test: [string, 0 | 1, number][] };
+/**
+ * Variants scored together, at the image level: each member's score becomes a z-score against its own
+ * calibration scores (their mean and standard deviation over the training images), and the image's
+ * score is the mean of its members'. fpr0 is the highest combined calibration score of the training
+ * images every member scored, as train sets it for one model. Maps are not combined here (pixel AUROC,
+ * AUPRO and the median ratio n/a); times and model sizes are the members' sums, peak RSS the largest.
+ */
+function combine(members: Result[]): Result {
+  const failed = members.find((r) => r.error);
+  if (failed) return { error: `a member failed: ${failed.error}` };
+  const scores = members.map((r) => r.scores as unknown as Scores | undefined);
+  if (scores.some((s) => !s)) return { error: 'a member was measured before scores were kept; --rerun' };
+  const z = scores.map((s) => {
+    const v = Object.values(s!.calibration);
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length) || 1;
+    return (x: number) => (x - mean) / sd;
+  });
+  const joint = (values: (number | undefined)[]) =>
+    values.some((v) => v === undefined)
+      ? undefined
+      : values.reduce<number>((a, v, i) => a + z[i](v!), 0) / values.length;
+  const calibration = Object.keys(scores[0]!.calibration)
+    .map((file) => joint(scores.map((s) => s!.calibration[file])))
+    .filter((v): v is number => v !== undefined);
+  const byFile = scores.map((s) => new Map(s!.test.map(([file, , score]) => [file, score])));
+  const test = scores[0]!.test.map(([file, label]) => ({
+    label,
+    score: joint(byFile.map((m) => m.get(file)))!,
+  }));
+  if (test.some((t) => t.score === undefined) || calibration.length === 0)
+    return { error: 'the members scored different images' };
+  const fpr0 = Math.max(...calibration);
+  const good = test.filter((t) => t.label === 0).map((t) => t.score);
+  const defective = test.filter((t) => t.label === 1).map((t) => t.score);
+  const highestGood = Math.max(...good);
+  const sum = (k: string) => members.reduce((a, r) => a + (r[k] as number), 0);
+  return {
+    image_auroc: auroc(
+      test.map((t) => t.score),
+      test.map((t) => t.label),
+    ).value,
+    pixel_auroc: null,
+    aupro: null,
+    recall_fpr0: defective.filter((s) => s > fpr0).length / Math.max(1, defective.length),
+    false_alarms_fpr0: good.filter((s) => s > fpr0).length,
+    good: good.length,
+    above_every_good: defective.filter((s) => s > highestGood).length / Math.max(1, defective.length),
+    // z-scores centre on 0: a ratio of their medians says nothing
+    median_ratio: null,
+    train_s: sum('train_s'),
+    calibration_s: sum('calibration_s'),
+    test_s: sum('test_s'),
+    peak_rss_mb: Math.max(...members.map((r) => r.peak_rss_mb as number)),
+    model_mb: sum('model_mb'),
+  };
+}
+
 const rows: { set: string; variant: string; r: Result }[] = [];
 for (const set of sets) {
   if (!existsSync(set.path)) {
@@ -101,34 +214,7 @@ for (const set of sets) {
     continue;
   }
   for (const v of variants) {
-    const key = JSON.stringify([version, set.path, v.options]);
-    let r = values.rerun || version.endsWith('+changes') ? undefined : store[key];
-    if (!r) {
-      console.error(`${set.name} / ${v.name} ...`);
-      const out = join(work, `${set.name}-${v.name}`);
-      const run = spawnSync(
-        'npx',
-        [
-          'tsx',
-          join(here, 'accuracy-run.ts'),
-          '--data',
-          set.path,
-          '--out',
-          out,
-          '--options',
-          JSON.stringify(v.options),
-        ],
-        { encoding: 'utf8', maxBuffer: 1 << 26 },
-      );
-      if (run.status !== 0) {
-        console.error(run.stderr.split('\n').slice(-8).join('\n'));
-        r = { error: run.stderr.trim().split('\n').at(-1) ?? 'failed' };
-      } else {
-        r = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Result;
-        store[key] = r;
-        writeFileSync(storeFile, JSON.stringify(store, null, 1));
-      }
-    } else console.error(`${set.name} / ${v.name}: measured at ${version}, read back`);
+    const r = 'members' in v ? combine(v.members.map((m) => measure(set, m))) : measure(set, v);
     rows.push({ set: set.name, variant: v.name, r });
   }
 }
