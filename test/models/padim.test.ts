@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { FeatureMap } from '../../src/backbone/backbone.js';
 import { chooseChannels } from '../../src/models/padim/embedding.js';
 import { packUpper, unpackUpper } from '../../src/models/padim/method.js';
-import { EPSILON, GaussianFitter, PadimScorer } from '../../src/models/padim/model.js';
+import { EPSILON, GaussianFitter, LeaveOneOutScorer, PadimScorer } from '../../src/models/padim/model.js';
 import { mulberry32 } from '../../src/util/random.js';
 import { relativeMaxError } from '../helpers.js';
 
@@ -15,6 +15,16 @@ function randomMaps(rand: () => number, B: number): [FeatureMap, FeatureMap, Fea
     const h = H >> i;
     const dims: [number, number, number, number] = [B, c, h, h];
     return { dims, data: Float32Array.from({ length: B * c * h * h }, () => 3 + rand() * 2 + i) };
+  }) as [FeatureMap, FeatureMap, FeatureMap];
+}
+
+/** Single-image maps as one batch. */
+function stack(images: [FeatureMap, FeatureMap, FeatureMap][]): [FeatureMap, FeatureMap, FeatureMap] {
+  return images[0].map((first, k) => {
+    const data = new Float32Array(images.length * first.data.length);
+    images.forEach((m, i) => data.set(m[k].data, i * first.data.length));
+    const [, c, h, w] = first.dims;
+    return { dims: [images.length, c, h, w], data };
   }) as [FeatureMap, FeatureMap, FeatureMap];
 }
 
@@ -81,7 +91,7 @@ describe('PaDiM statistics', () => {
     });
     const fitter = new GaussianFitter(layout);
     for (const [i, m] of images.entries()) await fitter.add(m, [i]);
-    const loo = (await fitter.leaveOneOut())!;
+    const loo = (await fitter.leaveOneOut()) as LeaveOneOutScorer;
     for (const i of [0, 3, 6]) {
       const without = new GaussianFitter(layout);
       for (const [j, m] of images.entries()) if (j !== i) await without.add(m, [j]);
@@ -92,6 +102,8 @@ describe('PaDiM statistics', () => {
       const closed = (await loo.score(images[i])).grid;
       expect(relativeMaxError(closed, expected)).toBeLessThan(1e-3);
     }
+    // there, float32 would lose 1 − c·q: each image was scored again in float64
+    expect(loo.rescored).toBe(3);
     await loo.release();
     // with more images than channels and a spread near ε (where A = S/(n − 2) + εI and the final
     // S/(n − 1) + εI differ most) the same; and the leave-one-out model leaves the final statistics as a
@@ -107,7 +119,7 @@ describe('PaDiM statistics', () => {
       await both.add(m, [i]);
       await alone.add(m, [i]);
     }
-    const loo80 = (await both.leaveOneOut())!;
+    const loo80 = (await both.leaveOneOut()) as LeaveOneOutScorer;
     for (const i of [0, 41, 79]) {
       const without = new GaussianFitter(layout);
       for (const [j, m] of many.entries()) if (j !== i) await without.add(m, [j]);
@@ -117,7 +129,33 @@ describe('PaDiM statistics', () => {
       await direct.release();
       expect(relativeMaxError((await loo80.score(many[i])).grid, expected)).toBeLessThan(1e-4);
     }
+    // n ≫ d: float32 throughout
+    expect(loo80.rescored).toBe(0);
     await loo80.release();
+    // one image far from the others (c·q near 1: float64) among many that are not (float32): each is
+    // scored as a model without it scores it, and in one batch as alone
+    const odd = randomMaps(rand, 1);
+    odd.forEach((f) => f.data.forEach((v, i) => (f.data[i] = v * 3)));
+    const mixed = [...many.slice(0, 40), odd];
+    const mixedFitter = new GaussianFitter(layout);
+    for (const [i, m] of mixed.entries()) await mixedFitter.add(m, [i]);
+    const looMixed = (await mixedFitter.leaveOneOut()) as LeaveOneOutScorer;
+    const picked = [0, 40, 1];
+    const batch = (await looMixed.score(stack(picked.map((i) => mixed[i])))).grid;
+    expect(looMixed.rescored).toBe(1);
+    const cells = H * H;
+    for (const [k, i] of picked.entries()) {
+      const without = new GaussianFitter(layout);
+      for (const [j, m] of mixed.entries()) if (j !== i) await without.add(m, [j]);
+      const stats = await without.finish();
+      const direct = await PadimScorer.open(layout, stats.mean, stats.precision);
+      const expected = (await direct.score(mixed[i])).grid;
+      await direct.release();
+      const alone = (await looMixed.score(mixed[i])).grid;
+      expect(relativeMaxError(alone, expected)).toBeLessThan(1e-3);
+      expect(relativeMaxError(batch.subarray(k * cells, (k + 1) * cells), alone)).toBeLessThan(1e-5);
+    }
+    await looMixed.release();
     const [viaLoo, direct80] = [await both.finish(), await alone.finish()];
     expect(relativeMaxError(viaLoo.precision, direct80.precision)).toBeLessThan(1e-6);
     expect(Array.from(viaLoo.mean)).toEqual(Array.from(direct80.mean));

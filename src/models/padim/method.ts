@@ -13,6 +13,7 @@ import { chooseChannels } from './embedding.js';
 import {
   BUFFER_BYTES,
   EPSILON,
+  LOO_BATCH,
   GaussianFitter,
   PADIM_STRIDE,
   PadimScorer,
@@ -124,9 +125,10 @@ function estimate(settings: FitSettings, grid: [number, number], d: number, batc
   const spare = Math.min(1024, P) * d * d * 4;
   const inverse = Math.min(256, P) * d * d * 8 * 3;
   const model = P * ((d * (d + 1)) / 2 + d) * 4;
-  // calibration: leave-one-out keeps the float64 inverses beside the accumulator, and scores in batches
-  // of 8 with float64 products; k folds keep a fold's accumulator beside it
-  const leaveOneOut = 2 * matrices + 3 * P * 8 * d * 8;
+  // calibration: leave-one-out keeps the float32 inverses beside the accumulator, and float64 ones too
+  // where an image needs them (LeaveOneOutScorer), with products for a batch of each; k folds keep a
+  // fold's accumulator beside it
+  const leaveOneOut = 3 * matrices + 3 * P * LOO_BATCH * d * (4 + 8);
   return {
     // the total accumulator, the calibration's matrices, one chunk of embeddings, onnxruntime's chunk buffers
     fitBytes: matrices + Math.max(matrices, leaveOneOut) + BUFFER_BYTES + spare + inverse,

@@ -19,6 +19,17 @@ import { accumulateOuter, invertBatch, invertBatch64 } from './linalg.js';
 export const EPSILON = 0.01;
 /** Grid stride in input pixels (the finest backbone map). */
 export const PADIM_STRIDE = 4;
+/**
+ * Below this c·q, float32's q is enough: a relative error ε in q becomes ε/(2(1 − c·q)) in the distance
+ * (ε·c·q/(1 − c·q) in 1 − c·q, and the square root halves both), at most 5ε here. A float32 dot product of
+ * d = 176 terms is typically good to ~1e-6, so the distance stays within ~5e-6, inside the 1e-5 that
+ * scores are held to. MTD (761 images of 176 channels): c·q stays below it for every patch, and the
+ * calibration scores equal the float64 ones within 3.2e-7 (BENCHMARKS.md, Speed); a few images for many
+ * channels do not (c·q near 1) and are scored in float64 (LeaveOneOutScorer).
+ */
+export const FLOAT32_CQ = 0.9;
+/** Batch of the leave-one-out scorer (its products [P, B, d] in float32, three of them). */
+export const LOO_BATCH = 16;
 /** Largest embedding chunk (bytes) held while fitting: more images per chunk, fewer accumulator passes. */
 export const BUFFER_BYTES = 192 * 1024 * 1024;
 
@@ -161,21 +172,56 @@ export class PadimScorer implements Scorer {
  * Mahalanobis graph with (μ, A⁻¹), and a correction per patch. One inversion and one pass over the images,
  * where k folds take k inversions and two passes; and every image is scored by a model of n − 1 images,
  * so the scores are those of new good images (k-fold's models of (k − 1)/k of the images score higher).
+ * q is computed in float32 where c·q < FLOAT32_CQ for every patch of the image, else in float64.
  */
-class LeaveOneOutScorer implements Scorer {
+export class LeaveOneOutScorer implements Scorer {
   readonly stride = PADIM_STRIDE;
-  /** Its float64 products take twice float32's memory: smaller batches than the default. */
-  readonly batch = 8;
+  /** Batches as large as float32's products allow in the memory estimate (method.ts). */
+  readonly batch = LOO_BATCH;
+  /** Images scored again in float64 so far (some patch's c·q at or above FLOAT32_CQ). */
+  rescored = 0;
+  private exact?: Promise<LeaveOneOutGraph>;
 
-  constructor(private readonly graph: LeaveOneOutGraph) {}
+  /**
+   * `graph` computes in float32; `float64()` makes the float64 graph, the first time an image needs it
+   * (its statistics take twice the memory and a second inversion, which most training sets never need).
+   */
+  constructor(
+    private readonly graph: LeaveOneOutGraph,
+    private readonly float64: () => Promise<LeaveOneOutGraph>,
+  ) {}
 
-  score(features: Features): Promise<PatchScores> {
-    return this.graph.run(features);
+  async score(features: Features): Promise<PatchScores> {
+    const { scores, cq } = await this.graph.run(features);
+    // an image is scored in float64 where float32 would lose 1 − c·q: on its own content only, so its
+    // score does not depend on the other images of the batch
+    const again = Array.from(cq.keys()).filter((b) => !(cq[b] < FLOAT32_CQ));
+    if (again.length === 0) return scores;
+    this.exact ??= this.float64();
+    const exact = await (await this.exact).run(pickBatch(features, again));
+    const cells = scores.dims[1] * scores.dims[2];
+    again.forEach((b, i) =>
+      scores.grid.set(exact.scores.grid.subarray(i * cells, (i + 1) * cells), b * cells),
+    );
+    this.rescored += again.length;
+    return scores;
   }
 
-  release(): Promise<void> {
-    return this.graph.release();
+  async release(): Promise<void> {
+    await this.graph.release();
+    if (this.exact) await (await this.exact).release();
   }
+}
+
+/** The batch elements `which` of each feature map, in that order. */
+function pickBatch(features: Features, which: readonly number[]): Features {
+  return features.map((m) => {
+    const [, c, h, w] = m.dims;
+    const size = c * h * w;
+    const data = new Float32Array(which.length * size);
+    which.forEach((b, i) => data.set(m.data.subarray(b * size, (b + 1) * size), i * size));
+    return { data, dims: [which.length, c, h, w] };
+  }) as unknown as Features;
 }
 
 /**
@@ -299,27 +345,30 @@ export class GaussianFitter implements Fitter<PadimState> {
     const n = total.count;
     const mean = new Float64Array(P * d);
     for (let i = 0; i < P * d; i++) mean[i] = this.shift![i] + total.sum[i] / n;
-    // A = S/(n − 2) + εI, made a chunk of positions at a time from the scatter, inverted and kept in
-    // float64 (see LeaveOneOutGraph)
-    const precision = await invertBatch64(
-      (start, count, into) => {
-        for (let p = 0; p < count; p++) {
-          const o = (start + p) * d * d;
-          const m = (start + p) * d;
-          for (let i = 0; i < d; i++) {
-            const mi = total.sum[m + i] / n;
-            for (let j = 0; j < d; j++)
-              into[p * d * d + i * d + j] =
-                (total.acc[o + i * d + j] - n * mi * (total.sum[m + j] / n)) / (n - 2);
-            into[p * d * d + i * d + i] += EPSILON;
-          }
+    // A = S/(n − 2) + εI, made a chunk of positions at a time from the scatter and inverted (in float64
+    // either way); kept in float32, and in float64 too once an image needs it (LeaveOneOutScorer)
+    const matrix = (start: number, count: number, into: Float32Array) => {
+      for (let p = 0; p < count; p++) {
+        const o = (start + p) * d * d;
+        const m = (start + p) * d;
+        for (let i = 0; i < d; i++) {
+          const mi = total.sum[m + i] / n;
+          for (let j = 0; j < d; j++)
+            into[p * d * d + i * d + j] =
+              (total.acc[o + i * d + j] - n * mi * (total.sum[m + j] / n)) / (n - 2);
+          into[p * d * d + i * d + i] += EPSILON;
         }
-      },
-      P,
-      d,
-      onProgress,
+      }
+    };
+    const a = new Float32Array(P * d * d);
+    matrix(0, P, a);
+    const precision = await invertBatch(a, P, d, onProgress);
+    const float64 = async () =>
+      LeaveOneOutGraph.create(this.layout, mean, await invertBatch64(matrix, P, d), n);
+    return new LeaveOneOutScorer(
+      await LeaveOneOutGraph.create(this.layout, Float32Array.from(mean), precision, n),
+      float64,
     );
-    return new LeaveOneOutScorer(await LeaveOneOutGraph.create(this.layout, mean, precision, n));
   }
 
   /** The statistics; `onProgress` follows the inversion (positions done of all). */
