@@ -29,6 +29,8 @@ export const VARIANTS: Record<string, Partial<TrainOptions>> = {
   patchcore: {},
   padim: { method: 'padim', preprocess: { mode: 'resize', size: 224 } },
   'patchcore-kfold': { folds: 5 },
+  // PatchCore on PaDiM's square input: what one backbone pass feeding both methods would see
+  'patchcore-square': { preprocess: { mode: 'resize', size: 224 } },
   'padim-kfold': { method: 'padim', preprocess: { mode: 'resize', size: 224 }, folds: 5 },
   // backbones available offline (issue 22): the larger EfficientNet-Lite weights
   'patchcore-lite1': { backbone: 'efficientnet_lite1' },
