@@ -1,7 +1,7 @@
 /** The fitted statistics and the scoring graph against straightforward float64 computations. */
 import { describe, expect, it } from 'vitest';
 import type { FeatureMap } from '../../src/backbone/backbone.js';
-import { chooseChannels } from '../../src/models/padim/embedding.js';
+import { chooseChannels, type EmbeddingLayout } from '../../src/models/padim/embedding.js';
 import { packUpper, unpackUpper } from '../../src/models/padim/method.js';
 import { EPSILON, GaussianFitter, LeaveOneOutScorer, PadimScorer } from '../../src/models/padim/model.js';
 import { mulberry32 } from '../../src/util/random.js';
@@ -16,6 +16,21 @@ function randomMaps(rand: () => number, B: number): [FeatureMap, FeatureMap, Fea
     const dims: [number, number, number, number] = [B, c, h, h];
     return { dims, data: Float32Array.from({ length: B * c * h * h }, () => 3 + rand() * 2 + i) };
   }) as [FeatureMap, FeatureMap, FeatureMap];
+}
+
+/** Image i's patch scores under a model fitted on all the other images. */
+async function scoredWithout(
+  layout: EmbeddingLayout,
+  images: [FeatureMap, FeatureMap, FeatureMap][],
+  i: number,
+): Promise<Float32Array> {
+  const without = new GaussianFitter(layout);
+  for (const [j, m] of images.entries()) if (j !== i) await without.add(m, [j]);
+  const stats = await without.finish();
+  const direct = await PadimScorer.open(layout, stats.mean, stats.precision);
+  const grid = (await direct.score(images[i])).grid;
+  await direct.release();
+  return grid;
 }
 
 /** Single-image maps as one batch. */
@@ -93,12 +108,7 @@ describe('PaDiM statistics', () => {
     for (const [i, m] of images.entries()) await fitter.add(m, [i]);
     const loo = (await fitter.leaveOneOut()) as LeaveOneOutScorer;
     for (const i of [0, 3, 6]) {
-      const without = new GaussianFitter(layout);
-      for (const [j, m] of images.entries()) if (j !== i) await without.add(m, [j]);
-      const stats = await without.finish();
-      const direct = await PadimScorer.open(layout, stats.mean, stats.precision);
-      const expected = (await direct.score(images[i])).grid;
-      await direct.release();
+      const expected = await scoredWithout(layout, images, i);
       const closed = (await loo.score(images[i])).grid;
       expect(relativeMaxError(closed, expected)).toBeLessThan(1e-3);
     }
@@ -121,12 +131,7 @@ describe('PaDiM statistics', () => {
     }
     const loo80 = (await both.leaveOneOut()) as LeaveOneOutScorer;
     for (const i of [0, 41, 79]) {
-      const without = new GaussianFitter(layout);
-      for (const [j, m] of many.entries()) if (j !== i) await without.add(m, [j]);
-      const stats = await without.finish();
-      const direct = await PadimScorer.open(layout, stats.mean, stats.precision);
-      const expected = (await direct.score(many[i])).grid;
-      await direct.release();
+      const expected = await scoredWithout(layout, many, i);
       expect(relativeMaxError((await loo80.score(many[i])).grid, expected)).toBeLessThan(1e-4);
     }
     // n ≫ d: float32 throughout
@@ -145,12 +150,7 @@ describe('PaDiM statistics', () => {
     expect(looMixed.rescored).toBe(1);
     const cells = H * H;
     for (const [k, i] of picked.entries()) {
-      const without = new GaussianFitter(layout);
-      for (const [j, m] of mixed.entries()) if (j !== i) await without.add(m, [j]);
-      const stats = await without.finish();
-      const direct = await PadimScorer.open(layout, stats.mean, stats.precision);
-      const expected = (await direct.score(mixed[i])).grid;
-      await direct.release();
+      const expected = await scoredWithout(layout, mixed, i);
       const alone = (await looMixed.score(mixed[i])).grid;
       expect(relativeMaxError(alone, expected)).toBeLessThan(1e-3);
       expect(relativeMaxError(batch.subarray(k * cells, (k + 1) * cells), alone)).toBeLessThan(1e-5);
