@@ -112,8 +112,9 @@ describe('PaDiM statistics', () => {
       const closed = (await loo.score(images[i])).grid;
       expect(relativeMaxError(closed, expected)).toBeLessThan(1e-3);
     }
-    // there, float32 would lose 1 − c·q: each image was scored again in float64
-    expect(loo.rescored).toBe(3);
+    // there (d/n = 9/7), float32 would lose 1 − c·q: the model computes in float64 alone
+    expect(loo.float32).toBe(false);
+    expect(loo.rescored).toBe(0);
     await loo.release();
     // with more images than channels and a spread near ε (where A = S/(n − 2) + εI and the final
     // S/(n − 1) + εI differ most) the same; and the leave-one-out model leaves the final statistics as a
@@ -135,6 +136,7 @@ describe('PaDiM statistics', () => {
       expect(relativeMaxError((await loo80.score(many[i])).grid, expected)).toBeLessThan(1e-4);
     }
     // n ≫ d: float32 throughout
+    expect(loo80.float32).toBe(true);
     expect(loo80.rescored).toBe(0);
     await loo80.release();
     // one image far from the others (c·q near 1: float64) among many that are not (float32): each is
@@ -147,6 +149,7 @@ describe('PaDiM statistics', () => {
     const looMixed = (await mixedFitter.leaveOneOut()) as LeaveOneOutScorer;
     const picked = [0, 40, 1];
     const batch = (await looMixed.score(stack(picked.map((i) => mixed[i])))).grid;
+    expect(looMixed.float32).toBe(true);
     expect(looMixed.rescored).toBe(1);
     const cells = H * H;
     for (const [k, i] of picked.entries()) {

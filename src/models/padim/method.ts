@@ -14,6 +14,8 @@ import {
   BUFFER_BYTES,
   EPSILON,
   LOO_BATCH,
+  LOO_BATCH_64,
+  looInFloat32,
   GaussianFitter,
   PADIM_STRIDE,
   PadimScorer,
@@ -126,9 +128,11 @@ function estimate(settings: FitSettings, grid: [number, number], d: number, batc
   const inverse = Math.min(256, P) * d * d * 8 * 3;
   const model = P * ((d * (d + 1)) / 2 + d) * 4;
   // calibration: leave-one-out keeps the float32 inverses beside the accumulator, and float64 ones too
-  // where an image needs them (LeaveOneOutScorer), with products for a batch of each; k folds keep a
-  // fold's accumulator beside it
-  const leaveOneOut = 3 * matrices + 3 * P * LOO_BATCH * d * (4 + 8);
+  // where an image needs them (LeaveOneOutScorer), with products for a batch of each; or the float64
+  // ones alone (few images for the channels); k folds keep a fold's accumulator beside it
+  const leaveOneOut = looInFloat32(settings.images, d)
+    ? 3 * matrices + 3 * P * LOO_BATCH * d * (4 + 8)
+    : 2 * matrices + 3 * P * LOO_BATCH_64 * d * 8;
   return {
     // the total accumulator, the calibration's matrices, one chunk of embeddings, onnxruntime's chunk buffers
     fitBytes: matrices + Math.max(matrices, leaveOneOut) + BUFFER_BYTES + spare + inverse,

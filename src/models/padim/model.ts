@@ -28,8 +28,18 @@ export const PADIM_STRIDE = 4;
  * channels do not (c·q near 1) and are scored in float64 (LeaveOneOutScorer).
  */
 export const FLOAT32_CQ = 0.9;
-/** Batch of the leave-one-out scorer (its products [P, B, d] in float32, three of them). */
+/**
+ * Whether a leave-one-out model of n images of d channels computes in float32 first: where the typical
+ * patch's c·q (≈ d/n: q averages about d over the training images) is at most a third of FLOAT32_CQ, so
+ * that only patches three times as far out need float64. Else (few images for the channels: nearly every
+ * image would be scored twice) it computes in float64 alone, with float64's memory only.
+ */
+export function looInFloat32(n: number, d: number): boolean {
+  return d / n <= FLOAT32_CQ / 3;
+}
+/** Batches of the leave-one-out scorer: float32 products [P, B, d] (three of them), or float64 ones. */
 export const LOO_BATCH = 16;
+export const LOO_BATCH_64 = 8;
 /** Largest embedding chunk (bytes) held while fitting: more images per chunk, fewer accumulator passes. */
 export const BUFFER_BYTES = 192 * 1024 * 1024;
 
@@ -176,23 +186,31 @@ export class PadimScorer implements Scorer {
  */
 export class LeaveOneOutScorer implements Scorer {
   readonly stride = PADIM_STRIDE;
-  /** Batches as large as float32's products allow in the memory estimate (method.ts). */
-  readonly batch = LOO_BATCH;
+  /** Batches as large as the products allow in the memory estimate (method.ts). */
+  readonly batch: number;
   /** Images scored again in float64 so far (some patch's c·q at or above FLOAT32_CQ). */
   rescored = 0;
   private exact?: Promise<LeaveOneOutGraph>;
 
   /**
-   * `graph` computes in float32; `float64()` makes the float64 graph, the first time an image needs it
-   * (its statistics take twice the memory and a second inversion, which most training sets never need).
+   * With `float64()`, `graph` computes in float32 and `float64()` makes the float64 graph the first time
+   * an image needs it (its statistics take twice the memory and a second inversion, which most training
+   * sets never need). Without it, `graph` computes in float64 (looInFloat32 false).
    */
   constructor(
     private readonly graph: LeaveOneOutGraph,
-    private readonly float64: () => Promise<LeaveOneOutGraph>,
-  ) {}
+    private readonly float64?: () => Promise<LeaveOneOutGraph>,
+  ) {
+    this.batch = float64 ? LOO_BATCH : LOO_BATCH_64;
+    this.float32 = float64 !== undefined;
+  }
+
+  /** Whether the first computation is in float32 (looInFloat32). */
+  readonly float32: boolean;
 
   async score(features: Features): Promise<PatchScores> {
     const { scores, cq } = await this.graph.run(features);
+    if (!this.float64) return scores;
     // an image is scored in float64 where float32 would lose 1 − c·q: on its own content only, so its
     // score does not depend on the other images of the batch
     const again = Array.from(cq.keys()).filter((b) => !(cq[b] < FLOAT32_CQ));
@@ -345,8 +363,8 @@ export class GaussianFitter implements Fitter<PadimState> {
     const n = total.count;
     const mean = new Float64Array(P * d);
     for (let i = 0; i < P * d; i++) mean[i] = this.shift![i] + total.sum[i] / n;
-    // A = S/(n − 2) + εI, made a chunk of positions at a time from the scatter and inverted (in float64
-    // either way); kept in float32, and in float64 too once an image needs it (LeaveOneOutScorer)
+    // A = S/(n − 2) + εI, made from the scatter and inverted (in float64 either way); kept in float32,
+    // and in float64 too once an image needs it (LeaveOneOutScorer), or in float64 alone (looInFloat32)
     const matrix = (start: number, count: number, into: Float32Array) => {
       for (let p = 0; p < count; p++) {
         const o = (start + p) * d * d;
@@ -360,11 +378,12 @@ export class GaussianFitter implements Fitter<PadimState> {
         }
       }
     };
+    const float64 = async (progress?: typeof onProgress) =>
+      LeaveOneOutGraph.create(this.layout, mean, await invertBatch64(matrix, P, d, progress), n);
+    if (!looInFloat32(n, d)) return new LeaveOneOutScorer(await float64(onProgress));
     const a = new Float32Array(P * d * d);
     matrix(0, P, a);
     const precision = await invertBatch(a, P, d, onProgress);
-    const float64 = async () =>
-      LeaveOneOutGraph.create(this.layout, mean, await invertBatch64(matrix, P, d), n);
     return new LeaveOneOutScorer(
       await LeaveOneOutGraph.create(this.layout, Float32Array.from(mean), precision, n),
       float64,
