@@ -105,8 +105,8 @@ export const OPTIONS = {
     max: 1,
     open: { min: true },
     help: help(
-      'patchcore: share of the training patches kept in the memory bank (default 0.1)',
-      'patchcore: メモリバンクに残す学習パッチの割合（既定 0.1）',
+      'patchcore: share of the training patches kept in the memory bank (default 0.1, at most 128 rows per training image)',
+      'patchcore: メモリバンクに残す学習パッチの割合（既定 0.1。ただし学習画像 1 枚あたり 128 行まで）',
     ),
   },
   neighbors: {

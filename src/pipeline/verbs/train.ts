@@ -61,7 +61,7 @@ export interface TrainOptions {
   preprocess?: Preprocess;
   /** PaDiM: channels kept (default: the backbone's default). */
   d?: number;
-  /** PatchCore: share of the training patches kept in the memory bank (default 0.1). */
+  /** PatchCore: share of the training patches kept in the memory bank (default 0.1, at most BANK_ROWS_PER_IMAGE rows per image). */
   coreset?: number;
   /** PatchCore: bank rows of the image score's re-weighting (default 9; 1 = the largest patch distance). */
   neighbors?: number;
