@@ -229,6 +229,11 @@ export class LeaveOneOutGraph {
     const c = n / ((n - 1) * (n - 2));
     const double = precision instanceof Float64Array;
     const type = double ? DataType.DOUBLE : DataType.FLOAT;
+    // the input's float32 values into the graph's type, and its float64 results back to float32
+    const convert = (input: string, output: string, to: number): Node =>
+      double
+        ? { op: 'Cast', inputs: [input], output, attrs: { to } }
+        : { op: 'Identity', inputs: [input], output };
     const scalar = (name: string, v: number) =>
       double
         ? float64Tensor(name, [], Float64Array.from([v]))
@@ -237,9 +242,7 @@ export class LeaveOneOutGraph {
       'padim-leave-one-out',
       [
         ...embeddingNodes(layout),
-        double
-          ? { op: 'Cast', inputs: ['x'], output: 'xt', attrs: { to: DataType.DOUBLE } }
-          : { op: 'Identity', inputs: ['x'], output: 'xt' },
+        convert('x', 'xt', DataType.DOUBLE),
         { op: 'Sub', inputs: ['xt', 'mean'], output: 'diff' },
         { op: 'MatMul', inputs: ['diff', 'precision'], output: 'y' },
         { op: 'Mul', inputs: ['y', 'diff'], output: 'prod' },
@@ -252,12 +255,8 @@ export class LeaveOneOutGraph {
         { op: 'Div', inputs: ['q', 't'], output: 'ratio' },
         { op: 'Mul', inputs: ['ratio', 'k2'], output: 'd2' },
         { op: 'Sqrt', inputs: ['d2'], output: 'dt' },
-        double
-          ? { op: 'Cast', inputs: ['dt'], output: 'dist_pb', attrs: { to: DataType.FLOAT } }
-          : { op: 'Identity', inputs: ['dt'], output: 'dist_pb' },
-        double
-          ? { op: 'Cast', inputs: ['cqt'], output: 'cq', attrs: { to: DataType.FLOAT } }
-          : { op: 'Identity', inputs: ['cqt'], output: 'cq' },
+        convert('dt', 'dist_pb', DataType.FLOAT),
+        convert('cqt', 'cq', DataType.FLOAT),
         { op: 'Transpose', inputs: ['dist_pb'], output: 'dist_bp', attrs: { perm: [1, 0] } },
         { op: 'Reshape', inputs: ['dist_bp', 'shape_grid'], output: 'dist' },
       ],

@@ -202,11 +202,12 @@ export class LeaveOneOutScorer implements Scorer {
     private readonly float64?: () => Promise<LeaveOneOutGraph>,
   ) {
     this.batch = float64 ? LOO_BATCH : LOO_BATCH_64;
-    this.float32 = float64 !== undefined;
   }
 
   /** Whether the first computation is in float32 (looInFloat32). */
-  readonly float32: boolean;
+  get float32(): boolean {
+    return this.float64 !== undefined;
+  }
 
   async score(features: Features): Promise<PatchScores> {
     const { scores, cq } = await this.graph.run(features);
