@@ -32,6 +32,8 @@ export const VARIANTS: Record<string, Partial<TrainOptions>> = {
   // PatchCore on PaDiM's square input: what one backbone pass feeding both methods would see
   'patchcore-square': { preprocess: { mode: 'resize', size: 224 } },
   'padim-kfold': { method: 'padim', preprocess: { mode: 'resize', size: 224 }, folds: 5 },
+  // PatchCore and PaDiM scored together on one backbone pass (--method ensemble; PaDiM needs one input size)
+  ensemble: { method: 'ensemble', preprocess: { mode: 'resize', size: 224 } },
   // backbones available offline (issue 22): the larger EfficientNet-Lite weights
   'patchcore-lite1': { backbone: 'efficientnet_lite1' },
   'patchcore-lite2': { backbone: 'efficientnet_lite2' },

@@ -34,7 +34,21 @@ export interface PatchScores {
    * the highest raw patch score within its owned cells (`raw`) and the image score it gives (`score`).
    * PatchCore's re-weighted nearest-neighbour score is one. Absent: the image score is the map's maximum.
    */
-  peaks?: { raw: Float32Array; score: Float32Array };
+  peaks?: {
+    raw: Float32Array;
+    score: Float32Array;
+    /**
+     * Where the image score weighs members' scores together (the ensemble): each member's own image score
+     * and its grid's minimum over the owned cells, per batch element (Method.weigh sets the weights).
+     */
+    members?: { score: Float32Array; low: Float32Array }[];
+  };
+}
+
+/** One member's image score and its grid's minimum, for one image (Method.weigh). */
+export interface MemberScore {
+  score: number;
+  low: number;
 }
 
 export interface Scorer {
@@ -198,6 +212,16 @@ export interface Method<S extends MethodState = MethodState> {
    * are stitched; `score` is then that tile's, and `peak` the raw value that picks the image's tile.
    */
   exportGraph(state: S, owned?: string): MethodGraph;
+  /**
+   * Where the image score weighs its members by the calibration (the ensemble): the state with those
+   * weights set from the calibration images' member scores (ScoredImage.members, from the calibration's
+   * out-of-sample scorers), and those images' scores and map minima under them. kensa train calls it once
+   * the calibration images are scored; until then the state's weights are provisional.
+   */
+  weigh?(
+    state: S,
+    members: readonly (readonly MemberScore[])[],
+  ): { state: S; scores: number[]; lows: number[] };
   /** The method's metadata block (its settings and sizes; stored in the model under the method's name). */
   describe(state: S): Record<string, unknown>;
   /** The state as model-file tensors (names prefixed with the method name) and its metadata block. */

@@ -14,7 +14,7 @@ import type { ImageItem } from '../../data/dataset.js';
 import { decodeImage, loadImage, loadMask, type LoadedImage } from '../../image/load.js';
 import type { Preprocess } from '../../image/preprocess.js';
 import { inputRects, type InputRect } from '../../image/tiles.js';
-import type { CellRect, Features, Scorer } from '../../models/method.js';
+import type { CellRect, Features, MemberScore, Scorer } from '../../models/method.js';
 import { getMethod } from '../../models/registry.js';
 import { MapStep, type MapSettings } from '../../postprocess/anomaly-map.js';
 import { KensaError } from '../../util/errors.js';
@@ -57,6 +57,8 @@ export interface ScoredImage extends LoadedItem {
    * (PatchCore's re-weighted nearest-neighbour distance of its peak patch, as anomalib computes it).
    */
   score: number;
+  /** Where the method weighs members together (the ensemble): each member's score, from the scoring tile. */
+  members?: MemberScore[];
 }
 
 export interface LoadOptions {
@@ -260,7 +262,10 @@ export async function* scoreImages(
 ): AsyncGenerator<ScoredImage> {
   const s = scorer.stride;
   const steps = new MapSteps(map);
-  const grids = new Map<PendingImage, { grid: Float32Array; raw: number; score: number }>();
+  const grids = new Map<
+    PendingImage,
+    { grid: Float32Array; raw: number; score: number; members?: MemberScore[] }
+  >();
   let done = 0;
   const onError =
     options.onError &&
@@ -299,6 +304,7 @@ export async function* scoreImages(
       if (scores.peaks && scores.peaks.raw[b] > entry.raw) {
         entry.raw = scores.peaks.raw[b];
         entry.score = scores.peaks.score[b];
+        entry.members = scores.peaks.members?.map((m) => ({ score: m.score[b], low: m.low[b] }));
       }
       image.done++;
       if (image.done === image.rects.length) {
@@ -308,7 +314,13 @@ export async function* scoreImages(
         const mapMax = steps.get(g.inputHeight / s, gw, g.inputHeight, g.inputWidth).apply(entry.grid, out);
         const score = scores.peaks ? entry.score : mapMax;
         checkFinite(entry.grid, score, image.item.path);
-        ready.set(image.index, { ...loaded, map: out, mapMax, score });
+        ready.set(image.index, {
+          ...loaded,
+          map: out,
+          mapMax,
+          score,
+          ...(entry.members ? { members: entry.members } : {}),
+        });
       }
     });
     if (options.timing) options.timing.method += (performance.now() - t0) / 1000;

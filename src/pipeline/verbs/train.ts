@@ -17,7 +17,7 @@ import { KENSA_VERSION } from '../../version.js';
 import { DEFAULT_BACKBONE, getBackbone } from '../../backbone/registry.js';
 import { trainingImages, whyNoTrainingImages, type ImageItem } from '../../data/dataset.js';
 import { DEFAULT_SIZE, validatePreprocess, type Preprocess } from '../../image/preprocess.js';
-import type { Fitter, MethodState, Scorer } from '../../models/method.js';
+import type { Fitter, MemberScore, MethodState, Scorer } from '../../models/method.js';
 import { getMethod, UNSUPERVISED_METHODS } from '../../models/registry.js';
 import { checkOption, checkOptions, OPTIONS } from '../../options.js';
 import { KensaError } from '../../util/errors.js';
@@ -217,6 +217,7 @@ function checkTrainOptions(options: TrainOptions): void {
 interface Scored {
   item: ImageItem;
   score: number;
+  members?: MemberScore[];
 }
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
@@ -371,7 +372,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           let low = Infinity;
           for (let i = 0; i < r.map.length; i++) if (r.map[i] < low) low = r.map[i];
           lows.push(low * mapScale(r));
-          scored.push({ item: r.item, score: r.score });
+          scored.push({ item: r.item, score: r.score, members: r.members });
         }
       } finally {
         await scorer.release();
@@ -435,6 +436,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         'no calibration image could be read, so the thresholds cannot be calibrated; add readable good images',
         { file: where },
       );
+    }
+    // a method that weighs its members by the calibration (the ensemble) sets those weights now, from the
+    // calibration images' member scores, and gives those images' scores under them
+    if (method.weigh) {
+      if (scored.some((r) => !r.members))
+        throw new KensaError('E_RUNTIME', `the ${method.name} scorer gave no member scores to weigh`);
+      const weighed = method.weigh(
+        state,
+        scored.map((r) => r.members!),
+      );
+      state = weighed.state;
+      scored.forEach((r, i) => (r.score = weighed.scores[i]));
+      lows.splice(0, lows.length, ...weighed.lows);
     }
     // a method's own steps taken on the way (PatchCore's coreset, taken with the first fold) are its own
     for (const [name, seconds] of Object.entries(fitter.timings ?? {})) {
