@@ -1,0 +1,92 @@
+/**
+ * The ensemble against its members fitted alone: on the same images with the same seed, each image's
+ * score is (s_patchcore / σ_patchcore + s_padim / σ_padim) / 2 of the two models' own scores, and the
+ * spreads σ are those of the two models' own calibration scores (PatchCore's folds, PaDiM's
+ * leave-one-out), so the ensemble's calibration is its members' calibrations combined.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { collectImages } from '../../src/data/dataset.js';
+import { makeSyntheticDataset } from '../../src/data/synthetic.js';
+import { spread, weights, type EnsembleState } from '../../src/models/ensemble/method.js';
+import { Inspector } from '../../src/pipeline/engine/inspector.js';
+import { train, type TrainResult } from '../../src/pipeline/verbs/train.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'kensa-ensemble-'));
+const preprocess = { mode: 'resize', size: 64 } as const;
+const fitted: Record<string, TrainResult> = {};
+
+beforeAll(async () => {
+  await makeSyntheticDataset(dir, { size: 64, train: 14, testGood: 4, testPerDefect: 3, seed: 5 });
+  for (const method of ['ensemble', 'patchcore', 'padim'])
+    fitted[method] = await train({ data: dir, method, preprocess, seed: 3 });
+}, 120_000);
+
+/** Each calibration image's score, by file. */
+const byFile = (r: TrainResult) =>
+  new Map(r.calibration.map((item, i) => [item.path, r.model.calibrationScores[i]]));
+
+async function scores(r: TrainResult, files: string[]): Promise<Map<string, number>> {
+  const inspector = await Inspector.open(r.model);
+  const out = new Map<string, number>();
+  try {
+    for await (const s of inspector.score(files.map((path) => ({ path })))) out.set(s.item.path, s.score);
+  } finally {
+    await inspector.dispose();
+  }
+  return out;
+}
+
+describe('--method ensemble', () => {
+  it('weighs each member by the spread of its own calibration scores', () => {
+    const state = fitted.ensemble.model.state as EnsembleState;
+    const pc = [...fitted.patchcore.model.calibrationScores];
+    const pd = [...fitted.padim.model.calibrationScores];
+    expect(fitted.padim.model.meta.calibration.mode).toBe('loo');
+    expect(state.scales[0]).toBeCloseTo(spread(pc), 4);
+    expect(state.scales[1]).toBeCloseTo(spread(pd), 4);
+    // and each calibration image's score is its members' out-of-sample scores combined
+    const [wa, wb] = weights(state.scales);
+    const a = byFile(fitted.patchcore);
+    const b = byFile(fitted.padim);
+    const e = byFile(fitted.ensemble);
+    expect(e.size).toBe(14);
+    for (const [file, score] of e) {
+      const want = wa * a.get(file)! + wb * b.get(file)!;
+      expect(Math.abs(score - want) / want).toBeLessThan(1e-5);
+    }
+    expect(fitted.ensemble.model.meta.thresholds.fpr0).toBeCloseTo(Math.max(...e.values()), 5);
+  });
+
+  it('scores a new image as its members alone would, combined', async () => {
+    const files = collectImages([join(dir, 'test')]).map((i) => i.path);
+    const [e, a, b] = await Promise.all(
+      ['ensemble', 'patchcore', 'padim'].map((m) => scores(fitted[m], files)),
+    );
+    const [wa, wb] = weights((fitted.ensemble.model.state as EnsembleState).scales);
+    expect(e.size).toBe(files.length);
+    for (const file of files) {
+      const want = wa * a.get(file)! + wb * b.get(file)!;
+      expect(Math.abs(e.get(file)! - want) / want).toBeLessThan(1e-5);
+    }
+  });
+
+  it('gives each member its own options: --d to PaDiM, --coreset and --neighbors to PatchCore', async () => {
+    const r = await train({ data: dir, method: 'ensemble', preprocess, d: 6, coreset: 0.5, neighbors: 3 });
+    const state = r.model.state as EnsembleState;
+    expect(state.padim.layout.index.length).toBe(6);
+    expect(state.patchcore.coreset).toBe(0.5);
+    expect(state.patchcore.neighbors).toBe(3);
+    expect((r.model.meta as unknown as Record<string, unknown>).ensemble).toMatchObject({
+      padim: { d: 6 },
+      patchcore: { coreset: 0.5, neighbors: 3 },
+    });
+  });
+
+  it('a spread of equal scores is their value, never 0', () => {
+    expect(spread([2, 2, 2])).toBe(2);
+    expect(spread([1, 3])).toBe(1);
+  });
+});
