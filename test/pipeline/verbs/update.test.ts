@@ -17,6 +17,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { EnsembleState } from '../../../src/models/ensemble/method.js';
 import { makeSyntheticDataset } from '../../../src/data/synthetic.js';
 import { readImageList } from '../../../src/data/dataset.js';
 import type { PadimState } from '../../../src/models/padim/model.js';
@@ -69,7 +70,7 @@ async function scoresOf(model: string): Promise<{ maps: Float32Array[]; scores: 
 const unsupervised = METHODS.filter((m) => m.learning === 'unsupervised');
 
 it('every method fitted on good images can be updated', () => {
-  expect(unsupervised.map((m) => m.name).sort()).toEqual(['padim', 'patchcore']);
+  expect(unsupervised.map((m) => m.name).sort()).toEqual(['ensemble', 'padim', 'patchcore']);
   for (const m of unsupervised) expect(m.resume, m.name).toBeTypeOf('function');
 });
 
@@ -113,6 +114,15 @@ describe.each(unsupervised.map((m) => [m.name] as const))(
         }),
       ]);
     });
+
+    if (method === 'ensemble')
+      it('keeps the weights of its first calibration, so that stored and new scores share one scale', async () => {
+        const b = (await loadModel(before)).state as EnsembleState;
+        const u = (await loadModel(after)).state as EnsembleState;
+        expect(u.scales).toEqual(b.scales);
+        expect(u.padim.count).toBe(16);
+        expect(u.patchcore.bank.length).toBeGreaterThan(b.patchcore.bank.length);
+      });
 
     if (method === 'padim')
       it('equals a fit on all the images: statistics, scores, and the new images’ leave-one-out scores', async () => {
