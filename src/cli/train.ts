@@ -10,6 +10,19 @@ import { DEFAULT_METHOD, train } from '../pipeline/verbs/train.js';
 import { addOptions, preprocessFrom } from './options.js';
 import { notice, progressReporter } from './progress.js';
 
+/** What a fitted model holds, in one phrase: PaDiM's channels, PatchCore's bank, the ensemble's both. */
+export function methodDetail(method: string, settings: Record<string, unknown>): string {
+  if (method === 'padim') return `d ${String(settings.d)}`;
+  if (method === 'ensemble') {
+    const member = (name: string) => (settings[name] ?? {}) as Record<string, unknown>;
+    return `PatchCore ${methodDetail('patchcore', member('patchcore'))}, PaDiM ${methodDetail('padim', member('padim'))}`;
+  }
+  return tr(
+    `memory bank ${String(settings.bank_size ?? '')} of ${String(settings.patches ?? '')} patches`,
+    `メモリバンク ${String(settings.bank_size ?? '')}（パッチ ${String(settings.patches ?? '')} 個から）`,
+  );
+}
+
 export function register(program: Command): void {
   const command = program
     .command('train')
@@ -126,13 +139,7 @@ export function register(program: Command): void {
       const m = r.model.meta;
       const c = m.calibration;
       const settings = methodMeta(m);
-      const detail =
-        m.method === 'padim'
-          ? `d ${String(settings.d)}`
-          : tr(
-              `memory bank ${String(settings.bank_size ?? '')} of ${String(settings.patches ?? '')} patches`,
-              `メモリバンク ${String(settings.bank_size ?? '')}（パッチ ${String(settings.patches ?? '')} 個から）`,
-            );
+      const detail = methodDetail(m.method, settings);
       const mib = ((await modelFileSize(o.out)) / 2 ** 20).toFixed(1);
       console.log(
         tr(`model written: ${o.out} (${mib} MiB)`, `モデルを書き出しました: ${o.out}（${mib} MiB）`),
@@ -148,7 +155,13 @@ export function register(program: Command): void {
           'leave-one-out scores (each image scored by the model of all the others)',
           '1 枚抜きのスコア（各画像をほかのすべての画像のモデルで採点）',
         ),
-        kfold: tr(`out-of-fold scores (${c.folds} folds)`, `分割外のスコア（${c.folds} 分割）`),
+        kfold:
+          m.method === 'ensemble' && settings.padim_calibration === 'loo'
+            ? tr(
+                `out-of-sample scores (PatchCore: ${c.folds} folds; PaDiM: leave-one-out)`,
+                `その画像を除いたモデルによるスコア（PatchCore は ${c.folds} 分割、PaDiM は 1 枚抜き）`,
+              )
+            : tr(`out-of-fold scores (${c.folds} folds)`, `分割外のスコア（${c.folds} 分割）`),
         holdout: tr('held-out images', '取り分けた画像'),
       }[c.mode];
       console.log(

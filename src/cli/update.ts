@@ -5,6 +5,7 @@ import { highestCalibration, promise, rankedLine } from '../pipeline/contracts/c
 import { methodMeta, modelFileSize } from '../pipeline/contracts/model-file.js';
 import { update } from '../pipeline/verbs/update.js';
 import { addOptions } from './options.js';
+import { methodDetail } from './train.js';
 import { notice, progressReporter } from './progress.js';
 
 export function register(program: Command): void {
@@ -84,13 +85,7 @@ export function register(program: Command): void {
             (r.skipped.length ? `。${r.skipped.length} 枚は読めませんでした` : ''),
         ),
       );
-      if (m.method === 'patchcore')
-        console.log(
-          tr(
-            `  memory bank ${String(settings.bank_size)} of ${String(settings.patches)} patches`,
-            `  メモリバンク ${String(settings.bank_size)}（パッチ ${String(settings.patches)} 個から）`,
-          ),
-        );
+      if (m.method !== 'padim') console.log(`  ${methodDetail(m.method, settings)}`);
       console.log(
         tr(
           `  fpr0 ${r.before.fpr0.toPrecision(4)} → ${m.thresholds.fpr0.toPrecision(4)}; calibrated on ${c.scores.count} good images (${r.before.calibration} before)`,

@@ -24,6 +24,7 @@
  */
 import { float32Tensor, int64Tensor, type NodeSpec, type TensorProto } from '../../onnx/graph.js';
 import { MapStep, mapStepNodes, type MapSettings } from '../../postprocess/anomaly-map.js';
+import { tr } from '../../i18n.js';
 import { KensaError } from '../../util/errors.js';
 import type {
   CellRect,
@@ -51,6 +52,8 @@ export interface EnsembleState extends MethodState {
    * ([PatchCore, PaDiM]). [1, 1] until `weigh` sets them from the calibration.
    */
   scales: [number, number];
+  /** How the PaDiM member's calibration scores were made: leave-one-out, or fold models (tiles). */
+  padimCalibration: 'loo' | 'kfold';
 }
 
 /** The members, in the order of `scales` and of the calibration's member scores. */
@@ -160,6 +163,7 @@ class EnsembleScorer implements Scorer {
 class EnsembleFitter implements Fitter<EnsembleState> {
   /** PaDiM's leave-one-out scorer, made with the first fold and shared by every fold; null where it has none. */
   private loo?: Scorer | null;
+  private usedLoo = false;
 
   constructor(
     private readonly pc: Fitter<PatchcoreState>,
@@ -180,6 +184,7 @@ class EnsembleFitter implements Fitter<EnsembleState> {
     const a = await this.pc.without(fold, onProgress);
     try {
       if (this.loo === undefined) this.loo = (await this.pd.leaveOneOut?.(onProgress)) ?? null;
+      this.usedLoo = this.loo !== null;
       const b = this.loo ?? (await this.pd.without(fold, onProgress));
       return new EnsembleScorer(a, b, this.scales, this.loo ?? undefined);
     } catch (error) {
@@ -192,7 +197,13 @@ class EnsembleFitter implements Fitter<EnsembleState> {
     await this.releaseLoo();
     const pc = await this.pc.finish(onProgress);
     const pd = await this.pd.finish(onProgress);
-    return { method: 'ensemble', patchcore: pc, padim: pd, scales: this.scales };
+    return {
+      method: 'ensemble',
+      patchcore: pc,
+      padim: pd,
+      scales: this.scales,
+      padimCalibration: this.usedLoo ? 'loo' : 'kfold',
+    };
   }
 
   private async releaseLoo(): Promise<void> {
@@ -333,9 +344,14 @@ export const ensemble: Method<EnsembleState> = {
     if (!settings.grid)
       throw new KensaError(
         'E_ARGUMENT',
-        'the ensemble holds a PaDiM model, one Gaussian per patch position, so every network input must have the same size; ' +
-          'with the aspect ratio kept, images of different sizes give different grids. ' +
-          'Use --square for a square resize, --tile T, or --method patchcore',
+        tr(
+          'the ensemble holds a PaDiM model, one Gaussian per patch position, so every network input must have the same size; ' +
+            'with the aspect ratio kept, images of different sizes give different grids. ' +
+            'Use --square for a square resize, --tile T, or --method patchcore',
+          'アンサンブルは PaDiM のモデル（パッチ位置ごとに 1 つのガウス分布）を含むため、すべてのネットワーク入力が同じ大きさでなければなりません。' +
+            '縦横比を保つと、大きさの違う画像は違う格子になります。' +
+            '--square（正方形に変形）、--tile T、または --method patchcore を使ってください',
+        ),
       );
     const { pc, pd } = memberSettings(settings);
     const a = patchcore.check(pc);
@@ -403,6 +419,7 @@ export const ensemble: Method<EnsembleState> = {
       patchcore: patchcore.describe(state.patchcore),
       padim: padim.describe(state.padim),
       scales: { patchcore: state.scales[0], padim: state.scales[1] },
+      padim_calibration: state.padimCalibration,
     };
   },
 
@@ -418,6 +435,7 @@ export const ensemble: Method<EnsembleState> = {
       patchcore?: unknown;
       padim?: unknown;
       scales?: { patchcore?: unknown; padim?: unknown };
+      padim_calibration?: unknown;
     };
     if (typeof m !== 'object' || m === null) return 'lacks the ensemble settings';
     const scales = [m.scales?.patchcore, m.scales?.padim];
@@ -427,6 +445,12 @@ export const ensemble: Method<EnsembleState> = {
     if (typeof pc === 'string') return pc;
     const pd = padim.deserialize(tensors, m.padim, context);
     if (typeof pd === 'string') return pd;
-    return { method: 'ensemble', patchcore: pc, padim: pd, scales: scales as [number, number] };
+    return {
+      method: 'ensemble',
+      patchcore: pc,
+      padim: pd,
+      scales: scales as [number, number],
+      padimCalibration: m.padim_calibration === 'loo' ? 'loo' : 'kfold',
+    };
   },
 };
