@@ -15,7 +15,7 @@ export function methodDetail(method: string, settings: Record<string, unknown>):
   if (method === 'padim') return `d ${String(settings.d)}`;
   if (method === 'ensemble') {
     const member = (name: string) => (settings[name] ?? {}) as Record<string, unknown>;
-    return `PatchCore ${methodDetail('patchcore', member('patchcore'))}, PaDiM ${methodDetail('padim', member('padim'))}`;
+    return `PatchCore ${methodDetail('patchcore', member('patchcore'))}${tr(', ', '、')}PaDiM ${methodDetail('padim', member('padim'))}`;
   }
   return tr(
     `memory bank ${String(settings.bank_size ?? '')} of ${String(settings.patches ?? '')} patches`,
