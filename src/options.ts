@@ -68,8 +68,8 @@ export const OPTIONS = {
     min: 2,
     max: 100,
     help: help(
-      'calibrate on out-of-fold scores of every good image, k folds (default: leave-one-out where the method has it in closed form, PaDiM; else 5 folds)',
-      'k 分割の分割外スコアで校正（既定: 閉形式のある手法（PaDiM）は 1 枚ずつ除外、ほかは 5 分割）',
+      "calibrate on out-of-fold scores of every good image, k folds (default: leave-one-out where the method has it in closed form, PaDiM; else 5 folds, the ensemble's PaDiM member by leave-one-out)",
+      'k 分割の分割外スコアで校正（既定: 閉形式のある手法（PaDiM）は 1 枚ずつ除外、ほかは 5 分割。ensemble の PaDiM 部分は 1 枚ずつ除外）',
     ),
   },
   valFraction: {
@@ -105,8 +105,8 @@ export const OPTIONS = {
     max: 1,
     open: { min: true },
     help: help(
-      'patchcore: share of the training patches kept in the memory bank (default 0.1, at most 128 rows per training image)',
-      'patchcore: メモリバンクに残す学習パッチの割合（既定 0.1。ただし学習画像 1 枚あたり 128 行まで）',
+      'patchcore, ensemble: share of the training patches kept in the memory bank (default 0.1, at most 128 rows per training image)',
+      'patchcore、ensemble: メモリバンクに残す学習パッチの割合（既定 0.1。ただし学習画像 1 枚あたり 128 行まで）',
     ),
   },
   neighbors: {
@@ -116,8 +116,8 @@ export const OPTIONS = {
     min: 1,
     max: 64,
     help: help(
-      "patchcore: bank rows of the image score's re-weighting (default 9, as anomalib; 1 = the largest patch distance)",
-      'patchcore: 画像スコアの再重み付けに使うバンクの行数（既定 9、anomalib と同じ。1 = パッチ距離の最大値）',
+      "patchcore, ensemble: bank rows of the image score's re-weighting (default 9, as anomalib; 1 = the largest patch distance)",
+      'patchcore、ensemble: 画像スコアの再重み付けに使うバンクの行数（既定 9、anomalib と同じ。1 = パッチ距離の最大値）',
     ),
   },
   d: {
@@ -127,8 +127,8 @@ export const OPTIONS = {
     min: 1,
     max: 4096,
     help: help(
-      'padim: channels kept (default: 100 for resnet18, 550 for wide_resnet50_2, all for EfficientNet-Lite)',
-      'padim: 使うチャンネル数（既定: resnet18 は 100、wide_resnet50_2 は 550、EfficientNet-Lite はすべて）',
+      'padim, ensemble: channels kept (default: 100 for resnet18, 550 for wide_resnet50_2, all for EfficientNet-Lite)',
+      'padim、ensemble: 使うチャンネル数（既定: resnet18 は 100、wide_resnet50_2 は 550、EfficientNet-Lite はすべて）',
     ),
   },
   size: {
