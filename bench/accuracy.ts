@@ -34,6 +34,8 @@ export const VARIANTS: Record<string, Partial<TrainOptions>> = {
   'padim-kfold': { method: 'padim', preprocess: { mode: 'resize', size: 224 }, folds: 5 },
   // PatchCore and PaDiM scored together on one backbone pass (--method ensemble; PaDiM needs one input size)
   ensemble: { method: 'ensemble', preprocess: { mode: 'resize', size: 224 } },
+  // the same with the aspect kept (images of several sizes: PaDiM's features resampled to one grid)
+  'ensemble-fit': { method: 'ensemble' },
   // backbones available offline (issue 22): the larger EfficientNet-Lite weights
   'patchcore-lite1': { backbone: 'efficientnet_lite1' },
   'patchcore-lite2': { backbone: 'efficientnet_lite2' },

@@ -79,6 +79,12 @@ export interface FitSettings {
    * crop or tile); undefined when the size varies from image to image (aspect kept, no tiles).
    */
   grid?: [number, number];
+  /**
+   * The grid of the typical input at this method's stride where the images looked at all have one size
+   * (else undefined), whether or not the method needs one size: a method that resamples other sizes to a
+   * grid of its own (the ensemble's PaDiM) takes this one where it can.
+   */
+  uniformGrid?: [number, number];
   /** Grid cells of one network input at this method's stride (typical, when the size varies). */
   cellsPerInput: number;
   /** Training images (for memory estimates and warnings). */

@@ -23,8 +23,7 @@
  * place a method looks past its grid, because that is PaDiM's own image score.
  */
 import { float32Tensor, int64Tensor, type NodeSpec, type TensorProto } from '../../onnx/graph.js';
-import { MapStep, mapStepNodes, type MapSettings } from '../../postprocess/anomaly-map.js';
-import { tr } from '../../i18n.js';
+import { MapStep, mapStepNodes, upsampleBilinear, type MapSettings } from '../../postprocess/anomaly-map.js';
 import { KensaError } from '../../util/errors.js';
 import type {
   CellRect,
@@ -74,19 +73,60 @@ function coarse(owned: readonly CellRect[]): CellRect[] {
   return owned.map((o) => ({ y0: o.y0 / RATIO, y1: o.y1 / RATIO, x0: o.x0 / RATIO, x1: o.x1 / RATIO }));
 }
 
+/**
+ * PaDiM's grid for the settings: the inputs' own where they all have one size, else a square of the
+ * typical input's cell count (sides multiples of 4, as PaDiM's stride-16 map needs), to which every
+ * input's features are resampled (`onGrid`), as a square resize of the image would place them.
+ */
+export function padimGrid(
+  settings: Pick<FitSettings, 'grid' | 'uniformGrid' | 'cellsPerInput'>,
+): [number, number] {
+  const own = settings.grid ?? settings.uniformGrid;
+  if (own) return own;
+  const side = Math.max(4, Math.round(Math.sqrt(settings.cellsPerInput) / 4) * 4);
+  return [side, side];
+}
+
 /** Settings as each member sees them: its own stride's grid, and only the options that are its own. */
 function memberSettings(settings: FitSettings): { pc: FitSettings; pd: FitSettings } {
   const cells = RATIO * RATIO;
+  const grid = padimGrid(settings);
   return {
     pc: {
       ...settings,
       d: undefined,
       grid: settings.grid && [settings.grid[0] / RATIO, settings.grid[1] / RATIO],
+      uniformGrid: undefined,
       cellsPerInput: settings.cellsPerInput / cells,
       cellsPerImage: settings.cellsPerImage / cells,
     },
-    pd: { ...settings, coreset: undefined, neighbors: undefined },
+    pd: { ...settings, grid, cellsPerInput: grid[0] * grid[1], coreset: undefined, neighbors: undefined },
   };
+}
+
+/**
+ * The features on PaDiM's grid [H, W] (stride 4; the stride-8 and stride-16 maps at H/2 and H/4):
+ * bilinear with half-pixel centres, as ONNX Resize (linear, half_pixel) computes it in the export. The
+ * same features where they have that grid already.
+ */
+export function onGrid(features: Features, [H, W]: readonly [number, number]): Features {
+  const [, , h, w] = features[0].dims;
+  if (h === H && w === W) return features;
+  return features.map((m, k) => {
+    const [B, C, mh, mw] = m.dims;
+    const [th, tw] = [H >> k, W >> k];
+    const data = new Float32Array(B * C * th * tw);
+    for (let i = 0; i < B * C; i++)
+      upsampleBilinear(
+        m.data.subarray(i * mh * mw, (i + 1) * mh * mw),
+        mh,
+        mw,
+        th,
+        tw,
+        data.subarray(i * th * tw, (i + 1) * th * tw),
+      );
+    return { data, dims: [B, C, th, tw] };
+  }) as unknown as Features;
 }
 
 class EnsembleScorer implements Scorer {
@@ -98,6 +138,8 @@ class EnsembleScorer implements Scorer {
   constructor(
     private readonly pc: Scorer,
     private readonly pd: Scorer,
+    /** PaDiM's grid (stride 4). */
+    private readonly grid: readonly [number, number],
     private readonly scales: readonly [number, number],
     private readonly keep?: Scorer,
   ) {
@@ -114,37 +156,47 @@ class EnsembleScorer implements Scorer {
 
   async score(features: Features, owned?: readonly CellRect[]): Promise<PatchScores> {
     const a = await this.pc.score(features, owned && coarse(owned));
-    const b = await this.pd.score(features, owned);
-    const [B, h, w] = b.dims;
+    const [B, , h, w] = features[0].dims;
+    const [H, W] = this.grid;
+    // PaDiM on its own grid: the features resampled to it where the input has another size (then the
+    // input is whole, never a tile: tiles have the grid's size)
+    const resampled = h !== H || w !== W;
+    const b = await this.pd.score(onGrid(features, this.grid));
     const [, h8, w8] = a.dims;
     if (h8 * RATIO !== h || w8 * RATIO !== w || !a.peaks)
       throw new KensaError('E_RUNTIME', `the members' grids do not match (${h8}×${w8} and ${h}×${w})`);
     const [wa, wb] = weights(this.scales);
     const grid = new Float32Array(B * h * w);
-    const step = this.step(h, w);
-    const map = new Float32Array(h * STRIDE * w * STRIDE);
-    const W = w * STRIDE;
+    const step = this.step(H, W);
+    const map = new Float32Array(H * STRIDE * W * STRIDE);
+    const back = new Float32Array(h * w);
     const members = MEMBERS.map(() => ({ score: new Float32Array(B), low: new Float32Array(B) }));
     const combined = new Float32Array(B);
     for (let e = 0; e < B; e++) {
       const o = owned?.[e] ?? { y0: 0, y1: h, x0: 0, x1: w };
+      // PaDiM's own image score: the maximum of its smoothed map, over the pixels this input owns
+      step.apply(b.grid, map, e * H * W);
+      const p = resampled ? { y0: 0, y1: H, x0: 0, x1: W } : o;
+      let peak = -Infinity;
+      for (let y = p.y0 * STRIDE; y < p.y1 * STRIDE; y++)
+        for (let x = p.x0 * STRIDE; x < p.x1 * STRIDE; x++)
+          if (map[y * W * STRIDE + x] > peak) peak = map[y * W * STRIDE + x];
+      // and its patch scores on the input's grid
+      const pd = resampled
+        ? upsampleBilinear(b.grid.subarray(e * H * W, (e + 1) * H * W), H, W, h, w, back)
+        : b.grid.subarray(e * h * w, (e + 1) * h * w);
       let lowA = Infinity;
       let lowB = Infinity;
       for (let y = 0; y < h; y++)
         for (let x = 0; x < w; x++) {
           const va = a.grid[(e * h8 + Math.floor(y / RATIO)) * w8 + Math.floor(x / RATIO)];
-          const vb = b.grid[(e * h + y) * w + x];
+          const vb = pd[y * w + x];
           grid[(e * h + y) * w + x] = wa * va + wb * vb;
           if (y >= o.y0 && y < o.y1 && x >= o.x0 && x < o.x1) {
             if (va < lowA) lowA = va;
             if (vb < lowB) lowB = vb;
           }
         }
-      // PaDiM's own image score: the maximum of its smoothed map, over the pixels this input owns
-      step.apply(b.grid, map, e * h * w);
-      let peak = -Infinity;
-      for (let y = o.y0 * STRIDE; y < o.y1 * STRIDE; y++)
-        for (let x = o.x0 * STRIDE; x < o.x1 * STRIDE; x++) if (map[y * W + x] > peak) peak = map[y * W + x];
       members[0].score[e] = a.peaks.score[e];
       members[0].low[e] = lowA;
       members[1].score[e] = peak;
@@ -168,6 +220,8 @@ class EnsembleFitter implements Fitter<EnsembleState> {
   constructor(
     private readonly pc: Fitter<PatchcoreState>,
     private readonly pd: Fitter<PadimState>,
+    /** PaDiM's grid (stride 4): every input's features are resampled to it (onGrid). */
+    private readonly grid: [number, number],
     private readonly scales: [number, number] = [1, 1],
   ) {}
 
@@ -177,7 +231,7 @@ class EnsembleFitter implements Fitter<EnsembleState> {
 
   async add(features: Features, images: readonly number[], owned: readonly CellRect[]): Promise<void> {
     await this.pc.add(features, images, coarse(owned));
-    await this.pd.add(features, images, owned);
+    await this.pd.add(onGrid(features, this.grid), images, owned);
   }
 
   async without(fold: Fold, onProgress?: (done: number, total: number) => void): Promise<Scorer> {
@@ -185,8 +239,20 @@ class EnsembleFitter implements Fitter<EnsembleState> {
     try {
       if (this.loo === undefined) this.loo = (await this.pd.leaveOneOut?.(onProgress)) ?? null;
       this.usedLoo = this.loo !== null;
-      const b = this.loo ?? (await this.pd.without(fold, onProgress));
-      return new EnsembleScorer(a, b, this.scales, this.loo ?? undefined);
+      const grid = this.grid;
+      const b =
+        this.loo ??
+        (await this.pd.without(
+          {
+            images: fold.images,
+            features: async function* () {
+              for await (const batch of fold.features())
+                yield { ...batch, features: onGrid(batch.features, grid) };
+            },
+          },
+          onProgress,
+        ));
+      return new EnsembleScorer(a, b, this.grid, this.scales, this.loo ?? undefined);
     } catch (error) {
       await a.release();
       throw error;
@@ -257,23 +323,54 @@ function ensembleExportGraph(state: EnsembleState, owned?: string): MethodGraph 
     });
   const pcGraph = patchcore.exportGraph(state.patchcore, owned ? 'e/owned_pc' : undefined);
   const pc = renamed(pcGraph.nodes, pcGraph.initializers, 'pc/', keep);
+  // PaDiM on its own grid: each feature map resized to it (linear, half-pixel centres, as onGrid; the
+  // same values where the input has that grid), its patch scores resized back to the input's grid
+  const [H, W] = padim.inputGrid(state.padim)!;
   const pdGraph = padim.exportGraph(state.padim);
-  const pd = renamed(pdGraph.nodes, pdGraph.initializers, 'pd/', keep);
+  const pdName = (n: string) => (n === '' ? n : FEATURES.has(n) ? `e/${n}_pd` : `pd/${n}`);
+  for (const t of pdGraph.initializers) t.name = pdName(t.name);
+  const pd = {
+    nodes: pdGraph.nodes.map((n) => ({
+      ...n,
+      inputs: n.inputs.map(pdName),
+      output: typeof n.output === 'string' ? pdName(n.output) : n.output.map(pdName),
+    })),
+    inits: pdGraph.initializers,
+  };
+  const linear = { mode: 'linear', coordinate_transformation_mode: 'half_pixel' };
+  ['layer1', 'layer2', 'layer3'].forEach((layer, k) => {
+    nodes.push(
+      { op: 'Shape', inputs: [layer], output: `e/${layer}_shape` },
+      { op: 'Slice', inputs: [`e/${layer}_shape`, 'e/zero', 'e/two'], output: `e/${layer}_nc` },
+      {
+        op: 'Concat',
+        inputs: [`e/${layer}_nc`, `e/${layer}_hw`],
+        output: `e/${layer}_sizes`,
+        attrs: { axis: 0 },
+      },
+      { op: 'Resize', inputs: [layer, '', '', `e/${layer}_sizes`], output: `e/${layer}_pd`, attrs: linear },
+    );
+    initializers.push(int64Tensor(`e/${layer}_hw`, [H >> k, W >> k]));
+  });
   nodes.push(...pc.nodes, ...pd.nodes);
   initializers.push(...pc.inits, ...pd.inits);
   const pcGrid = pc.name(pcGraph.grid);
-  const pdGrid = pd.name(pdGraph.grid);
-  // PaDiM's smoothed map at the input's size (4 × layer1's), and its maximum over the owned pixels
-  const step = mapStepNodes(PADIM_MAP, pdGrid, { hw: 'e/hw' });
-  const ms = renamed(step.nodes, step.initializers, 'pdmap/', new Set([pdGrid, 'e/hw']));
-  const pdMap = ms.name(step.map);
+  const pdOwn = pdName(pdGraph.grid);
   nodes.push(
-    { op: 'Shape', inputs: ['layer1'], output: 'e/l1_shape' },
-    { op: 'Slice', inputs: ['e/l1_shape', 'e/two', 'e/four'], output: 'e/l1_hw' },
-    { op: 'Mul', inputs: ['e/l1_hw', 'e/stride'], output: 'e/hw' },
-    ...ms.nodes,
+    { op: 'Unsqueeze', inputs: [pdOwn, 'e/one'], output: 'e/pd_own4' },
+    { op: 'Slice', inputs: ['e/layer1_shape', 'e/zero', 'e/one'], output: 'e/n' },
+    { op: 'Slice', inputs: ['e/layer1_shape', 'e/two', 'e/four'], output: 'e/l1_hw' },
+    { op: 'Concat', inputs: ['e/n', 'e/one', 'e/l1_hw'], output: 'e/back_sizes', attrs: { axis: 0 } },
+    { op: 'Resize', inputs: ['e/pd_own4', '', '', 'e/back_sizes'], output: 'e/pd_back4', attrs: linear },
+    { op: 'Squeeze', inputs: ['e/pd_back4', 'e/one'], output: 'e/pd_grid' },
   );
-  initializers.push(...ms.inits);
+  const pdGrid = 'e/pd_grid';
+  // PaDiM's smoothed map on its own grid (4H × 4W pixels), and its maximum over the owned pixels
+  const step = mapStepNodes(PADIM_MAP, pdOwn, { hw: 'e/hw' });
+  const ms = renamed(step.nodes, step.initializers, 'pdmap/', new Set([pdOwn, 'e/hw']));
+  const pdMap = ms.name(step.map);
+  nodes.push(...ms.nodes);
+  initializers.push(...ms.inits, int64Tensor('e/hw', [H * STRIDE, W * STRIDE]), int64Tensor('e/zero', [0]));
   const resize = (input: string, output: string, scale: number): NodeSpec[] => [
     { op: 'Unsqueeze', inputs: [input, 'e/one'], output: `${output}_4d` },
     {
@@ -312,7 +409,6 @@ function ensembleExportGraph(state: EnsembleState, owned?: string): MethodGraph 
     int64Tensor('e/one', [1]),
     int64Tensor('e/two', [2]),
     int64Tensor('e/four', [4]),
-    int64Tensor('e/stride', [STRIDE]),
     float32Tensor(`e/scales${RATIO}`, [4], Float32Array.of(1, 1, RATIO, RATIO)),
     float32Tensor('e/wa', [], Float32Array.of(wa)),
     float32Tensor('e/wb', [], Float32Array.of(wb)),
@@ -326,7 +422,15 @@ function ensembleExportGraph(state: EnsembleState, owned?: string): MethodGraph 
         ]
       : []),
   );
-  return { nodes, initializers, grid: 'e/grid', score: 'e/score', peak: 'e/score' };
+  // the parts' constants that this graph's nodes do not read (the map step's for an input-sized map)
+  const read = new Set(nodes.flatMap((n) => n.inputs));
+  return {
+    nodes,
+    initializers: initializers.filter((t) => read.has(t.name)),
+    grid: 'e/grid',
+    score: 'e/score',
+    peak: 'e/score',
+  };
 }
 
 export const ensemble: Method<EnsembleState> = {
@@ -337,22 +441,11 @@ export const ensemble: Method<EnsembleState> = {
   ownScore: true,
   stride: STRIDE,
   map: PADIM_MAP,
-  fixedGrid: true,
-  inputGrid: (state) => padim.inputGrid(state.padim),
+  // inputs of any size: PaDiM's features are resampled to its grid
+  fixedGrid: false,
+  inputGrid: () => undefined,
 
   check(settings) {
-    if (!settings.grid)
-      throw new KensaError(
-        'E_ARGUMENT',
-        tr(
-          'the ensemble holds a PaDiM model, one Gaussian per patch position, so every network input must have the same size; ' +
-            'with the aspect ratio kept, images of different sizes give different grids. ' +
-            'Use --square for a square resize, --tile T, or --method patchcore',
-          'アンサンブルは PaDiM のモデル（パッチ位置ごとに 1 つのガウス分布）を含むため、すべてのネットワーク入力が同じ大きさでなければなりません。' +
-            '縦横比を保つと、大きさの違う画像は違う格子になります。' +
-            '--square（正方形に変形）、--tile T、または --method patchcore を使ってください',
-        ),
-      );
     const { pc, pd } = memberSettings(settings);
     const a = patchcore.check(pc);
     const b = padim.check(pd);
@@ -374,14 +467,19 @@ export const ensemble: Method<EnsembleState> = {
 
   createFitter(settings) {
     const { pc, pd } = memberSettings(settings);
-    return new EnsembleFitter(patchcore.createFitter(pc), padim.createFitter(pd));
+    return new EnsembleFitter(patchcore.createFitter(pc), padim.createFitter(pd), pd.grid!);
   },
 
   async resume(state, settings, onProgress) {
     const { pc, pd } = memberSettings(settings);
     const a = await patchcore.resume!(state.patchcore, pc, onProgress);
     try {
-      return new EnsembleFitter(a, await padim.resume!(state.padim, pd, onProgress), state.scales);
+      return new EnsembleFitter(
+        a,
+        await padim.resume!(state.padim, pd, onProgress),
+        padim.inputGrid(state.padim)!,
+        state.scales,
+      );
     } catch (error) {
       await a.release();
       throw error;
@@ -391,7 +489,12 @@ export const ensemble: Method<EnsembleState> = {
   async openScorer(state) {
     const a = await patchcore.openScorer(state.patchcore);
     try {
-      return new EnsembleScorer(a, await padim.openScorer(state.padim), state.scales);
+      return new EnsembleScorer(
+        a,
+        await padim.openScorer(state.padim),
+        padim.inputGrid(state.padim)!,
+        state.scales,
+      );
     } catch (error) {
       await a.release();
       throw error;

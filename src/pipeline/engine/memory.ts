@@ -195,9 +195,15 @@ export async function fitSettings(method: Method, plan: FitPlan): Promise<FitSet
     (method.fixedGrid && typical.uniform
       ? ([typical.height / method.stride, typical.width / method.stride] as [number, number])
       : undefined);
+  const uniformGrid =
+    grid ??
+    (typical.uniform && !plan.preprocess.tile
+      ? ([typical.height / method.stride, typical.width / method.stride] as [number, number])
+      : undefined);
   const settings: FitSettings = {
     channels: plan.channels,
     grid,
+    uniformGrid,
     cellsPerInput: grid ? grid[0] * grid[1] : (typical.inputPixels / (method.stride * method.stride)) | 0,
     images: plan.items.length,
     inputsPerImage: typical.inputs,
