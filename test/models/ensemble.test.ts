@@ -4,10 +4,13 @@
  * spreads σ are those of the two models' own calibration scores (PatchCore's folds, PaDiM's
  * leave-one-out), so the ensemble's calibration is its members' calibrations combined.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { exportOnnx } from '../../src/export/onnx.js';
 import { collectImages } from '../../src/data/dataset.js';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
 import { spread, weights, type EnsembleState } from '../../src/models/ensemble/method.js';
@@ -84,6 +87,45 @@ describe('--method ensemble', () => {
       patchcore: { coreset: 0.5, neighbors: 3 },
     });
   });
+
+  it('takes images of several sizes with the aspect kept: PaDiM on its own grid, and the export agrees', async () => {
+    // a third of the images (training and test) stretched to 64×112: two input shapes after preprocessing
+    const mixed = mkdtempSync(join(tmpdir(), 'kensa-ensemble-mixed-'));
+    await makeSyntheticDataset(mixed, { size: 64, train: 12, testGood: 3, testPerDefect: 2, seed: 8 });
+    const all = collectImages([mixed]).map((i) => i.path);
+    for (const file of all.filter((_, i) => i % 3 === 0)) {
+      await sharp(file).resize(112, 64, { fit: 'fill' }).toFile(`${file}.tmp.png`);
+      renameSync(`${file}.tmp.png`, file);
+    }
+    const r = await train({ data: mixed, method: 'ensemble', preprocess: { mode: 'fit', size: 64 } });
+    const state = r.model.state as EnsembleState;
+    // the typical input is 64×64 pixels or so: a square grid of 16×16 stride-4 cells
+    expect([state.padim.layout.height, state.padim.layout.width]).toEqual([16, 16]);
+    const { bytes } = await exportOnnx(r.model);
+    const session = await ort.InferenceSession.create(bytes);
+    const inspector = await Inspector.open(r.model);
+    const shapes = new Set<string>();
+    try {
+      const test = collectImages([join(mixed, 'test')]).map((i) => ({ path: i.path }));
+      for await (const k of inspector.score(test)) {
+        const g = k.image.geometry;
+        shapes.add(`${g.inputWidth}x${g.inputHeight}`);
+        const o = await session.run({
+          image: new ort.Tensor('uint8', k.image.rgb, [1, g.inputHeight, g.inputWidth, 3]),
+        });
+        const score = (o.score.data as Float32Array)[0];
+        expect(Math.abs(score - k.score) / k.score).toBeLessThan(1e-4);
+        const map = o.anomaly_map.data as Float32Array;
+        let err = 0;
+        for (let i = 0; i < map.length; i++) err = Math.max(err, Math.abs(map[i] - k.map[i]));
+        expect(err / k.mapMax).toBeLessThan(1e-3);
+      }
+    } finally {
+      await inspector.dispose();
+    }
+    expect(shapes.size).toBe(2);
+    expect(readdirSync(join(mixed, 'train', 'good'))).toHaveLength(12);
+  }, 120_000);
 
   it('a spread of equal scores is their value, never 0', () => {
     expect(spread([2, 2, 2])).toBe(2);

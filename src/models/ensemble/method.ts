@@ -11,6 +11,11 @@
  * combination that catches more at `fpr0` on both shared data sets), and it stays positive.
  * The grid is the same mean per patch at PaDiM's stride 4 (PatchCore's stride-8 cells repeated ×2).
  *
+ * Inputs of any size: PaDiM keeps one Gaussian per position of one grid (the inputs' own where the
+ * training images share one size, else a square of the typical input's cells); an input of another size
+ * has its features resampled to that grid (bilinear, `onGrid`: where a square resize of the image would
+ * put them) and PaDiM's patch scores resampled back to the input's grid. PatchCore sees the input as it is.
+ *
  * Calibration: PatchCore's fold models (the bank without the fold's rows) with PaDiM's leave-one-out (each
  * image against the Gaussians of every other image), both out of sample, in one scoring pass; PaDiM's
  * fold models where leave-one-out does not apply (tiles).
