@@ -6,7 +6,12 @@ import { ensemble } from './ensemble/method.js';
 import { padim } from './padim/method.js';
 import { patchcore } from './patchcore/method.js';
 
-export const METHODS: readonly Method[] = [patchcore, padim, ensemble, classifier] as unknown as readonly Method[];
+export const METHODS: readonly Method[] = [
+  patchcore,
+  padim,
+  ensemble,
+  classifier,
+] as unknown as readonly Method[];
 export const METHOD_NAMES = METHODS.map((m) => m.name);
 /** The methods kensa train fits on good images only. */
 export const UNSUPERVISED_METHODS = METHODS.filter((m) => m.learning === 'unsupervised').map((m) => m.name);
