@@ -37,16 +37,18 @@ describe.each(UNSUPERVISED_METHODS)('train → test → predict from the command
     const args = ['train', '--method', method, '--data', data, '--seed', '3', '--size', '128'];
     const r = kensa(...args, '--out', model);
     expect(r.stdout).toContain(`model written: ${model}`);
-    // PaDiM: leave-one-out in closed form; PatchCore: 5 folds
+    // PaDiM: leave-one-out in closed form; PatchCore: 5 folds; the ensemble: each member its own way
     expect(r.stdout).toContain(
-      method === 'padim'
-        ? 'calibrated on 30 leave-one-out scores'
-        : 'calibrated on 30 out-of-fold scores (5 folds)',
+      {
+        padim: 'calibrated on 30 leave-one-out scores',
+        patchcore: 'calibrated on 30 out-of-fold scores (5 folds)',
+        ensemble: 'calibrated on 30 out-of-sample scores (PatchCore: 5 folds; PaDiM: leave-one-out)',
+      }[method],
     );
     expect(r.stderr).toContain(
       'warning: 30 good images were scored for calibration: no false alarm on them supports a false-alarm rate below 10.0 %',
     );
-    if (method === 'padim') expect(r.stderr).toContain('warning: 30 training images for 176 channels');
+    if (method !== 'patchcore') expect(r.stderr).toContain('warning: 30 training images for 176 channels');
     kensa(...args, '--out', join(dir, `${method}-again.kensa`));
     expect(readFileSync(model).equals(readFileSync(join(dir, `${method}-again.kensa`)))).toBe(true);
   });
