@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { exportOnnx } from '../../src/export/onnx.js';
 import { collectImages } from '../../src/data/dataset.js';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
-import { spread, weights, type EnsembleState } from '../../src/models/ensemble/method.js';
+import { ensemble, spread, weights, type EnsembleState } from '../../src/models/ensemble/method.js';
 import { Inspector } from '../../src/pipeline/engine/inspector.js';
 import { train, type TrainResult } from '../../src/pipeline/verbs/train.js';
 
@@ -126,6 +126,21 @@ describe('--method ensemble', () => {
     expect(shapes.size).toBe(2);
     expect(readdirSync(join(mixed, 'train', 'good'))).toHaveLength(12);
   }, 120_000);
+
+  it('reads back what it stores, and refuses member scales that are not positive numbers', () => {
+    const state = fitted.ensemble.model.state as EnsembleState;
+    const { tensors, meta } = ensemble.serialize(state);
+    const map = new Map(tensors);
+    const context = { channels: state.patchcore.channels, formatVersion: 2 };
+    const back = ensemble.deserialize(map, meta, context) as EnsembleState;
+    expect(back.scales).toEqual(state.scales);
+    expect(back.padimCalibration).toBe('loo');
+    expect(back.patchcore.bank).toEqual(state.patchcore.bank);
+    for (const scales of [{ patchcore: 0, padim: 1 }, { patchcore: 1, padim: Number.NaN }, undefined])
+      expect(ensemble.deserialize(map, { ...meta, scales }, context)).toBe(
+        "lacks the ensemble's member scales (positive numbers)",
+      );
+  });
 
   it('a spread of equal scores is their value, never 0', () => {
     expect(spread([2, 2, 2])).toBe(2);
