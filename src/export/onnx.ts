@@ -33,6 +33,8 @@ import {
   float32Tensor,
   nodeProto,
   onnx,
+  prefixed,
+  renameSpecs,
   valueInfo,
   type NodeProto,
   type NodeSpec,
@@ -85,22 +87,6 @@ export interface ExportInfo {
     graphs: { tile: string; map: string };
     rule: string;
   } | null;
-}
-
-/** Renames a part's values, keeping those it shares with the rest of the graph. */
-function prefixed(prefix: string, keep: ReadonlySet<string>) {
-  return (name: string) => (name === '' || keep.has(name) ? name : `${prefix}${name}`);
-}
-
-function renameSpecs(nodes: NodeSpec[], inits: TensorProto[], rename: (n: string) => string): NodeProto[] {
-  for (const t of inits) t.name = rename(t.name);
-  return nodes.map((n) =>
-    nodeProto({
-      ...n,
-      inputs: n.inputs.map(rename),
-      output: typeof n.output === 'string' ? rename(n.output) : n.output.map(rename),
-    }),
-  );
 }
 
 export function exportInfo(model: KensaModel, threshold?: ThresholdChoice): ExportInfo {
@@ -223,12 +209,12 @@ export async function exportOnnx(
   const owned = tile && method.ownScore ? TILE_OWNED : undefined;
   const m = method.exportGraph(model.state, owned);
   const inMethod = prefixed('method/', shared);
-  const methodNodes = renameSpecs(m.nodes, m.initializers, inMethod);
+  const methodNodes = renameSpecs(m.nodes, m.initializers, inMethod).map(nodeProto);
   const grid = inMethod(m.grid);
 
   const step = mapStepNodes(meta.map, tile ? 'grid' : grid, tile ? { hw: 'size' } : { like: INPUT_NAME });
   const inMap = prefixed('map/', new Set([grid, INPUT_NAME, 'grid', 'size']));
-  const mapNodes = renameSpecs(step.nodes, step.initializers, inMap);
+  const mapNodes = renameSpecs(step.nodes, step.initializers, inMap).map(nodeProto);
   const minSide = Math.min(info.input.height ?? 32, info.input.width ?? 32);
   if (step.radius + 2 > minSide)
     throw new KensaError(

@@ -80,6 +80,25 @@ export type NodeProto = InstanceType<typeof onnx.NodeProto>;
 export type ValueInfo = ReturnType<typeof valueInfo>;
 
 /** A node spec as an ONNX NodeProto (named after its first output). */
+/** A renaming that prefixes a part's values, keeping those it shares with the rest of the graph (and ''). */
+export function prefixed(prefix: string, keep: ReadonlySet<string>): (name: string) => string {
+  return (name: string) => (name === '' || keep.has(name) ? name : `${prefix}${name}`);
+}
+
+/** A part's nodes and initializers with every value renamed (the initializers in place). */
+export function renameSpecs(
+  nodes: NodeSpec[],
+  inits: TensorProto[],
+  rename: (n: string) => string,
+): NodeSpec[] {
+  for (const t of inits) t.name = rename(t.name);
+  return nodes.map((n) => ({
+    ...n,
+    inputs: n.inputs.map(rename),
+    output: typeof n.output === 'string' ? rename(n.output) : n.output.map(rename),
+  }));
+}
+
 export function nodeProto(n: NodeSpec): NodeProto {
   return onnx.NodeProto.create({
     opType: n.op,

@@ -27,7 +27,14 @@
  * The PaDiM member's image score needs the map step (postprocess/anomaly-map.ts, pure arithmetic): the one
  * place a method looks past its grid, because that is PaDiM's own image score.
  */
-import { float32Tensor, int64Tensor, type NodeSpec, type TensorProto } from '../../onnx/graph.js';
+import {
+  float32Tensor,
+  int64Tensor,
+  prefixed,
+  renameSpecs,
+  type NodeSpec,
+  type TensorProto,
+} from '../../onnx/graph.js';
 import { MapStep, mapStepNodes, upsampleBilinear, type MapSettings } from '../../postprocess/anomaly-map.js';
 import { KensaError } from '../../util/errors.js';
 import type {
@@ -137,7 +144,8 @@ export function onGrid(features: Features, [H, W]: readonly [number, number]): F
 class EnsembleScorer implements Scorer {
   readonly stride = STRIDE;
   readonly batch?: number;
-  private readonly steps = new Map<string, MapStep>();
+  /** PaDiM's map step on its own grid (its image score). */
+  private readonly step: MapStep;
 
   /** `keep`: a member scorer that belongs to someone else (the fitter's leave-one-out) and outlives this one. */
   constructor(
@@ -150,13 +158,8 @@ class EnsembleScorer implements Scorer {
   ) {
     const batches = [pc.batch, pd.batch].filter((b): b is number => b !== undefined);
     this.batch = batches.length ? Math.min(...batches) : undefined;
-  }
-
-  private step(h: number, w: number): MapStep {
-    const key = `${h}x${w}`;
-    let step = this.steps.get(key);
-    if (!step) this.steps.set(key, (step = new MapStep(h, w, h * STRIDE, w * STRIDE, PADIM_MAP)));
-    return step;
+    const [H, W] = grid;
+    this.step = new MapStep(H, W, H * STRIDE, W * STRIDE, PADIM_MAP);
   }
 
   async score(features: Features, owned?: readonly CellRect[]): Promise<PatchScores> {
@@ -172,7 +175,6 @@ class EnsembleScorer implements Scorer {
       throw new KensaError('E_RUNTIME', `the members' grids do not match (${h8}×${w8} and ${h}×${w})`);
     const [wa, wb] = weights(this.scales);
     const grid = new Float32Array(B * h * w);
-    const step = this.step(H, W);
     const map = new Float32Array(H * STRIDE * W * STRIDE);
     const back = new Float32Array(h * w);
     const members = MEMBERS.map(() => ({ score: new Float32Array(B), low: new Float32Array(B) }));
@@ -180,7 +182,7 @@ class EnsembleScorer implements Scorer {
     for (let e = 0; e < B; e++) {
       const o = owned?.[e] ?? { y0: 0, y1: h, x0: 0, x1: w };
       // PaDiM's own image score: the maximum of its smoothed map, over the pixels this input owns
-      step.apply(b.grid, map, e * H * W);
+      this.step.apply(b.grid, map, e * H * W);
       const p = resampled ? { y0: 0, y1: H, x0: 0, x1: W } : o;
       let peak = -Infinity;
       for (let y = p.y0 * STRIDE; y < p.y1 * STRIDE; y++)
@@ -298,21 +300,6 @@ export function spread(scores: readonly number[]): number {
   return sd > 0 ? sd : mean > 0 ? mean : 1;
 }
 
-/** A sub-graph's values renamed with a prefix, except those it shares with the rest of the graph. */
-function renamed(nodes: NodeSpec[], inits: TensorProto[], prefix: string, keep: ReadonlySet<string>) {
-  const name = (n: string) => (n === '' || keep.has(n) ? n : `${prefix}${n}`);
-  for (const t of inits) t.name = name(t.name);
-  return {
-    nodes: nodes.map((n) => ({
-      ...n,
-      inputs: n.inputs.map(name),
-      output: typeof n.output === 'string' ? name(n.output) : n.output.map(name),
-    })),
-    inits,
-    name,
-  };
-}
-
 const FEATURES = new Set(['layer1', 'layer2', 'layer3']);
 function ensembleExportGraph(state: EnsembleState, owned?: string): MethodGraph {
   const keep = new Set([...FEATURES, ...(owned ? [owned, 'e/owned_pc'] : [])]);
@@ -327,21 +314,15 @@ function ensembleExportGraph(state: EnsembleState, owned?: string): MethodGraph 
       output: 'e/owned_pc',
     });
   const pcGraph = patchcore.exportGraph(state.patchcore, owned ? 'e/owned_pc' : undefined);
-  const pc = renamed(pcGraph.nodes, pcGraph.initializers, 'pc/', keep);
+  const inPc = prefixed('pc/', keep);
+  const pcNodes = renameSpecs(pcGraph.nodes, pcGraph.initializers, inPc);
   // PaDiM on its own grid: each feature map resized to it (linear, half-pixel centres, as onGrid; the
   // same values where the input has that grid), its patch scores resized back to the input's grid
   const [H, W] = padim.inputGrid(state.padim)!;
   const pdGraph = padim.exportGraph(state.padim);
   const pdName = (n: string) => (n === '' ? n : FEATURES.has(n) ? `e/${n}_pd` : `pd/${n}`);
-  for (const t of pdGraph.initializers) t.name = pdName(t.name);
-  const pd = {
-    nodes: pdGraph.nodes.map((n) => ({
-      ...n,
-      inputs: n.inputs.map(pdName),
-      output: typeof n.output === 'string' ? pdName(n.output) : n.output.map(pdName),
-    })),
-    inits: pdGraph.initializers,
-  };
+  const pdNodes = renameSpecs(pdGraph.nodes, pdGraph.initializers, pdName);
+
   const linear = { mode: 'linear', coordinate_transformation_mode: 'half_pixel' };
   ['layer1', 'layer2', 'layer3'].forEach((layer, k) => {
     nodes.push(
@@ -357,9 +338,9 @@ function ensembleExportGraph(state: EnsembleState, owned?: string): MethodGraph 
     );
     initializers.push(int64Tensor(`e/${layer}_hw`, [H >> k, W >> k]));
   });
-  nodes.push(...pc.nodes, ...pd.nodes);
-  initializers.push(...pc.inits, ...pd.inits);
-  const pcGrid = pc.name(pcGraph.grid);
+  nodes.push(...pcNodes, ...pdNodes);
+  initializers.push(...pcGraph.initializers, ...pdGraph.initializers);
+  const pcGrid = inPc(pcGraph.grid);
   const pdOwn = pdName(pdGraph.grid);
   nodes.push(
     { op: 'Unsqueeze', inputs: [pdOwn, 'e/one'], output: 'e/pd_own4' },
@@ -372,10 +353,14 @@ function ensembleExportGraph(state: EnsembleState, owned?: string): MethodGraph 
   const pdGrid = 'e/pd_grid';
   // PaDiM's smoothed map on its own grid (4H × 4W pixels), and its maximum over the owned pixels
   const step = mapStepNodes(PADIM_MAP, pdOwn, { hw: 'e/hw' });
-  const ms = renamed(step.nodes, step.initializers, 'pdmap/', new Set([pdOwn, 'e/hw']));
-  const pdMap = ms.name(step.map);
-  nodes.push(...ms.nodes);
-  initializers.push(...ms.inits, int64Tensor('e/hw', [H * STRIDE, W * STRIDE]), int64Tensor('e/zero', [0]));
+  const inMap = prefixed('pdmap/', new Set([pdOwn, 'e/hw']));
+  const pdMap = inMap(step.map);
+  nodes.push(...renameSpecs(step.nodes, step.initializers, inMap));
+  initializers.push(
+    ...step.initializers,
+    int64Tensor('e/hw', [H * STRIDE, W * STRIDE]),
+    int64Tensor('e/zero', [0]),
+  );
   const resize = (input: string, output: string, scale: number): NodeSpec[] => [
     { op: 'Unsqueeze', inputs: [input, 'e/one'], output: `${output}_4d` },
     {
@@ -406,7 +391,7 @@ function ensembleExportGraph(state: EnsembleState, owned?: string): MethodGraph 
     { op: 'Mul', inputs: ['e/pc_grid', 'e/wa'], output: 'e/pc_w' },
     { op: 'Mul', inputs: [pdGrid, 'e/wb'], output: 'e/pd_w' },
     { op: 'Add', inputs: ['e/pc_w', 'e/pd_w'], output: 'e/grid' },
-    { op: 'Mul', inputs: [pc.name(pcGraph.score!), 'e/wa'], output: 'e/pc_s' },
+    { op: 'Mul', inputs: [inPc(pcGraph.score!), 'e/wa'], output: 'e/pc_s' },
     { op: 'Mul', inputs: ['e/pd_score', 'e/wb'], output: 'e/pd_s' },
     { op: 'Add', inputs: ['e/pc_s', 'e/pd_s'], output: 'e/score' },
   );
