@@ -79,7 +79,6 @@ export type TensorProto = InstanceType<typeof onnx.TensorProto>;
 export type NodeProto = InstanceType<typeof onnx.NodeProto>;
 export type ValueInfo = ReturnType<typeof valueInfo>;
 
-/** A node spec as an ONNX NodeProto (named after its first output). */
 /** A renaming that prefixes a part's values, keeping those it shares with the rest of the graph (and ''). */
 export function prefixed(prefix: string, keep: ReadonlySet<string>): (name: string) => string {
   return (name: string) => (name === '' || keep.has(name) ? name : `${prefix}${name}`);
@@ -99,6 +98,28 @@ export function renameSpecs(
   }));
 }
 
+/**
+ * Only the nodes the given outputs need (a part whose other results go unused: PatchCore's own image score
+ * under a head that scores the image itself), and only the initializers those nodes read.
+ */
+export function pruned(
+  nodes: readonly NodeSpec[],
+  inits: readonly TensorProto[],
+  outputs: readonly string[],
+): { nodes: NodeSpec[]; initializers: TensorProto[] } {
+  const needed = new Set(outputs);
+  const kept: NodeSpec[] = [];
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i];
+    const outs = typeof n.output === 'string' ? [n.output] : n.output;
+    if (!outs.some((o) => needed.has(o))) continue;
+    kept.push(n);
+    for (const input of n.inputs) needed.add(input);
+  }
+  return { nodes: kept.reverse(), initializers: inits.filter((t) => needed.has(t.name)) };
+}
+
+/** A node spec as an ONNX NodeProto (named after its first output). */
 export function nodeProto(n: NodeSpec): NodeProto {
   return onnx.NodeProto.create({
     opType: n.op,
