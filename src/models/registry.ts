@@ -2,6 +2,7 @@
 import { unknownChoice } from '../util/errors.js';
 import type { Method, MethodState } from './method.js';
 import { classifier } from './classifier/method.js';
+import { patchClassifier } from './classifier/patch-method.js';
 import { ensemble } from './ensemble/method.js';
 import { padim } from './padim/method.js';
 import { patchcore } from './patchcore/method.js';
@@ -11,6 +12,7 @@ export const METHODS: readonly Method[] = [
   padim,
   ensemble,
   classifier,
+  patchClassifier,
 ] as unknown as readonly Method[];
 export const METHOD_NAMES = METHODS.map((m) => m.name);
 /** The methods kensa train fits on good images only. */

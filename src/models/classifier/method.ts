@@ -61,6 +61,9 @@ export interface ClassifierRecord {
     ng: number;
     categories: Record<string, number>;
     validation: { good: number; ng: number };
+    /** The patch head: folds of its cross-fitting and each fold head's best epoch. */
+    folds?: number;
+    fold_epochs?: number[];
     augment: string[];
     copies: number;
     epochs: number;
