@@ -298,8 +298,8 @@ export const OPTIONS = {
     max: 64,
     default: 4,
     help: help(
-      'augmented copies of each training image (default 4)',
-      '学習画像 1 枚あたりの拡張コピー数（既定 4）',
+      '--head image: augmented copies of each training image (default 4)',
+      '--head image: 学習画像 1 枚あたりの拡張コピー数（既定 4）',
     ),
   },
   epochs: {
@@ -323,6 +323,18 @@ export const OPTIONS = {
       '検証の損失が改善しないまま止めるまでのエポック数（既定 40）',
     ),
   },
+  classifierFolds: {
+    kind: 'integer',
+    flag: '--folds',
+    value: '<k>',
+    min: 2,
+    max: 100,
+    default: 5,
+    help: help(
+      'patch head: folds of the cross-fitting; every image is scored by a model trained without its fold (default 5)',
+      'パッチヘッド: 交差学習の分割数。各画像を、その分割を除いて学習したモデルで採点（既定 5）',
+    ),
+  },
   classifierValFraction: {
     kind: 'number',
     flag: '--val-fraction',
@@ -332,8 +344,8 @@ export const OPTIONS = {
     open: { min: true, max: true },
     default: 0.2,
     help: help(
-      'share of each class held out for validation (default 0.2)',
-      '各クラスから検証に取り分ける割合（既定 0.2）',
+      '--head image: share of each class held out for validation (default 0.2)',
+      '--head image: 各クラスから検証に取り分ける割合（既定 0.2）',
     ),
   },
   mmPerPixel: {

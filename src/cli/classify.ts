@@ -8,6 +8,8 @@ import {
   predictClassifier,
   testClassifier,
   trainClassifier,
+  HEADS,
+  type Head,
 } from '../pipeline/verbs/classify.js';
 import { classifier } from '../models/classifier/method.js';
 import type { ThresholdChoice } from '../pipeline/contracts/decisions.js';
@@ -19,6 +21,12 @@ import { typeLines } from './test.js';
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** --augment all | none | a comma-separated list of kinds. */
+function headChoice(value: string): Head {
+  if (!(HEADS as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`Expected ${HEADS.join(' or ')} for --head but received '${value}'`);
+  return value as Head;
+}
+
 function augmentations(value: string): Augmentation[] {
   if (value === 'all') return [...AUGMENTATIONS];
   if (value === 'none') return [];
@@ -119,16 +127,25 @@ export function register(program: Command): void {
       tr('squeeze every image to --size × --size instead', '代わりにすべての画像を --size × --size に変形'),
     )
     .option(
+      '--head <head>',
+      tr(
+        "patch (default): a patch head on PatchCore's patch scores and the patch embedding, max-pooled (sees small defects, calibrated by --folds); image: logistic regression on the averaged embedding (with augmented copies and a validation split)",
+        'patch（既定）: PatchCore のパッチスコアとパッチ埋め込みを入力とするパッチ単位のヘッド、最大値で画像の判定（小さな欠陥も見え、--folds で校正）。image: 埋め込みの画像平均へのロジスティック回帰（拡張コピーと検証用の取り分け付き）',
+      ),
+      headChoice,
+    )
+    .option(
       '--augment <kinds>',
       tr(
-        `augmentations: all, none, or a list of ${AUGMENTATIONS.join(',')}`,
-        `拡張: all、none、または ${AUGMENTATIONS.join(',')} の一覧`,
+        `--head image: augmentations: all, none, or a list of ${AUGMENTATIONS.join(',')}`,
+        `--head image: 拡張: all、none、または ${AUGMENTATIONS.join(',')} の一覧`,
       ),
       augmentations,
     );
   addOptions(train, [
     'size',
     'scale',
+    'classifierFolds',
     'copies',
     'classifierValFraction',
     'epochs',
@@ -140,8 +157,13 @@ export function register(program: Command): void {
   ]);
   train.action(async (o) => {
     const progress = progressReporter();
+    // options whose table default applies to one head only reach the library when the user gave them
+    const given = <T>(name: string, value: T) =>
+      train.getOptionValueSource(name) === 'cli' ? value : undefined;
     try {
       const { model, curves, seconds } = await trainClassifier({
+        head: o.head,
+        folds: given('classifierFolds', o.classifierFolds),
         data: o.data,
         good: o.good,
         ng: o.ng,
@@ -151,8 +173,8 @@ export function register(program: Command): void {
         weights: o.weights,
         preprocess: o.size || o.square || o.scale ? preprocessFrom(o) : undefined,
         augment: o.augment,
-        copies: o.copies,
-        valFraction: o.classifierValFraction,
+        copies: given('copies', o.copies),
+        valFraction: given('classifierValFraction', o.classifierValFraction),
         epochs: o.epochs,
         patience: o.patience,
         seed: o.seed,
@@ -161,6 +183,7 @@ export function register(program: Command): void {
         mmPerPixel: o.mmPerPixel,
         onProgress: progress,
         onWarning: notice(progress, 'warning'),
+        onPlan: notice(progress, 'memory'),
       });
       progress.stop();
       const m = model.meta;
@@ -168,14 +191,30 @@ export function register(program: Command): void {
       const t = r.training;
       const last = r.history[t.best_epoch - 1] ?? r.history.at(-1)!;
       console.log(`classifier written: ${o.out}`);
-      console.log(
-        `  ${t.good} good and ${t.ng} NG training images (+${t.copies} augmented copies each: ${t.augment.join(', ') || 'none'}); ` +
-          `validation ${t.validation.good} good, ${t.validation.ng} NG`,
-      );
-      console.log(
-        `  ${t.epochs} epochs, best ${t.best_epoch}: validation loss ${last.val_loss?.toFixed(4) ?? 'n/a'}, accuracy ${last.val_accuracy?.toFixed(3) ?? 'n/a'}; ` +
-          `calibration error ${r.calibration.ece_before?.toFixed(3) ?? 'n/a'} → ${r.calibration.ece_after?.toFixed(3) ?? 'n/a'} (temperature ${r.calibration.temperature.toFixed(2)})`,
-      );
+      const ece = `${r.calibration.ece_before?.toFixed(3) ?? 'n/a'} → ${r.calibration.ece_after?.toFixed(3) ?? 'n/a'}`;
+      if (t.folds !== undefined) {
+        console.log(
+          tr(
+            `  patch head on PatchCore: ${t.good} good and ${t.ng} NG images, every one scored out-of-fold (${t.folds} folds; fold heads' best epochs ${t.fold_epochs?.join(', ')})`,
+            `  PatchCore の上のパッチヘッド: 良品 ${t.good} 枚と NG ${t.ng} 枚、どれも分割外で採点（${t.folds} 分割。各分割のヘッドの最良エポック ${t.fold_epochs?.join(', ')}）`,
+          ),
+        );
+        console.log(
+          tr(
+            `  ${t.epochs} epochs on every image; calibration error ${ece} (temperature ${r.calibration.temperature.toFixed(2)})`,
+            `  全画像で ${t.epochs} エポック。較正誤差 ${ece}（温度 ${r.calibration.temperature.toFixed(2)}）`,
+          ),
+        );
+      } else {
+        console.log(
+          `  ${t.good} good and ${t.ng} NG training images (+${t.copies} augmented copies each: ${t.augment.join(', ') || 'none'}); ` +
+            `validation ${t.validation.good} good, ${t.validation.ng} NG`,
+        );
+        console.log(
+          `  ${t.epochs} epochs, best ${t.best_epoch}: validation loss ${last.val_loss?.toFixed(4) ?? 'n/a'}, accuracy ${last.val_accuracy?.toFixed(3) ?? 'n/a'}; ` +
+            `calibration error ${ece} (temperature ${r.calibration.temperature.toFixed(2)})`,
+        );
+      }
       console.log(
         `  thresholds (probability of NG): fpr0 ${m.thresholds.fpr0.toPrecision(4)}${m.thresholds.f1 !== undefined ? `, f1 ${m.thresholds.f1.toPrecision(4)}` : ''}; ` +
           `learning curves: ${curves}; ${seconds.toFixed(1)} s`,

@@ -21,6 +21,10 @@ const TASKS_JA: [RegExp, string][] = [
   [/^(\w+): calibration \(hold-out\)$/, '$1: 校正（取り分けた画像）'],
   [/^test: score$/, 'test: 採点'],
   [/^classify train: features \(with augmented copies\)$/, 'classify train: 特徴の抽出（拡張コピー込み）'],
+  [/^classify train: features$/, 'classify train: 特徴の抽出'],
+  [/^classify train: anomaly scores, fold (\d+)\/(\d+)$/, 'classify train: 異常スコア（分割 $1/$2）'],
+  [/^classify train: NG images$/, 'classify train: NG 画像'],
+  [/^classify train: head$/, 'classify train: ヘッドの学習'],
   [/^download (.+)$/, 'ダウンロード $1'],
 ];
 const VERBS_JA: Record<string, string> = {

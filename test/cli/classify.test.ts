@@ -50,7 +50,20 @@ beforeAll(async () => {
 
 describe('kensa classify', () => {
   it('train: the classifier, its thresholds and learning curves', () => {
-    const r = kensa('classify', 'train', '--data', data, '--size', '96', '--out', model, '--copies', '2');
+    const r = kensa(
+      'classify',
+      'train',
+      '--data',
+      data,
+      '--size',
+      '96',
+      '--out',
+      model,
+      '--head',
+      'image',
+      '--copies',
+      '2',
+    );
     expect(r.stdout).toContain(`classifier written: ${model}`);
     // 24 good (4 of them in train/good/older) and 6 NG images, a fifth of each class for validation
     expect(r.stdout).toContain('19 good and 5 NG training images');
@@ -70,6 +83,8 @@ describe('kensa classify', () => {
       '96',
       '--out',
       join(dir, 'again.classifier'),
+      '--head',
+      'image',
       '--copies',
       '2',
     );
@@ -144,6 +159,8 @@ describe('kensa classify', () => {
       '64',
       '--out',
       join(one, 'm.classifier'),
+      '--head',
+      'image',
       '--copies',
       '1',
     );
@@ -166,10 +183,76 @@ describe('kensa classify', () => {
     r = run('train', '--data', onlyGood, '--method', 'classifier', '--out', join(dir, 'c.kensa'));
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('learns from good and NG images: train it with kensa classify train');
-    r = run('classify', 'train', '--data', data, '--out', join(dir, 'y.classifier'), '--augment', 'mirror');
+    r = run(
+      'classify',
+      'train',
+      '--data',
+      data,
+      '--out',
+      join(dir, 'y.classifier'),
+      '--head',
+      'image',
+      '--augment',
+      'mirror',
+    );
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(
       "Expected all, none or a list of flip, rot90, rotate, shift, color, blur for --augment but received 'mirror'",
     );
+  });
+});
+
+describe('kensa classify with the patch head (the default)', () => {
+  const patch = join(dir, 'patch.kensa');
+  it('train: PatchCore and the head, every image scored out-of-fold; test and predict', () => {
+    const r = kensa('classify', 'train', '--data', data, '--size', '96', '--out', patch);
+    expect(r.stdout).toContain(`classifier written: ${patch}`);
+    expect(r.stdout).toMatch(
+      /patch head on PatchCore: 24 good and 6 NG images, every one scored out-of-fold \(5 folds; fold heads' best epochs \d+(, \d+){4}\)/,
+    );
+    // fpr0 rests on every good image (kensa threshold lists them, and can leave an odd one out)
+    expect(kensa('threshold', '--model', patch).stdout).toContain('calibration: 24 good images (5 folds)');
+    // the same data and seed give the same model
+    kensa('classify', 'train', '--data', data, '--size', '96', '--out', join(dir, 'patch-again.kensa'));
+    expect(readFileSync(join(dir, 'patch-again.kensa')).equals(readFileSync(patch))).toBe(true);
+    const out = join(dir, 'patch-test');
+    const t = kensa('classify', 'test', '--model', patch, '--data', data, '--out', out, '--no-figures');
+    expect(t.stdout).toMatch(/image AUROC [\d.]+/);
+    const m = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+    expect(m.image_auroc).toBeGreaterThan(0.9);
+    expect(m.counts).toMatchObject({ good: 8, defective: 12 });
+    const p = kensa(
+      'classify',
+      'predict',
+      '--model',
+      patch,
+      '--out',
+      join(dir, 'patch-predict'),
+      join(data, 'test'),
+    );
+    expect(p.stdout).toMatch(/20 images: \d+ NG, \d+ OK/);
+  });
+
+  it("refuses the image head's options, and --folds with the image head", () => {
+    let r = run('classify', 'train', '--data', data, '--out', join(dir, 'z.kensa'), '--copies', '2');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--copies applies to --head image only');
+    r = run(
+      'classify',
+      'train',
+      '--data',
+      data,
+      '--out',
+      join(dir, 'z.kensa'),
+      '--head',
+      'image',
+      '--folds',
+      '3',
+    );
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--folds applies to the patch head (the default)');
+    r = run('classify', 'train', '--data', data, '--out', join(dir, 'z.kensa'), '--head', 'pixel');
+    expect(r.stderr).toContain("Expected patch or image for --head but received 'pixel'");
+    expect(existsSync(join(dir, 'z.kensa'))).toBe(false);
   });
 });

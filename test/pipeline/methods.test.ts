@@ -56,7 +56,11 @@ describe.each(METHODS.map((m) => [m.name, m] as const))('%s through every verb',
 
   beforeAll(async () => {
     if (method.learning === 'supervised')
-      await trainClassifier({ data, out: model, size: SIZE, copies: 1, epochs: 40 });
+      await trainClassifier(
+        name === 'classifier'
+          ? { data, out: model, size: SIZE, head: 'image', copies: 1, epochs: 40 }
+          : { data, out: model, size: SIZE, epochs: 40 },
+      );
     else await train({ data, method: name, out: model, preprocess: { mode: 'fit', size: SIZE } });
   });
 

@@ -73,7 +73,20 @@ describe('inputs: no image silently skipped', () => {
       );
     for (let i = 0; i < 3; i++) copyFileSync(picture('dust', i), join(cdata, 'train', 'dust', `${i}.png`));
     const classifier = join(dir, 'c.classifier');
-    const t = run('classify', 'train', '--data', cdata, '--out', classifier, '--size', '64', '--copies', '0');
+    const t = run(
+      'classify',
+      'train',
+      '--data',
+      cdata,
+      '--out',
+      classifier,
+      '--size',
+      '64',
+      '--head',
+      'image',
+      '--copies',
+      '0',
+    );
     expect(t.status, t.stderr).toBe(0);
     const cout = join(dir, 'shift-classify');
     const c = run('classify', 'predict', '--model', classifier, '--out', cout, shift);

@@ -18,7 +18,8 @@ import { writeFileAtomic } from '../../io/atomic.js';
 import { bestF1 } from '../../metrics/classification.js';
 import { augment, AUGMENTATIONS, type Augmentation } from '../../models/classifier/augment.js';
 import { DEFAULT_TRAIN, type EpochRecord, type TrainSettings } from '../../models/classifier/head.js';
-import { classifier, ClassifierFitter, type ClassifierState } from '../../models/classifier/method.js';
+import { ClassifierFitter, type ClassifierState } from '../../models/classifier/method.js';
+import type { MethodState } from '../../models/method.js';
 import { getMethod } from '../../models/registry.js';
 import { checkOption, checkOptions, OPTIONS } from '../../options.js';
 import { learningCurves } from '../../report/figures.js';
@@ -27,7 +28,7 @@ import { sha256Bytes, sha256File } from '../../util/hash.js';
 import type { ProgressCallback } from '../../util/progress.js';
 import { mulberry32, shuffledIndices } from '../../util/random.js';
 import { KENSA_VERSION } from '../../version.js';
-import { summarize } from '../contracts/calibration.js';
+import { calibrationWarnings, summarize } from '../contracts/calibration.js';
 import {
   loadModel,
   MODEL_FORMAT,
@@ -37,12 +38,21 @@ import {
 } from '../contracts/model-file.js';
 import { DEFAULT_FIT_BATCH, inputBatches } from '../engine/inspector.js';
 import { checkNewModel, checkWritable } from '../outputs/paths.js';
+import { fitPatchClassifier } from './classify-patch.js';
 import { predict, type PredictOptions } from './predict.js';
 import { test, type TestOptions } from './test.js';
 import { tr } from '../../i18n.js';
 
 export const DEFAULT_COPIES = OPTIONS.copies.default;
 export const DEFAULT_VAL_FRACTION = OPTIONS.classifierValFraction.default;
+export const DEFAULT_CLASSIFIER_FOLDS = OPTIONS.classifierFolds.default;
+/**
+ * The heads kensa classify train fits: 'patch' (the default; models/classifier/patch-method.ts) adds to a
+ * PatchCore member, 'image' (models/classifier/method.ts) learns from the averaged embedding alone.
+ */
+export const HEADS = ['patch', 'image'] as const;
+export type Head = (typeof HEADS)[number];
+export const DEFAULT_HEAD: Head = 'patch';
 /** Augmented copies embedded together (their PNG bytes are held until then). */
 const AUGMENTED_CHUNK = 64;
 
@@ -53,6 +63,10 @@ export interface ClassifyTrainOptions {
   good?: string[];
   ng?: string[];
   out: string;
+  /** Which head (default 'patch'). */
+  head?: Head;
+  /** Folds of the patch head's cross-fitting (default 5). */
+  folds?: number;
   /** Replace a model file already at `out` (default: refuse, naming what is there). */
   force?: boolean;
   /** Millimetres per original-image pixel, stored in the model (regions get sizes in mm). */
@@ -62,7 +76,7 @@ export interface ClassifyTrainOptions {
   cacheDir?: string;
   size?: number;
   preprocess?: Preprocess;
-  /** Augmented copies per training image (0: none). */
+  /** Augmented copies per training image (0: none; the image head only). */
   copies?: number;
   /** Augmentations to use (default all). */
   augment?: Augmentation[];
@@ -76,6 +90,8 @@ export interface ClassifyTrainOptions {
   pixelLimit?: number;
   onProgress?: ProgressCallback;
   onWarning?: (message: string) => void;
+  /** Told the memory estimate before any work (the patch head). */
+  onPlan?: (message: string) => void;
   /** Told each epoch's losses and accuracies. */
   onEpoch?: (r: EpochRecord) => void;
 }
@@ -149,6 +165,9 @@ function split(items: ImageItem[], fraction: number, seed: number) {
 
 export async function trainClassifier(options: ClassifyTrainOptions): Promise<ClassifyTrainResult> {
   const t0 = performance.now();
+  const head = options.head ?? DEFAULT_HEAD;
+  if (!(HEADS as readonly string[]).includes(head))
+    throw new KensaError('E_ARGUMENT', `--head is ${head}: expected one of ${HEADS.join(', ')}`);
   const settings: TrainSettings = {
     epochs: options.epochs ?? DEFAULT_TRAIN.epochs,
     learningRate: options.learningRate ?? DEFAULT_TRAIN.learningRate,
@@ -160,6 +179,26 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
   checkOptions(options, ['copies', 'batch', 'pixelLimit', 'mmPerPixel']);
   const valFraction = options.valFraction ?? DEFAULT_VAL_FRACTION;
   checkOption('classifierValFraction', valFraction, 'valFraction');
+  const folds = options.folds ?? DEFAULT_CLASSIFIER_FOLDS;
+  checkOption('classifierFolds', folds, 'folds');
+  if (head === 'patch') {
+    const given = (
+      [
+        ['--copies', options.copies],
+        ['--augment', options.augment],
+        ['--val-fraction', options.valFraction],
+      ] as const
+    ).filter(([, v]) => v !== undefined);
+    if (given.length)
+      throw new KensaError(
+        'E_ARGUMENT',
+        `${given.map(([f]) => f).join(', ')} ${given.length > 1 ? 'apply' : 'applies'} to --head image only: the patch head (the default) uses no augmented copies and calibrates on every image by --folds instead of a validation split`,
+      );
+  } else if (options.folds !== undefined)
+    throw new KensaError(
+      'E_ARGUMENT',
+      '--folds applies to the patch head (the default); --head image holds out --val-fraction of each class instead',
+    );
   const preprocess = validatePreprocess(
     options.preprocess ?? { mode: 'fit', size: options.size ?? DEFAULT_SIZE },
   );
@@ -172,17 +211,150 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
   await checkWritable(options.out, 'file');
   const { good, ng } = classifierImages(options);
   const warn = options.onWarning ?? (() => {});
-  if (ng.length === 1)
+  if (ng.length === 1 && head === 'image')
     warn(
       tr(
         '1 NG image: it is used for training, so no NG image is left for validation — early stopping watches the good images only and no f1 threshold is stored. Add NG images for a classifier you can trust',
         'NG 画像が 1 枚です。学習に使うため検証用の NG 画像が残りません — 早期終了は良品画像だけを見て、f1 しきい値は保存されません。信頼できる分類器には NG 画像を増やしてください',
       ),
     );
+  const backbone = await Backbone.load(options.backbone ?? 'efficientnet_lite0', {
+    weights: options.weights,
+    cacheDir: options.cacheDir,
+    onProgress: options.onProgress,
+  });
+  try {
+    const fitted: Fitted =
+      head === 'patch'
+        ? await fitPatch(options, backbone, good, ng, preprocess, settings, folds)
+        : await fitImageHead(options, backbone, good, ng, preprocess, settings, valFraction);
+    const { state, scored, all, skipped } = fitted;
+    const method = getMethod(state.method);
+    const record = (state as ClassifierState).record;
+    // the thresholds from the probabilities as the model stores them (float32, as the scorer gives them)
+    const goods = scored.filter((s) => s.label === 0);
+    const stored = Float32Array.from(goods.map((s) => s.score));
+    const images = await Promise.all(
+      goods.map(async ({ image }) => {
+        const item = all[image];
+        const sha256 = (item.bytes ? sha256Bytes(item.bytes) : await sha256File(item.path)).slice(0, 16);
+        return { file: item.path, sha256 };
+      }),
+    );
+    const { calibration, thresholds } = summarize(stored, {
+      mode: head === 'patch' ? 'kfold' : 'holdout',
+      ...(head === 'patch' ? { folds } : {}),
+      quantile: OPTIONS.quantile.default,
+      display: [0, 1],
+      images,
+    });
+    if (thresholds.fpr0 >= 1)
+      warn(
+        tr(
+          `a good calibration image has a probability of NG of 1 (${calibration.highest?.file}): the fpr0 threshold lets no image be NG. ` +
+            'Look at it — a mislabelled NG image, or NG training images that share something with it — and train again',
+          `校正用の良品画像の NG 確率が 1 です（${calibration.highest?.file}）。fpr0 しきい値ではどの画像も NG になりません。` +
+            '確認してください — ラベルの誤った NG 画像か、それと共通点のある NG 学習画像 — そして学習し直してください',
+        ),
+      );
+    for (const w of calibrationWarnings(calibration)) warn(w);
+    const all32 = scored.map((s) => Math.fround(s.score));
+    const labels = scored.map((s) => s.label);
+    const f1 = labels.includes(1) && labels.includes(0) ? bestF1(all32, labels).threshold : null;
+    const model: KensaModel = {
+      meta: {
+        format: MODEL_FORMAT,
+        format_version: MODEL_FORMAT_VERSION,
+        method: method.name,
+        kensa_version: KENSA_VERSION,
+        backbone: {
+          name: backbone.name,
+          weights_sha256: backbone.weights?.sha256 ?? '',
+          weights_official: backbone.weights?.official ?? false,
+          channels: backbone.channels,
+        },
+        preprocess,
+        map: method.map,
+        training: {
+          train_images: record.training.good + record.training.ng,
+          skipped,
+          seed: settings.seed,
+          ...(head === 'patch'
+            ? { folds }
+            : {
+                validation_fraction: valFraction,
+                validation_images: record.training.validation.good + record.training.validation.ng,
+              }),
+        },
+        calibration,
+        thresholds: { ...thresholds, ...(f1 !== null && f1 < 1 ? { f1 } : {}) },
+        ...(options.mmPerPixel !== undefined ? { mm_per_pixel: options.mmPerPixel } : {}),
+        ...{ [method.name]: method.describe(state) },
+      },
+      state,
+      calibrationScores: stored,
+    };
+    await saveModel(options.out, model);
+    const curves = `${options.out.slice(0, options.out.length - extname(options.out).length)}.learning.png`;
+    await writeFileAtomic(curves, await learningCurves(record.history));
+    return { model, curves, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    await backbone.dispose();
+  }
+}
+
+/** A fitted classifier: its state, the calibration images' probabilities, and the images they index. */
+interface Fitted {
+  state: MethodState;
+  scored: { image: number; label: 0 | 1; score: number }[];
+  all: readonly ImageItem[];
+  skipped: number;
+}
+
+/** The patch head (the default): a PatchCore member and the head, cross-fitted (classify-patch.ts). */
+async function fitPatch(
+  options: ClassifyTrainOptions,
+  backbone: Backbone,
+  good: ImageItem[],
+  ng: ImageItem[],
+  preprocess: Preprocess,
+  settings: TrainSettings,
+  folds: number,
+): Promise<Fitted> {
+  const fit = await fitPatchClassifier({
+    backbone,
+    good,
+    ng,
+    preprocess,
+    folds,
+    train: settings,
+    batch: options.batch ?? DEFAULT_FIT_BATCH,
+    pixelLimit: options.pixelLimit,
+    onProgress: options.onProgress,
+    onWarning: options.onWarning,
+    onPlan: options.onPlan,
+    onEpoch: options.onEpoch,
+  });
+  return { state: fit.state, scored: fit.calibration, all: [...good, ...ng], skipped: fit.skipped };
+}
+
+/**
+ * The image head (--head image): logistic regression on the averaged embedding, trained on the images
+ * left after a stratified validation split and their augmented copies, calibrated on the validation images.
+ */
+async function fitImageHead(
+  options: ClassifyTrainOptions,
+  backbone: Backbone,
+  good: ImageItem[],
+  ng: ImageItem[],
+  preprocess: Preprocess,
+  settings: TrainSettings,
+  valFraction: number,
+): Promise<Fitted> {
+  const warn = options.onWarning ?? (() => {});
   const { train, validation } = split([...good, ...ng], valFraction, settings.seed);
   const enabled = new Set(options.augment ?? AUGMENTATIONS);
   const copies = enabled.size ? (options.copies ?? DEFAULT_COPIES) : 0;
-  const backbone = await Backbone.load(options.backbone ?? 'efficientnet_lite0', options);
   const fitter = new ClassifierFitter({
     channels: backbone.channels,
     train: settings,
@@ -272,70 +444,9 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
           '検証用の良品画像が残りませんでした。しきい値は学習画像から決まるため低すぎます',
         ),
       );
-    // the thresholds from the probabilities as the model stores them (float32, as the scorer gives them)
-    const goods = scored.filter((s) => s.label === 0);
-    const stored = Float32Array.from(goods.map((s) => s.score));
-    const images = await Promise.all(
-      goods.map(async ({ image }) => {
-        const item = all[image];
-        const sha256 = (item.bytes ? sha256Bytes(item.bytes) : await sha256File(item.path)).slice(0, 16);
-        return { file: item.path, sha256 };
-      }),
-    );
-    const { calibration, thresholds } = summarize(stored, {
-      mode: 'holdout',
-      quantile: OPTIONS.quantile.default,
-      display: [0, 1],
-      images,
-    });
-    if (thresholds.fpr0 >= 1)
-      warn(
-        tr(
-          `a good validation image has a probability of NG of 1 (${calibration.highest?.file}): the fpr0 threshold lets no image be NG. ` +
-            'Look at it — a mislabelled NG image, or NG training images that share something with it — and train again',
-          `検証用の良品画像の NG 確率が 1 です（${calibration.highest?.file}）。fpr0 しきい値ではどの画像も NG になりません。` +
-            '確認してください — ラベルの誤った NG 画像か、それと共通点のある NG 学習画像 — そして学習し直してください',
-        ),
-      );
-    const all32 = scored.map((s) => Math.fround(s.score));
-    const labels = scored.map((s) => s.label);
-    const f1 = labels.includes(1) && labels.includes(0) ? bestF1(all32, labels).threshold : null;
-    const model: KensaModel = {
-      meta: {
-        format: MODEL_FORMAT,
-        format_version: MODEL_FORMAT_VERSION,
-        method: classifier.name,
-        kensa_version: KENSA_VERSION,
-        backbone: {
-          name: backbone.name,
-          weights_sha256: backbone.weights?.sha256 ?? '',
-          weights_official: backbone.weights?.official ?? false,
-          channels: backbone.channels,
-        },
-        preprocess,
-        map: classifier.map,
-        training: {
-          train_images: state.record.training.good + state.record.training.ng,
-          skipped,
-          seed: settings.seed,
-          validation_fraction: valFraction,
-          validation_images: state.record.training.validation.good + state.record.training.validation.ng,
-        },
-        calibration,
-        thresholds: { ...thresholds, ...(f1 !== null && f1 < 1 ? { f1 } : {}) },
-        ...(options.mmPerPixel !== undefined ? { mm_per_pixel: options.mmPerPixel } : {}),
-        ...{ [classifier.name]: classifier.describe(state) },
-      },
-      state,
-      calibrationScores: stored,
-    };
-    await saveModel(options.out, model);
-    const curves = `${options.out.slice(0, options.out.length - extname(options.out).length)}.learning.png`;
-    await writeFileAtomic(curves, await learningCurves(state.record.history));
-    return { model, curves, seconds: (performance.now() - t0) / 1000 };
+    return { state, scored, all, skipped };
   } finally {
     await fitter.release();
-    await backbone.dispose();
   }
 }
 

@@ -245,7 +245,14 @@ describe('update: in place, lists, and refusals', () => {
     for (const f of readdirSync(join(labelled, 'test', 'dust')).slice(0, 2))
       copyFileSync(join(labelled, 'test', 'dust', f), join(labelled, 'train', 'dust', f));
     const classifier = join(dir, 'classifier.kensa');
-    await trainClassifier({ data: labelled, out: classifier, size: SIZE, copies: 1, epochs: 5 });
+    await trainClassifier({
+      data: labelled,
+      out: classifier,
+      size: SIZE,
+      head: 'image',
+      copies: 1,
+      epochs: 5,
+    });
     await expect(update({ model: classifier, add: fresh, out: join(dir, 'c2.kensa') })).rejects.toThrow(
       `${classifier}: kensa update adds good images to a model fitted on good images (patchcore, padim); a classifier model learns from labelled images`,
     );

@@ -1,0 +1,242 @@
+/**
+ * kensa classify train's patch head (models/classifier/patch-method.ts): what fitting it takes beyond the
+ * image head — a PatchCore member fitted on the good images, the anomaly scores of every image as a model
+ * that has not seen it would give them (the good images' by fold models, the NG images' by the member),
+ * every image's patch rows held for the head, and the head cross-fitted (patch-head.ts, crossFit) so that
+ * each image's calibration probability comes from a head trained without it. The calibration images are
+ * all the good images (each scored out-of-fold twice over: its anomaly scores and its head), so fpr0 rests
+ * on every good image, as kensa train's k-fold calibration does.
+ */
+import type { Backbone } from '../../backbone/backbone.js';
+import type { ImageItem } from '../../data/dataset.js';
+import type { Preprocess } from '../../image/preprocess.js';
+import { tr } from '../../i18n.js';
+import type { EpochRecord, TrainSettings } from '../../models/classifier/head.js';
+import { calibrationError } from '../../models/classifier/head.js';
+import { crossFit, probabilityOf, type PatchExample } from '../../models/classifier/patch-head.js';
+import {
+  PATCH_CLASSIFIER,
+  patchClassifier,
+  type PatchClassifierState,
+} from '../../models/classifier/patch-method.js';
+import type { Features, Scorer } from '../../models/method.js';
+import { EmbedGraph } from '../../models/patch-embedding.js';
+import { patchcore } from '../../models/patchcore/method.js';
+import { KensaError } from '../../util/errors.js';
+import type { ProgressCallback } from '../../util/progress.js';
+import { featureBatches } from '../engine/inspector.js';
+import { fitSettings } from '../engine/memory.js';
+import { assignFolds } from './train.js';
+
+export interface PatchFitOptions {
+  backbone: Backbone;
+  good: readonly ImageItem[];
+  ng: readonly ImageItem[];
+  preprocess: Preprocess;
+  /** Folds of the cross-fitting (the anomaly member's and the head's). */
+  folds: number;
+  train: TrainSettings;
+  batch: number;
+  pixelLimit?: number;
+  onProgress?: ProgressCallback;
+  onWarning?: (message: string) => void;
+  onPlan?: (message: string) => void;
+  onEpoch?: (r: EpochRecord) => void;
+}
+
+export interface PatchFit {
+  state: PatchClassifierState;
+  /** Every image's out-of-fold probability; `image` indexes [...good, ...ng]. */
+  calibration: { image: number; label: 0 | 1; score: number }[];
+  skipped: number;
+}
+
+/** One image's patch rows and anomaly scores, as the head takes them. */
+interface Held {
+  rows?: Float32Array;
+  scores?: Float32Array;
+}
+
+export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> {
+  const { backbone, good, ng, preprocess } = o;
+  const all = [...good, ...ng];
+  const K = o.folds;
+  const warn = o.onWarning ?? (() => {});
+  // the memory the member and the held patches need, checked before any work (refused with what fits)
+  const settings = await fitSettings(patchClassifier, {
+    channels: backbone.channels,
+    preprocess,
+    items: all,
+    seed: o.train.seed,
+    batch: o.batch,
+    pixelLimit: o.pixelLimit,
+    onWarning: warn,
+    onPlan: o.onPlan,
+  });
+  const memberSettings = { ...settings, images: good.length };
+  const fitter = patchcore.createFitter(memberSettings);
+  const embed = await EmbedGraph.create(backbone.channels);
+  const held: Held[] = all.map(() => ({}));
+  const skipped = new Set<number>();
+  const run = {
+    batch: o.batch,
+    pixelLimit: o.pixelLimit,
+    onError: (item: ImageItem, error: Error) => {
+      const i = all.indexOf(item);
+      if (skipped.has(i)) return;
+      skipped.add(i);
+      warn(`${tr('left out', '除外')}: ${error.message}`);
+    },
+  };
+  // progress: the good images twice (fit, out-of-fold scores), the NG images once
+  const total = 2 * good.length + ng.length;
+  let done = 0;
+  const step = (task: string) =>
+    o.onProgress?.({ task, done: Math.min(++done, total), total, unit: 'images' });
+  /** Each batch element's part of a batch's array (B equal parts). */
+  const slices = (data: Float32Array, B: number) =>
+    Array.from({ length: B }, (_, b) => data.slice((b * data.length) / B, ((b + 1) * data.length) / B));
+  const keepRows = async (features: Features, images: readonly number[], offset: number) => {
+    const rows = await embed.run(features);
+    slices(rows, images.length).forEach((r, b) => (held[offset + images[b]].rows = r));
+  };
+  const keepScores = async (
+    scorer: Scorer,
+    features: Features,
+    images: readonly number[],
+    offset: number,
+  ) => {
+    const scored = await scorer.score(features);
+    slices(scored.grid, images.length).forEach((s, b) => (held[offset + images[b]].scores = s));
+  };
+  try {
+    // 1. the member's features of the good images, and their patch rows
+    for await (const b of featureBatches(backbone, good, preprocess, run, patchcore.stride)) {
+      await fitter.add(b.features, b.images, b.owned);
+      await keepRows(b.features, b.images, 0);
+      for (const _ of b.images) step('classify train: features');
+    }
+    const readable = good.map((_, i) => i).filter((i) => !skipped.has(i));
+    if (readable.length < 2)
+      throw new KensaError(
+        'E_ARGUMENT',
+        `the patch classifier needs at least 2 readable good images; ${readable.length} could be read`,
+      );
+    // 2. the good images' anomaly scores, each from a member fitted without its fold
+    const goodFolds = assignFolds(good.length, K, o.train.seed);
+    for (let f = 0; f < K; f++) {
+      const indices = readable.filter((i) => goodFolds[i] === f);
+      if (!indices.length) continue;
+      const list = indices.map((i) => good[i]);
+      const fold = {
+        images: new Set(indices),
+        features: async function* () {
+          for await (const b of featureBatches(backbone, list, preprocess, run, patchcore.stride))
+            yield { features: b.features, images: b.images.map((i) => indices[i]) };
+        },
+      };
+      const scorer = await fitter.without(fold);
+      try {
+        for await (const b of featureBatches(backbone, list, preprocess, run, patchcore.stride)) {
+          await keepScores(
+            scorer,
+            b.features,
+            b.images.map((i) => indices[i]),
+            0,
+          );
+          for (const _ of b.images) step(`classify train: anomaly scores, fold ${f + 1}/${K}`);
+        }
+      } finally {
+        await scorer.release();
+      }
+    }
+    // 3. the member from every good image; the NG images' rows and anomaly scores from it
+    const anomaly = await fitter.finish();
+    const scorer = await patchcore.openScorer(anomaly);
+    try {
+      for await (const b of featureBatches(backbone, ng, preprocess, run, patchcore.stride)) {
+        await keepScores(scorer, b.features, b.images, good.length);
+        await keepRows(b.features, b.images, good.length);
+        for (const _ of b.images) step('classify train: NG images');
+      }
+    } finally {
+      await scorer.release();
+    }
+    // 4. the head, cross-fitted over folds of each class
+    const ngFolds = assignFolds(ng.length, K, o.train.seed + 1);
+    const used = all.map((_, i) => i).filter((i) => held[i].rows && held[i].scores);
+    const labelOf = (i: number): 0 | 1 => (i < good.length ? 0 : 1);
+    if (!used.some((i) => labelOf(i) === 1))
+      throw new KensaError('E_ARGUMENT', 'after leaving out unreadable images, no NG image is left');
+    const examples: PatchExample[] = used.map((i) => ({
+      rows: held[i].rows!,
+      scores: held[i].scores!,
+      label: labelOf(i),
+    }));
+    const folds = used.map((i) => (i < good.length ? goodFolds[i] : ngFolds[i - good.length]));
+    const head = crossFit(
+      examples,
+      folds,
+      K,
+      o.train,
+      (d) => o.onProgress?.({ task: 'classify train: head', done: d, total: 2, unit: 'steps' }),
+      o.onEpoch,
+    );
+    const labels = examples.map((e) => e.label);
+    const scores = head.outOfFold.map((z) => probabilityOf(head.params, z));
+    const categories: Record<string, number> = {};
+    for (const i of used) {
+      const c = all[i].category ?? (labelOf(i) ? 'ng' : 'good');
+      categories[c] = (categories[c] ?? 0) + 1;
+    }
+    const count = (label: 0 | 1) => labels.filter((l) => l === label).length;
+    if (count(1) < 2 * K)
+      warn(
+        tr(
+          `${count(1)} NG images for ${K} folds: each fold's head learns from very few of them, so the calibration is rough. Add NG images (at least ${2 * K})`,
+          `NG 画像 ${count(1)} 枚を ${K} 分割しています。各分割のヘッドが学ぶ NG 画像がごく少ないため、校正は粗くなります。NG 画像を増やしてください（${2 * K} 枚以上）`,
+        ),
+      );
+    const state: PatchClassifierState = {
+      method: PATCH_CLASSIFIER,
+      channels: backbone.channels,
+      anomaly,
+      head: head.params,
+      record: {
+        training: {
+          good: count(0),
+          ng: count(1),
+          categories,
+          validation: { good: 0, ng: 0 },
+          folds: K,
+          fold_epochs: head.foldEpochs,
+          augment: [],
+          copies: 0,
+          epochs: head.history.length,
+          best_epoch: head.bestEpoch,
+          learning_rate: o.train.learningRate,
+          weight_decay: o.train.weightDecay,
+          patience: o.train.patience,
+          seed: o.train.seed,
+        },
+        history: head.history,
+        calibration: {
+          temperature: head.params.temperature,
+          ece_before: calibrationError(
+            head.outOfFold.map((z) => probabilityOf({ temperature: 1 }, z)),
+            labels,
+          ),
+          ece_after: calibrationError(scores, labels),
+        },
+      },
+    };
+    return {
+      state,
+      calibration: used.map((image, k) => ({ image, label: labels[k], score: scores[k] })),
+      skipped: skipped.size,
+    };
+  } finally {
+    await fitter.release();
+    await embed.release();
+  }
+}
