@@ -95,6 +95,47 @@ export function balancedLoss(
   return { loss: loss / logits.length, accuracy: right / logits.length };
 }
 
+/** Adam (Kingma and Ba 2015) on one parameter vector, with bias-corrected moments. */
+export class Adam {
+  private readonly m: Float64Array;
+  private readonly v: Float64Array;
+  constructor(
+    size: number,
+    private readonly rate: number,
+  ) {
+    this.m = new Float64Array(size);
+    this.v = new Float64Array(size);
+  }
+
+  /** One step of `theta` against `grad` at step number `t` (from 1). */
+  step(theta: Float64Array, grad: Float64Array, t: number): void {
+    const [beta1, beta2, eps] = [0.9, 0.999, 1e-8];
+    const { m, v } = this;
+    for (let j = 0; j < theta.length; j++) {
+      m[j] = beta1 * m[j] + (1 - beta1) * grad[j];
+      v[j] = beta2 * v[j] + (1 - beta2) * grad[j] ** 2;
+      theta[j] -= (this.rate * (m[j] / (1 - beta1 ** t))) / (Math.sqrt(v[j] / (1 - beta2 ** t)) + eps);
+    }
+  }
+}
+
+/** An epoch's record: the loss and accuracy of its training logits, and of the validation's where given. */
+export function epochRecord(
+  epoch: number,
+  train: { logits: readonly number[]; labels: readonly number[] },
+  validation?: { logits: readonly number[]; labels: readonly number[] },
+): EpochRecord {
+  const t = balancedLoss(train.logits, train.labels);
+  const v = validation?.logits.length ? balancedLoss(validation.logits, validation.labels) : undefined;
+  return {
+    epoch,
+    train_loss: t.loss,
+    train_accuracy: t.accuracy,
+    val_loss: v?.loss ?? null,
+    val_accuracy: v?.accuracy ?? null,
+  };
+}
+
 /**
  * Trains the head with Adam (full batch; each epoch takes one view of every example, the original or an
  * augmented copy, drawn with the seeded generator) and early stopping on the validation loss: the weights
@@ -114,19 +155,17 @@ export function trainHead(
   const labels = train.map((e) => e.label);
   const valLabels = validation.map((e) => e.label);
   const [w0, w1] = classWeights(labels);
-  const w = new Float64Array(C);
-  let b = 0;
-  const m = new Float64Array(C + 1);
-  const v = new Float64Array(C + 1);
-  const [beta1, beta2, eps] = [0.9, 0.999, 1e-8];
+  // the weights w, then the bias
+  const theta = new Float64Array(C + 1);
+  const adam = new Adam(C + 1, settings.learningRate);
   const random = mulberry32(settings.seed);
   const logit = (x: Float32Array) => {
-    let z = b;
-    for (let c = 0; c < C; c++) z += w[c] * x[c];
+    let z = theta[C];
+    for (let c = 0; c < C; c++) z += theta[c] * x[c];
     return z;
   };
   const history: EpochRecord[] = [];
-  let best = { loss: Infinity, w: new Float64Array(C), b: 0, epoch: 0 };
+  let best = { loss: Infinity, theta: theta.slice(), epoch: 0 };
   let since = 0;
   for (let epoch = 1; epoch <= settings.epochs; epoch++) {
     const grad = new Float64Array(C + 1);
@@ -137,39 +176,25 @@ export function trainHead(
       for (let c = 0; c < C; c++) grad[c] += g * x[c];
       grad[C] += g;
     });
-    for (let c = 0; c < C; c++) grad[c] += settings.weightDecay * w[c];
-    for (let j = 0; j <= C; j++) {
-      m[j] = beta1 * m[j] + (1 - beta1) * grad[j];
-      v[j] = beta2 * v[j] + (1 - beta2) * grad[j] ** 2;
-      const step =
-        (settings.learningRate * (m[j] / (1 - beta1 ** epoch))) /
-        (Math.sqrt(v[j] / (1 - beta2 ** epoch)) + eps);
-      if (j < C) w[j] -= step;
-      else b -= step;
-    }
-    const t = balancedLoss(zs, labels);
-    const record: EpochRecord = {
-      epoch,
-      train_loss: t.loss,
-      train_accuracy: t.accuracy,
-      val_loss: null,
-      val_accuracy: null,
-    };
-    if (valX.length) {
-      const val = balancedLoss(valX.map(logit), valLabels);
-      record.val_loss = val.loss;
-      record.val_accuracy = val.accuracy;
-    }
+    for (let c = 0; c < C; c++) grad[c] += settings.weightDecay * theta[c];
+    adam.step(theta, grad, epoch);
+    const record = epochRecord(epoch, { logits: zs, labels }, { logits: valX.map(logit), labels: valLabels });
     history.push(record);
     onEpoch?.(record);
     const watched = record.val_loss ?? record.train_loss;
     if (watched < best.loss - 1e-6) {
-      best = { loss: watched, w: w.slice(), b, epoch };
+      best = { loss: watched, theta: theta.slice(), epoch };
       since = 0;
     } else if (valX.length && ++since >= settings.patience) break;
   }
   return {
-    params: { mean, std, weight: Float32Array.from(best.w), bias: best.b, temperature: 1 },
+    params: {
+      mean,
+      std,
+      weight: Float32Array.from(best.theta.subarray(0, C)),
+      bias: best.theta[C],
+      temperature: 1,
+    },
     history,
     bestEpoch: best.epoch,
   };

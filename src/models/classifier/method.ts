@@ -328,26 +328,32 @@ function classifierExportGraph(head: HeadParams): {
   };
 }
 
-/** Feature values the head's stored vectors must stay within (standardisation of backbone features). */
-function headProblem(head: HeadParams): string | undefined {
-  for (const [name, v] of [
+/**
+ * What is wrong with a head's stored standardisation, weights, bias and temperature (`name` as the file
+ * names them: classifier, patch-classifier), or undefined.
+ */
+export function headProblem(
+  name: string,
+  head: Pick<HeadParams, 'mean' | 'std' | 'weight' | 'bias' | 'temperature'>,
+): string | undefined {
+  for (const [part, v] of [
     ['mean', head.mean],
     ['weight', head.weight],
   ] as const) {
-    const problem = featureProblem(`classifier ${name}`, v);
+    const problem = featureProblem(`${name} ${part}`, v);
     if (problem) return problem;
   }
   for (let c = 0; c < head.std.length; c++)
     if (!(head.std[c] > 0 && head.std[c] < 1e4))
-      return `its classifier std holds ${head.std[c]} at element ${c}, not a positive spread (the file is damaged)`;
+      return `its ${name} std holds ${head.std[c]} at element ${c}, not a positive spread (the file is damaged)`;
   if (!Number.isFinite(head.bias) || Math.abs(head.bias) > 1e4)
-    return 'its classifier bias is not a plausible number';
+    return `its ${name} bias is not a plausible number`;
   if (!(head.temperature > 0 && head.temperature < 1e3))
-    return 'its classifier temperature is not a positive number';
+    return `its ${name} temperature is not a positive number`;
   return undefined;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> =>
+export const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export const classifier: Method<ClassifierState> = {
@@ -446,7 +452,7 @@ export const classifier: Method<ClassifierState> = {
       bias: meta.bias as number,
       temperature: meta.temperature as number,
     };
-    const problem = headProblem(head);
+    const problem = headProblem('classifier', head);
     if (problem) return problem;
     const record = meta as unknown as ClassifierRecord;
     if (!isObj(record.training) || !Array.isArray(record.history) || !isObj(record.calibration))

@@ -17,7 +17,7 @@
  * the head's own thresholds come from out-of-fold heads (crossFit): every image is scored by a head
  * trained without it, as kensa train's k-fold calibration does for the anomaly models.
  */
-import { balancedLoss, fitTemperature, type EpochRecord, type TrainSettings } from './head.js';
+import { Adam, epochRecord, fitTemperature, type EpochRecord, type TrainSettings } from './head.js';
 
 export interface PatchHeadParams {
   /** Per-channel mean and spread of the training good images' patch embeddings. */
@@ -154,17 +154,16 @@ export function trainPatchHead(
       train.filter((e) => e.label === 0).reduce((s, e) => s + imageLogit(f, e).logit, 0) / nGood;
     params.bias = Math.log(nNg / nGood) - typical;
   }
-  const w = new Float64Array(C);
-  let a = params.scoreWeight;
-  let b = params.bias;
-  const m = new Float64Array(C + 2);
-  const v = new Float64Array(C + 2);
-  const [beta1, beta2, eps] = [0.9, 0.999, 1e-8];
+  // the weights w, then the anomaly score's weight a, then the bias
+  const theta = new Float64Array(C + 2);
+  theta[C] = params.scoreWeight;
+  theta[C + 1] = params.bias;
+  const adam = new Adam(C + 2, settings.learningRate);
   const current = (): PatchHeadParams => ({
     ...params,
-    weight: Float32Array.from(w),
-    scoreWeight: a,
-    bias: b,
+    weight: Float32Array.from(theta.subarray(0, C)),
+    scoreWeight: theta[C],
+    bias: theta[C + 1],
   });
   // class weights that give both classes the same total weight (as head.ts's balanced loss)
   const cw = [labels.length / (2 * nGood), labels.length / (2 * nNg)];
@@ -183,34 +182,14 @@ export function trainPatchHead(
       grad[C] += (g * (e.scores[top] - params.scoreMean)) / params.scoreStd;
       grad[C + 1] += g;
     });
-    for (let k = 0; k < C; k++) grad[k] += settings.weightDecay * w[k];
-    for (let j = 0; j < C + 2; j++) {
-      m[j] = beta1 * m[j] + (1 - beta1) * grad[j];
-      v[j] = beta2 * v[j] + (1 - beta2) * grad[j] ** 2;
-      const step =
-        (settings.learningRate * (m[j] / (1 - beta1 ** epoch))) /
-        (Math.sqrt(v[j] / (1 - beta2 ** epoch)) + eps);
-      if (j < C) w[j] -= step;
-      else if (j === C) a -= step;
-      else b -= step;
-    }
-    const t = balancedLoss(zs, labels);
-    const record: EpochRecord = {
+    for (let k = 0; k < C; k++) grad[k] += settings.weightDecay * theta[k];
+    adam.step(theta, grad, epoch);
+    const fv = foldHead(current());
+    const record = epochRecord(
       epoch,
-      train_loss: t.loss,
-      train_accuracy: t.accuracy,
-      val_loss: null,
-      val_accuracy: null,
-    };
-    if (validation.length) {
-      const fv = foldHead(current());
-      const val = balancedLoss(
-        validation.map((e) => imageLogit(fv, e).logit),
-        validation.map((e) => e.label),
-      );
-      record.val_loss = val.loss;
-      record.val_accuracy = val.accuracy;
-    }
+      { logits: zs, labels },
+      { logits: validation.map((e) => imageLogit(fv, e).logit), labels: validation.map((e) => e.label) },
+    );
     history.push(record);
     onEpoch?.(record);
     const watched = record.val_loss ?? record.train_loss;

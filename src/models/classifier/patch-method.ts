@@ -20,7 +20,6 @@ import { float32Tensor, prefixed, pruned, renameSpecs } from '../../onnx/graph.j
 import { KensaError } from '../../util/errors.js';
 import { tr } from '../../i18n.js';
 import {
-  featureProblem,
   type Estimate,
   type Features,
   type FitSettings,
@@ -32,7 +31,7 @@ import {
 import { EmbedGraph, EMBEDDING_STRIDE, embeddingDim } from '../patch-embedding.js';
 import { patchcore } from '../patchcore/method.js';
 import type { PatchcoreState } from '../patchcore/model.js';
-import { classifier, type ClassifierRecord } from './method.js';
+import { classifier, headProblem, isObj, type ClassifierRecord } from './method.js';
 import { foldHead, patchLogits, probabilityOf, type FoldedHead, type PatchHeadParams } from './patch-head.js';
 
 export const PATCH_CLASSIFIER = 'patch-classifier';
@@ -120,29 +119,16 @@ function patchClassifierGraph(state: PatchClassifierState) {
   return pruned(nodes, initializers, ['grid', 'probability', 'logit']);
 }
 
-function headProblem(head: PatchHeadParams): string | undefined {
-  for (const [name, values] of [
-    ['mean', head.mean],
-    ['weight', head.weight],
-  ] as const) {
-    const problem = featureProblem(`patch-classifier ${name}`, values);
-    if (problem) return problem;
-  }
-  for (let k = 0; k < head.std.length; k++)
-    if (!(head.std[k] > 0 && head.std[k] < 1e4))
-      return `its patch-classifier std holds ${head.std[k]} at element ${k}, not a positive spread (the file is damaged)`;
-  const plausible = (x: number) => Number.isFinite(x) && Math.abs(x) <= 1e4;
-  if (![head.bias, head.scoreWeight, head.scoreMean].every(plausible))
-    return 'its patch-classifier bias or score weight is not a plausible number';
+/** What is wrong with a stored patch head, or undefined. */
+function patchHeadProblem(head: PatchHeadParams): string | undefined {
+  const problem = headProblem(PATCH_CLASSIFIER, head);
+  if (problem) return problem;
+  if (![head.scoreWeight, head.scoreMean].every((x) => Number.isFinite(x) && Math.abs(x) <= 1e4))
+    return `its ${PATCH_CLASSIFIER} score weight or mean is not a plausible number`;
   if (!(head.scoreStd > 0 && head.scoreStd < 1e4))
-    return 'its patch-classifier score spread is not a positive number';
-  if (!(head.temperature > 0 && head.temperature < 1e3))
-    return 'its patch-classifier temperature is not a positive number';
+    return `its ${PATCH_CLASSIFIER} score spread is not a positive number`;
   return undefined;
 }
-
-const isObj = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export const patchClassifier: Method<PatchClassifierState> = {
   name: PATCH_CLASSIFIER,
@@ -260,7 +246,7 @@ export const patchClassifier: Method<PatchClassifierState> = {
       bias: meta.bias as number,
       temperature: meta.temperature as number,
     };
-    const problem = headProblem(head);
+    const problem = patchHeadProblem(head);
     if (problem) return problem;
     const record = meta as unknown as ClassifierRecord;
     if (!isObj(record.training) || !Array.isArray(record.history) || !isObj(record.calibration))
