@@ -161,7 +161,7 @@ export function register(program: Command): void {
     const given = <T>(name: string, value: T) =>
       train.getOptionValueSource(name) === 'cli' ? value : undefined;
     try {
-      const { model, curves, seconds } = await trainClassifier({
+      const { model, curves, seconds, timings } = await trainClassifier({
         head: o.head,
         folds: given('classifierFolds', o.classifierFolds),
         data: o.data,
@@ -205,6 +205,15 @@ export function register(program: Command): void {
             `  全画像で ${t.epochs} エポック。較正誤差 ${ece}（温度 ${r.calibration.temperature.toFixed(2)}）`,
           ),
         );
+        if (timings) {
+          const s = (k: string) => (timings[k] ?? 0).toFixed(1);
+          console.log(
+            tr(
+              `  time: PatchCore and its fold models ${s('anomaly')} s, NG images ${s('ng_images')} s, head ${s('head')} s`,
+              `  時間: PatchCore と分割モデル ${s('anomaly')} 秒、NG 画像 ${s('ng_images')} 秒、ヘッド ${s('head')} 秒`,
+            ),
+          );
+        }
       } else {
         console.log(
           `  ${t.good} good and ${t.ng} NG training images (+${t.copies} augmented copies each: ${t.augment.join(', ') || 'none'}); ` +

@@ -310,7 +310,8 @@ export function mapStepNodes(
     int64Tensor('zero', [0]),
     int64Tensor('one', [1]),
     int64Tensor('two', [2]),
-    int64Tensor('four', [4]),
+    // the network input's height and width are read only where the size is like an input's
+    ...('like' in size ? [int64Tensor('four', [4])] : []),
     int64Tensor('axis2_scalar', [], [2]),
     int64Tensor('axis3_scalar', [], [3]),
     int64Tensor('radius', [], [r]),

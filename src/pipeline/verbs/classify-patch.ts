@@ -49,6 +49,8 @@ export interface PatchFit {
   /** Every image's out-of-fold probability; `image` indexes [...good, ...ng]. */
   calibration: { image: number; label: 0 | 1; score: number }[];
   skipped: number;
+  /** Seconds of each step: PatchCore's fit and the good images' out-of-fold scores, the NG images, the head. */
+  timings: { anomaly: number; ng_images: number; head: number };
 }
 
 /** One image's patch rows and anomaly scores, as the head takes them. */
@@ -109,6 +111,8 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
     const scored = await scorer.score(features);
     slices(scored.grid, images.length).forEach((s, b) => (held[offset + images[b]].scores = s));
   };
+  const t0 = performance.now();
+  const seconds = (since: number) => (performance.now() - since) / 1000;
   try {
     // 1. the member's features of the good images, and their patch rows
     for await (const b of featureBatches(backbone, good, preprocess, run, patchcore.stride)) {
@@ -152,6 +156,8 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
     }
     // 3. the member from every good image; the NG images' rows and anomaly scores from it
     const anomaly = await fitter.finish();
+    const anomalySeconds = seconds(t0);
+    const t1 = performance.now();
     const scorer = await patchcore.openScorer(anomaly);
     try {
       for await (const b of featureBatches(backbone, ng, preprocess, run, patchcore.stride)) {
@@ -162,6 +168,8 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
     } finally {
       await scorer.release();
     }
+    const ngSeconds = seconds(t1);
+    const t2 = performance.now();
     // 4. the head, cross-fitted over folds of each class
     const ngFolds = assignFolds(ng.length, K, o.train.seed + 1);
     const used = all.map((_, i) => i).filter((i) => held[i].rows && held[i].scores);
@@ -234,6 +242,7 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
       state,
       calibration: used.map((image, k) => ({ image, label: labels[k], score: scores[k] })),
       skipped: skipped.size,
+      timings: { anomaly: anomalySeconds, ng_images: ngSeconds, head: seconds(t2) },
     };
   } finally {
     await fitter.release();

@@ -1,13 +1,19 @@
 /**
- * kensa classify train: the supervised classifier (models/classifier/method.ts) for engineers who have
- * some NG images, beside the anomaly methods that need none — what is specific to training it: labelled
- * good and NG images (train/good and train/<defect>, or --good and --ng), a seeded stratified validation
- * split, augmented copies of the training images, the method's supervised fitter (a logistic-regression
- * head on the frozen backbone's averaged patch embedding, early stopping, temperature scaling), the
- * thresholds from the validation images' probabilities (fpr0: no good validation image NG; quantile; f1)
- * and the learning curves. The model is a kensa model like the others' (pipeline/contracts/model-file.ts):
- * kensa test, predict, serve, threshold and export take it, and kensa classify test|predict are those
- * verbs for a classifier (pipeline/engine/run.ts).
+ * kensa classify train: a supervised classifier for engineers who have some NG images, beside the anomaly
+ * methods that need none — what is specific to training it: labelled good and NG images (train/good and
+ * train/<defect>, or --good and --ng), and one of two heads on the frozen backbone:
+ *
+ *   patch (default)  the patch head on a PatchCore member (models/classifier/patch-method.ts), fitted by
+ *                    classify-patch.ts: every image's calibration probability out-of-fold (--folds), so
+ *                    fpr0 rests on every good image
+ *   image            logistic regression on the averaged patch embedding (models/classifier/method.ts):
+ *                    a seeded stratified validation split, augmented copies of the training images, early
+ *                    stopping and the thresholds on the validation images
+ *
+ * then the thresholds from the calibration images' probabilities (fpr0: no good calibration image NG;
+ * quantile; f1) and the learning curves. The model is a kensa model like the others'
+ * (pipeline/contracts/model-file.ts): kensa test, predict, serve, threshold and export take it, and kensa
+ * classify test|predict are those verbs for a classifier (pipeline/engine/run.ts).
  */
 import { extname, resolve } from 'node:path';
 import sharp from 'sharp';
@@ -101,6 +107,8 @@ export interface ClassifyTrainResult {
   /** The learning curves' PNG, written beside the model. */
   curves: string;
   seconds: number;
+  /** The patch head's steps, in seconds (classify-patch.ts). */
+  timings?: Record<string, number>;
 }
 
 /** Good and NG images from the options, labelled; each class must hold at least one image. */
@@ -297,7 +305,7 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
     await saveModel(options.out, model);
     const curves = `${options.out.slice(0, options.out.length - extname(options.out).length)}.learning.png`;
     await writeFileAtomic(curves, await learningCurves(record.history));
-    return { model, curves, seconds: (performance.now() - t0) / 1000 };
+    return { model, curves, seconds: (performance.now() - t0) / 1000, timings: fitted.timings };
   } finally {
     await backbone.dispose();
   }
@@ -309,6 +317,7 @@ interface Fitted {
   scored: { image: number; label: 0 | 1; score: number }[];
   all: readonly ImageItem[];
   skipped: number;
+  timings?: Record<string, number>;
 }
 
 /** The patch head (the default): a PatchCore member and the head, cross-fitted (classify-patch.ts). */
@@ -335,7 +344,13 @@ async function fitPatch(
     onPlan: options.onPlan,
     onEpoch: options.onEpoch,
   });
-  return { state: fit.state, scored: fit.calibration, all: [...good, ...ng], skipped: fit.skipped };
+  return {
+    state: fit.state,
+    scored: fit.calibration,
+    all: [...good, ...ng],
+    skipped: fit.skipped,
+    timings: fit.timings,
+  };
 }
 
 /**
