@@ -8,8 +8,8 @@
  *
  * So the image's probability is its most NG patch's, and the map of l is exact: the image is NG where,
  * and only where, a patch is. The head starts as the anomaly model (w = 0, a = 1: its ranking of patches)
- * and learns from the NG images what the anomaly score alone misses; the weight decay keeps it near that
- * start. Trained with Adam on the class-balanced cross-entropy (head.ts), full batch; the gradient of the
+ * and learns from the NG images what the anomaly score alone misses; the number of epochs (chosen by early
+ * stopping on held-out folds, crossFit) and the weight decay keep it near that start. Trained with Adam on the class-balanced cross-entropy (head.ts), full batch; the gradient of the
  * max goes to the image's top patch.
  *
  * The images' anomaly scores must be out-of-sample — a good training image scored by an anomaly model
@@ -198,6 +198,8 @@ export function trainPatchHead(
       since = 0;
     } else if (validation.length && ++since >= settings.patience) break;
   }
+  // without validation examples: the weights after the last epoch
+  if (!validation.length) return { params: current(), history, bestEpoch: history.length };
   return { params: best.params, history, bestEpoch: best.epoch };
 }
 

@@ -26,7 +26,7 @@ import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
 import { featureBatches } from '../engine/inspector.js';
 import { fitSettings } from '../engine/memory.js';
-import { assignFolds } from './train.js';
+import { assignFolds, copiesWarning, findCopies } from './train.js';
 
 export interface PatchFitOptions {
   backbone: Backbone;
@@ -75,9 +75,12 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
     onWarning: warn,
     onPlan: o.onPlan,
   });
-  const memberSettings = { ...settings, images: good.length };
-  const fitter = patchcore.createFitter(memberSettings);
-  const embed = await EmbedGraph.create(backbone.channels);
+  // exact copies among the good images share a fold, so that no copy is in the model that scores it
+  const { same } = await findCopies(good);
+  const copies = copiesWarning(good, same);
+  if (copies) warn(copies);
+  const fitter = patchcore.createFitter({ ...settings, images: good.length });
+  let embed: EmbedGraph | undefined;
   const held: Held[] = all.map(() => ({}));
   const skipped = new Set<number>();
   const run = {
@@ -99,6 +102,7 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
   const slices = (data: Float32Array, B: number) =>
     Array.from({ length: B }, (_, b) => data.slice((b * data.length) / B, ((b + 1) * data.length) / B));
   const keepRows = async (features: Features, images: readonly number[], offset: number) => {
+    embed ??= await EmbedGraph.create(backbone.channels);
     const rows = await embed.run(features);
     slices(rows, images.length).forEach((r, b) => (held[offset + images[b]].rows = r));
   };
@@ -127,7 +131,7 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
         `the patch classifier needs at least 2 readable good images; ${readable.length} could be read`,
       );
     // 2. the good images' anomaly scores, each from a member fitted without its fold
-    const goodFolds = assignFolds(good.length, K, o.train.seed);
+    const goodFolds = assignFolds(good.length, K, o.train.seed, same);
     for (let f = 0; f < K; f++) {
       const indices = readable.filter((i) => goodFolds[i] === f);
       if (!indices.length) continue;
@@ -246,6 +250,6 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
     };
   } finally {
     await fitter.release();
-    await embed.release();
+    await embed?.release();
   }
 }

@@ -68,7 +68,7 @@ describe('model file', () => {
       kensa: JSON.stringify({ ...meta, method: 'nope' }),
     });
     expect(() => parseModel(other, 'm.kensa')).toThrow(
-      `m.kensa: not a usable kensa model: its metadata names an unknown method "nope" (this kensa knows patchcore, padim, ensemble, classifier)`,
+      `m.kensa: not a usable kensa model: its metadata names an unknown method "nope" (this kensa knows patchcore, padim, ensemble, classifier, patch-classifier)`,
     );
   });
 
