@@ -369,6 +369,22 @@ export function openDataset(dir: string, options: DiscoveryOptions = {}): Datase
 }
 
 /**
+ * The labelled test images of a data folder (test/good and test/<defect>), without looking at train/: what
+ * is left out there concerns training, not a test run (a classifier's train/<defect> folders are its own).
+ */
+export function openTestImages(dir: string, options: DiscoveryOptions = {}): ImageItem[] {
+  const walker = new Walker(options);
+  const root = resolve(dir);
+  if (!isDir(root))
+    throw new KensaError('E_NOT_FOUND', 'the data folder does not exist. Check the path given to --data', {
+      file: root,
+    });
+  const items = testItems(walker, root);
+  walker.omissions.report();
+  return items;
+}
+
+/**
  * Expands files, folders (every image in them and in their sub-folders) and glob patterns into one sorted, de-duplicated list. Names every argument that matched nothing.
  */
 export function collectImages(inputs: string[], options: DiscoveryOptions = {}): ImageItem[] {

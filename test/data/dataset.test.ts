@@ -2,7 +2,13 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { collectImages, openDataset, openLabelled, trainingImages } from '../../src/data/dataset.js';
+import {
+  collectImages,
+  openDataset,
+  openLabelled,
+  openTestImages,
+  trainingImages,
+} from '../../src/data/dataset.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kensa-ds-'));
 const touch = (...p: string[]) => {
@@ -232,6 +238,14 @@ describe('data discovery', () => {
     );
     expect(warnings.join('\n')).toContain(
       `${join(root, 'odd/test')}: left out 1 image lying directly in this folder (e.g. loose.png)`,
+    );
+    // a test run reads test/ only: what train/ leaves out is not its concern
+    const testWarnings: string[] = [];
+    const tested = openTestImages(join(root, 'odd'), { onWarning: (w) => testWarnings.push(w) });
+    expect(tested.map((i) => i.path)).toEqual([join(root, 'odd/test/good/g.png')]);
+    expect(testWarnings.join('\n')).not.toContain('odd/train');
+    expect(testWarnings.join('\n')).toContain(
+      'left out 1 image lying directly in this folder (e.g. loose.png)',
     );
     touch('two', 'train', 'good', 'a.png');
     touch('two', 'train', 'OK', 'b.png');

@@ -5,7 +5,7 @@
  * are accumulated image by image, so memory does not grow with the test set.
  */
 import { join } from 'node:path';
-import { openDataset, type ImageItem } from '../../data/dataset.js';
+import { openTestImages, type ImageItem } from '../../data/dataset.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { writeJson } from '../../io/results.js';
 import {
@@ -150,7 +150,7 @@ function testImages(options: TestOptions, exclude: string[], warn: (w: string) =
   const where = typeof options.data === 'string' ? options.data : undefined;
   const items =
     typeof options.data === 'string'
-      ? openDataset(options.data, { exclude, onWarning: warn }).test
+      ? openTestImages(options.data, { exclude, onWarning: warn })
       : options.data;
   if (!items.length)
     throw new KensaError(
