@@ -20,13 +20,14 @@ import { typeLines } from './test.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-/** --augment all | none | a comma-separated list of kinds. */
+/** --head patch | image. */
 function headChoice(value: string): Head {
   if (!(HEADS as readonly string[]).includes(value))
     throw new InvalidArgumentError(`Expected ${HEADS.join(' or ')} for --head but received '${value}'`);
   return value as Head;
 }
 
+/** --augment all | none | a comma-separated list of kinds. */
 function augmentations(value: string): Augmentation[] {
   if (value === 'all') return [...AUGMENTATIONS];
   if (value === 'none') return [];
