@@ -356,6 +356,44 @@ export function headProblem(
 export const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+type HeadVectors = Pick<HeadParams, 'mean' | 'std' | 'weight'>;
+
+/** A head's stored vectors as model-file tensors `NAME.mean`, `NAME.std`, `NAME.weight` (float32 [C]). */
+export function headTensors(
+  name: string,
+  head: HeadVectors,
+): [string, { dtype: 'float32'; shape: number[]; data: Float32Array }][] {
+  return (['mean', 'std', 'weight'] as const).map((part) => [
+    `${name}.${part}`,
+    { dtype: 'float32', shape: [head[part].length], data: head[part] },
+  ]);
+}
+
+/** The vectors headTensors stored, each float32 [C]; or what is wrong with them. */
+export function readHeadVectors(
+  name: string,
+  tensors: ReadonlyMap<string, { dtype: string; shape: number[]; data: unknown }>,
+  C: number,
+): HeadVectors | string {
+  const out: Partial<HeadVectors> = {};
+  for (const part of ['mean', 'std', 'weight'] as const) {
+    const t = tensors.get(`${name}.${part}`);
+    if (!t) return `tensor ${name}.${part} is missing`;
+    if (t.dtype !== 'float32' || t.shape.length !== 1 || t.shape[0] !== C)
+      return `tensor ${name}.${part} is ${t.dtype} [${t.shape.join(', ')}], expected float32 [${C}]`;
+    out[part] = t.data as Float32Array;
+  }
+  return out as HeadVectors;
+}
+
+/** The training record in a classifier's metadata block; or what is missing. */
+export function readRecord(name: string, meta: Record<string, unknown>): ClassifierRecord | string {
+  const record = meta as unknown as ClassifierRecord;
+  if (!isObj(record.training) || !Array.isArray(record.history) || !isObj(record.calibration))
+    return `lacks the ${name} training record`;
+  return { training: record.training, history: record.history, calibration: record.calibration };
+}
+
 export const classifier: Method<ClassifierState> = {
   name: 'classifier',
   summary: 'supervised: logistic regression on the averaged patch embedding, trained on good and NG images',
@@ -421,48 +459,23 @@ export const classifier: Method<ClassifierState> = {
   },
 
   serialize(state) {
-    const C = state.head.weight.length;
-    const t = (name: string, data: Float32Array) =>
-      [`classifier.${name}`, { dtype: 'float32' as const, shape: [C], data }] as [
-        string,
-        { dtype: 'float32'; shape: number[]; data: Float32Array },
-      ];
-    return {
-      tensors: [t('mean', state.head.mean), t('std', state.head.std), t('weight', state.head.weight)],
-      meta: classifier.describe(state),
-    };
+    return { tensors: headTensors('classifier', state.head), meta: classifier.describe(state) };
   },
 
   deserialize(tensors, meta, { channels }) {
     if (!isObj(meta)) return 'lacks the classifier settings';
-    const C = embeddingDim(channels);
-    const vector = (name: string): Float32Array | string => {
-      const t = tensors.get(`classifier.${name}`);
-      if (!t) return `tensor classifier.${name} is missing`;
-      if (t.dtype !== 'float32' || t.shape.length !== 1 || t.shape[0] !== C)
-        return `tensor classifier.${name} is ${t.dtype} [${t.shape.join(', ')}], expected float32 [${C}]`;
-      return t.data as Float32Array;
-    };
-    const [mean, std, weight] = ['mean', 'std', 'weight'].map(vector);
-    for (const v of [mean, std, weight]) if (typeof v === 'string') return v;
+    const vectors = readHeadVectors('classifier', tensors, embeddingDim(channels));
+    if (typeof vectors === 'string') return vectors;
     const head: HeadParams = {
-      mean: mean as Float32Array,
-      std: std as Float32Array,
-      weight: weight as Float32Array,
+      ...vectors,
       bias: meta.bias as number,
       temperature: meta.temperature as number,
     };
     const problem = headProblem('classifier', head);
     if (problem) return problem;
-    const record = meta as unknown as ClassifierRecord;
-    if (!isObj(record.training) || !Array.isArray(record.history) || !isObj(record.calibration))
-      return 'lacks the classifier training record';
-    return {
-      method: 'classifier',
-      channels,
-      head,
-      record: { training: record.training, history: record.history, calibration: record.calibration },
-    };
+    const record = readRecord('classifier', meta);
+    if (typeof record === 'string') return record;
+    return { method: 'classifier', channels, head, record };
   },
 
   history: (state) => state.record.history,

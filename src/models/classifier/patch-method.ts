@@ -31,7 +31,15 @@ import {
 import { EmbedGraph, EMBEDDING_STRIDE, embeddingDim } from '../patch-embedding.js';
 import { patchcore } from '../patchcore/method.js';
 import type { PatchcoreState } from '../patchcore/model.js';
-import { classifier, headProblem, isObj, type ClassifierRecord } from './method.js';
+import {
+  classifier,
+  headProblem,
+  headTensors,
+  isObj,
+  readHeadVectors,
+  readRecord,
+  type ClassifierRecord,
+} from './method.js';
 import { foldHead, patchLogits, probabilityOf, type FoldedHead, type PatchHeadParams } from './patch-head.js';
 
 export const PATCH_CLASSIFIER = 'patch-classifier';
@@ -205,41 +213,20 @@ export const patchClassifier: Method<PatchClassifierState> = {
   },
 
   serialize(state) {
-    const C = state.head.weight.length;
-    const t = (name: string, data: Float32Array) =>
-      [`${PATCH_CLASSIFIER}.${name}`, { dtype: 'float32' as const, shape: [C], data }] as [
-        string,
-        { dtype: 'float32'; shape: number[]; data: Float32Array },
-      ];
     return {
-      tensors: [
-        ...patchcore.serialize(state.anomaly).tensors,
-        t('mean', state.head.mean),
-        t('std', state.head.std),
-        t('weight', state.head.weight),
-      ],
+      tensors: [...patchcore.serialize(state.anomaly).tensors, ...headTensors(PATCH_CLASSIFIER, state.head)],
       meta: patchClassifier.describe(state),
     };
   },
 
   deserialize(tensors, meta, context) {
     if (!isObj(meta)) return 'lacks the patch classifier settings';
-    const C = embeddingDim(context.channels);
-    const vector = (name: string): Float32Array | string => {
-      const t = tensors.get(`${PATCH_CLASSIFIER}.${name}`);
-      if (!t) return `tensor ${PATCH_CLASSIFIER}.${name} is missing`;
-      if (t.dtype !== 'float32' || t.shape.length !== 1 || t.shape[0] !== C)
-        return `tensor ${PATCH_CLASSIFIER}.${name} is ${t.dtype} [${t.shape.join(', ')}], expected float32 [${C}]`;
-      return t.data as Float32Array;
-    };
-    const [mean, std, weight] = ['mean', 'std', 'weight'].map(vector);
-    for (const v of [mean, std, weight]) if (typeof v === 'string') return v;
+    const vectors = readHeadVectors(PATCH_CLASSIFIER, tensors, embeddingDim(context.channels));
+    if (typeof vectors === 'string') return vectors;
     const anomaly = patchcore.deserialize(tensors, meta.anomaly, context);
     if (typeof anomaly === 'string') return anomaly;
     const head: PatchHeadParams = {
-      mean: mean as Float32Array,
-      std: std as Float32Array,
-      weight: weight as Float32Array,
+      ...vectors,
       scoreMean: meta.score_mean as number,
       scoreStd: meta.score_std as number,
       scoreWeight: meta.score_weight as number,
@@ -248,16 +235,9 @@ export const patchClassifier: Method<PatchClassifierState> = {
     };
     const problem = patchHeadProblem(head);
     if (problem) return problem;
-    const record = meta as unknown as ClassifierRecord;
-    if (!isObj(record.training) || !Array.isArray(record.history) || !isObj(record.calibration))
-      return 'lacks the patch classifier training record';
-    return {
-      method: PATCH_CLASSIFIER,
-      channels: context.channels,
-      anomaly,
-      head,
-      record: { training: record.training, history: record.history, calibration: record.calibration },
-    };
+    const record = readRecord('patch classifier', meta);
+    if (typeof record === 'string') return record;
+    return { method: PATCH_CLASSIFIER, channels: context.channels, anomaly, head, record };
   },
 
   history: (state) => state.record.history,
