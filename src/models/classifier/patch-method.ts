@@ -28,9 +28,9 @@ import {
   type PatchScores,
   type Scorer,
 } from '../method.js';
-import { EmbedGraph, EMBEDDING_STRIDE, embeddingDim } from '../patch-embedding.js';
+import { EMBEDDING_STRIDE, embeddingDim } from '../patch-embedding.js';
 import { patchcore } from '../patchcore/method.js';
-import type { PatchcoreState } from '../patchcore/model.js';
+import { PatchcoreScorer, type PatchcoreState } from '../patchcore/model.js';
 import {
   classifier,
   headProblem,
@@ -57,8 +57,7 @@ class PatchClassifierScorer implements Scorer {
   readonly stride = EMBEDDING_STRIDE;
   private readonly folded: FoldedHead;
   constructor(
-    private readonly member: Scorer,
-    private readonly embed: EmbedGraph,
+    private readonly member: PatchcoreScorer,
     private readonly head: PatchHeadParams,
   ) {
     this.folded = foldHead(head);
@@ -66,15 +65,15 @@ class PatchClassifierScorer implements Scorer {
 
   /** Whole images only (the classifier refuses tiles), so every cell is the image's own. */
   async score(features: Features): Promise<PatchScores> {
-    const anomaly = await this.member.score(features);
-    const rows = await this.embed.run(features);
-    const [B, h, w] = anomaly.dims;
+    // one embedding for PatchCore's distances and the head
+    const { rows, grid: distances, dims } = await this.member.distances(features);
+    const [B, h, w] = dims;
     const cells = h * w;
     const grid = new Float32Array(B * cells);
     const raw = new Float32Array(B);
     const score = new Float32Array(B);
     for (let b = 0; b < B; b++) {
-      const l = patchLogits(this.folded, rows, anomaly.grid, b * cells, cells);
+      const l = patchLogits(this.folded, rows, distances, b * cells, cells);
       let top = -Infinity;
       for (let p = 0; p < cells; p++) {
         top = Math.max(top, l[p]);
@@ -83,12 +82,11 @@ class PatchClassifierScorer implements Scorer {
       raw[b] = top;
       score[b] = probabilityOf(this.head, top);
     }
-    return { grid, dims: [B, h, w], peaks: { raw, score } };
+    return { grid, dims, peaks: { raw, score } };
   }
 
-  async release(): Promise<void> {
-    await this.member.release();
-    await this.embed.release();
+  release(): Promise<void> {
+    return this.member.release();
   }
 }
 
@@ -183,11 +181,9 @@ export const patchClassifier: Method<PatchClassifierState> = {
   },
 
   async openScorer(state) {
-    return new PatchClassifierScorer(
-      await patchcore.openScorer(state.anomaly),
-      await EmbedGraph.create(state.channels),
-      state.head,
-    );
+    // PatchCore's distances only: its re-weighted image score (neighbours) is not the classifier's
+    const { bank, dim, channels } = state.anomaly;
+    return new PatchClassifierScorer(await PatchcoreScorer.open(bank, dim, 1, channels), state.head);
   },
 
   exportGraph(state, owned) {

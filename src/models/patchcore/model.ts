@@ -73,6 +73,19 @@ export class PatchcoreScorer implements Scorer {
     return new PatchcoreScorer(embed, nearest, support, bank, dim);
   }
 
+  /**
+   * The patch embedding [B·h·w, C] and every cell's distance to its nearest bank row [B, h, w] of a batch of
+   * whole inputs, without the image score: for a head that scores the image from both (the patch classifier).
+   */
+  async distances(
+    features: Features,
+  ): Promise<{ rows: Float32Array; grid: Float32Array; dims: [number, number, number] }> {
+    const [B, , h, w] = features[1].dims;
+    const rows = await this.embed.run(features);
+    const { dist } = await this.nearest.run(rows);
+    return { rows, grid: dist, dims: [B, h, w] };
+  }
+
   /** Searches the nearest bank rows of the owned cells only: the cells a tile shares with a better-placed one stay 0. */
   async score(features: Features, owned?: readonly CellRect[]): Promise<PatchScores> {
     const [B, , h, w] = features[1].dims;

@@ -19,9 +19,9 @@ import {
   patchClassifier,
   type PatchClassifierState,
 } from '../../models/classifier/patch-method.js';
-import type { Features, Scorer } from '../../models/method.js';
 import { EmbedGraph } from '../../models/patch-embedding.js';
 import { patchcore } from '../../models/patchcore/method.js';
+import { PatchcoreScorer } from '../../models/patchcore/model.js';
 import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
 import { featureBatches } from '../engine/inspector.js';
@@ -101,27 +101,15 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
   /** Each batch element's part of a batch's array (B equal parts). */
   const slices = (data: Float32Array, B: number) =>
     Array.from({ length: B }, (_, b) => data.slice((b * data.length) / B, ((b + 1) * data.length) / B));
-  const keepRows = async (features: Features, images: readonly number[], offset: number) => {
-    embed ??= await EmbedGraph.create(backbone.channels);
-    const rows = await embed.run(features);
-    slices(rows, images.length).forEach((r, b) => (held[offset + images[b]].rows = r));
-  };
-  const keepScores = async (
-    scorer: Scorer,
-    features: Features,
-    images: readonly number[],
-    offset: number,
-  ) => {
-    const scored = await scorer.score(features);
-    slices(scored.grid, images.length).forEach((s, b) => (held[offset + images[b]].scores = s));
-  };
   const t0 = performance.now();
   const seconds = (since: number) => (performance.now() - since) / 1000;
   try {
     // 1. the member's features of the good images, and their patch rows
     for await (const b of featureBatches(backbone, good, preprocess, run, patchcore.stride)) {
       await fitter.add(b.features, b.images, b.owned);
-      await keepRows(b.features, b.images, 0);
+      embed ??= await EmbedGraph.create(backbone.channels);
+      const rows = slices(await embed.run(b.features), b.images.length);
+      b.images.forEach((image, k) => (held[image].rows = rows[k]));
       for (const _ of b.images) step('classify train: features');
     }
     const readable = good.map((_, i) => i).filter((i) => !skipped.has(i));
@@ -146,12 +134,8 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
       const scorer = await fitter.without(fold);
       try {
         for await (const b of featureBatches(backbone, list, preprocess, run, patchcore.stride)) {
-          await keepScores(
-            scorer,
-            b.features,
-            b.images.map((i) => indices[i]),
-            0,
-          );
+          const scores = slices((await scorer.score(b.features)).grid, b.images.length);
+          b.images.forEach((i, k) => (held[indices[i]].scores = scores[k]));
           for (const _ of b.images) step(`classify train: anomaly scores, fold ${f + 1}/${K}`);
         }
       } finally {
@@ -162,11 +146,13 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
     const anomaly = await fitter.finish();
     const anomalySeconds = seconds(t0);
     const t1 = performance.now();
-    const scorer = await patchcore.openScorer(anomaly);
+    // the distances alone, as the patch classifier's scorer takes them: one embedding gives rows and scores
+    const scorer = await PatchcoreScorer.open(anomaly.bank, anomaly.dim, 1, anomaly.channels);
     try {
       for await (const b of featureBatches(backbone, ng, preprocess, run, patchcore.stride)) {
-        await keepScores(scorer, b.features, b.images, good.length);
-        await keepRows(b.features, b.images, good.length);
+        const { rows, grid } = await scorer.distances(b.features);
+        const [r, g] = [slices(rows, b.images.length), slices(grid, b.images.length)];
+        b.images.forEach((image, k) => (held[good.length + image] = { rows: r[k], scores: g[k] }));
         for (const _ of b.images) step('classify train: NG images');
       }
     } finally {
