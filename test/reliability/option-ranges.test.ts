@@ -55,6 +55,10 @@ describe('bad option values of serve, export and classify', () => {
       "Expected an integer between 0 and 64 for --copies but received '65'",
     ],
     [
+      ['classify', 'train', '--data', dir, '--out', missing, '--folds', '1'],
+      "Expected an integer between 2 and 100 for --folds but received '1'",
+    ],
+    [
       ['classify', 'train', '--data', dir, '--out', missing, '--val-fraction', '1'],
       "Expected a number in (0, 1) for --val-fraction but received '1'",
     ],
@@ -88,6 +92,9 @@ describe('bad option values of serve, export and classify', () => {
     await expect(
       trainClassifier({ data: dir, out: join(dir, 'c.classifier'), valFraction: 1 }),
     ).rejects.toThrow(/Expected a number in \(0, 1\) for valFraction but received 1 of type number/);
+    await expect(trainClassifier({ data: dir, out: join(dir, 'c.classifier'), folds: 1 })).rejects.toThrow(
+      /Expected an integer between 2 and 100 for folds but received 1/,
+    );
     await expect(trainClassifier({ data: dir, out: join(dir, 'c.classifier'), copies: -1 })).rejects.toThrow(
       /copies/,
     );
