@@ -26,37 +26,39 @@ const DATA: Record<string, string> = { mtd: join(shared, 'mtd'), mpdd: join(shar
 
 /** The variants, as the library's train options (the data folder and output are added per run). */
 export const VARIANTS: Record<string, Partial<TrainOptions>> = {
-  patchcore: {},
+  // the default for new models (ensemble at this commit; earlier rows named patchcore were the default then)
+  default: {},
+  patchcore: { method: 'patchcore' },
   padim: { method: 'padim', preprocess: { mode: 'resize', size: 224 } },
-  'patchcore-kfold': { folds: 5 },
+  'patchcore-kfold': { method: 'patchcore', folds: 5 },
   // PatchCore on PaDiM's square input: what one backbone pass feeding both methods would see
-  'patchcore-square': { preprocess: { mode: 'resize', size: 224 } },
+  'patchcore-square': { method: 'patchcore', preprocess: { mode: 'resize', size: 224 } },
   'padim-kfold': { method: 'padim', preprocess: { mode: 'resize', size: 224 }, folds: 5 },
   // PatchCore and PaDiM scored together on one backbone pass (--method ensemble; PaDiM needs one input size)
   ensemble: { method: 'ensemble', preprocess: { mode: 'resize', size: 224 } },
   // the same with the aspect kept (images of several sizes: PaDiM's features resampled to one grid)
   'ensemble-fit': { method: 'ensemble' },
   // backbones available offline (issue 22): the larger EfficientNet-Lite weights
-  'patchcore-lite1': { backbone: 'efficientnet_lite1' },
-  'patchcore-lite2': { backbone: 'efficientnet_lite2' },
+  'patchcore-lite1': { method: 'patchcore', backbone: 'efficientnet_lite1' },
+  'patchcore-lite2': { method: 'patchcore', backbone: 'efficientnet_lite2' },
   'padim-lite2': {
     method: 'padim',
     backbone: 'efficientnet_lite2',
     preprocess: { mode: 'resize', size: 224 },
   },
   // image score: the largest patch distance itself instead of anomalib's re-weighting of it
-  'patchcore-max': { neighbors: 1 },
+  'patchcore-max': { method: 'patchcore', neighbors: 1 },
   // resolution, aspect kept
-  'patchcore-320': { preprocess: { mode: 'fit', size: 320 } },
-  'patchcore-448': { preprocess: { mode: 'fit', size: 448 } },
+  'patchcore-320': { method: 'patchcore', preprocess: { mode: 'fit', size: 320 } },
+  'patchcore-448': { method: 'patchcore', preprocess: { mode: 'fit', size: 448 } },
   // 320 px with the bank of a 224-pixel model (~80 rows per image): the resolution without its search time
-  'patchcore-320-lean': { preprocess: { mode: 'fit', size: 320 }, coreset: 0.05 },
+  'patchcore-320-lean': { method: 'patchcore', preprocess: { mode: 'fit', size: 320 }, coreset: 0.05 },
 };
 
 const { values } = parseArgs({
   options: {
     data: { type: 'string', default: 'mtd,mpdd' },
-    variants: { type: 'string', default: 'patchcore,padim' },
+    variants: { type: 'string', default: 'default,patchcore,padim' },
     append: { type: 'string' },
     title: { type: 'string', default: 'Accuracy of variants' },
     rerun: { type: 'boolean', default: false },

@@ -6,7 +6,14 @@
  *   const { predictions } = await predict({ model: 'part.kensa', inputs: ['today/'], out: 'results' });
  */
 // the workflow
-export { train, splitValidation, assignFolds, DEFAULT_METHOD } from './pipeline/verbs/train.js';
+export {
+  train,
+  splitValidation,
+  assignFolds,
+  DEFAULT_METHOD,
+  DEFAULT_TILED_METHOD,
+  defaultMethod,
+} from './pipeline/verbs/train.js';
 export { KENSA_VERSION } from './version.js';
 export type { TrainOptions, TrainResult } from './pipeline/verbs/train.js';
 export { update, previousModelPath } from './pipeline/verbs/update.js';

@@ -6,7 +6,7 @@ import { describePreprocess } from '../image/preprocess.js';
 import { UNSUPERVISED_METHODS } from '../models/registry.js';
 import { highestCalibration, promise, rankedLine } from '../pipeline/contracts/calibration.js';
 import { methodMeta, modelFileSize } from '../pipeline/contracts/model-file.js';
-import { DEFAULT_METHOD, train } from '../pipeline/verbs/train.js';
+import { DEFAULT_METHOD, DEFAULT_TILED_METHOD, train } from '../pipeline/verbs/train.js';
 import { addOptions, preprocessFrom } from './options.js';
 import { notice, progressReporter } from './progress.js';
 
@@ -50,10 +50,9 @@ export function register(program: Command): void {
     .option(
       '--method <name>',
       tr(
-        `anomaly-detection method: ${UNSUPERVISED_METHODS.join(', ')}`,
-        `異常検知の手法: ${UNSUPERVISED_METHODS.join('、')}`,
+        `anomaly-detection method: ${UNSUPERVISED_METHODS.join(', ')} (default ${DEFAULT_METHOD}; ${DEFAULT_TILED_METHOD} with --tile)`,
+        `異常検知の手法: ${UNSUPERVISED_METHODS.join('、')}（既定 ${DEFAULT_METHOD}。--tile のときは ${DEFAULT_TILED_METHOD}）`,
       ),
-      DEFAULT_METHOD,
     )
     .option(
       '--backbone <name>',

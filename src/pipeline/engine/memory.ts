@@ -258,15 +258,21 @@ function whatFits(
       return false;
     }
   };
+  // the ensemble holds PaDiM's Gaussians beside PatchCore's bank: PatchCore alone needs less
+  const lighter = method.name === 'ensemble' ? '--method patchcore needs less; or ' : '';
+  const advice = (text: string) => {
+    const all = lighter + text;
+    return all[0].toUpperCase() + all.slice(1);
+  };
   if (settings.grid && method.fixedGrid) {
     for (let d = (settings.d ?? settings.defaultD ?? 100) - 8; d >= 8; d -= 8)
       if (fits({ ...settings, d }))
-        return `--d ${d} would fit; or lower --size (or --tile), or raise KENSA_MEMORY`;
+        return advice(`--d ${d} would fit; or lower --size (or --tile), or raise KENSA_MEMORY`);
   }
   for (let images = settings.images - 1; images >= 2; images = Math.floor(images * 0.9))
     if (fits({ ...settings, images }))
-      return `About ${images} training images would fit; or lower --size or --scale, or raise KENSA_MEMORY`;
-  return 'Lower --size, --scale or --tile, or raise KENSA_MEMORY';
+      return advice(`about ${images} training images would fit; or lower --size or --scale, or raise KENSA_MEMORY`);
+  return advice('lower --size, --scale or --tile, or raise KENSA_MEMORY');
 }
 
 /**

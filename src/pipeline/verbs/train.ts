@@ -39,13 +39,26 @@ import {
 import { checkNewModel, checkWritable } from '../outputs/paths.js';
 import { tr } from '../../i18n.js';
 
-export const DEFAULT_METHOD = 'patchcore';
+/**
+ * The method a new model gets where none is named: PatchCore and PaDiM scored together (the best measured
+ * on both shared data sets: BENCHMARKS.md, *Separation*), except for images cut into tiles, where
+ * PaDiM's Gaussians would grow with the tile's cells (a 512-pixel tile: 128×128 positions of 176×176
+ * matrices) and PatchCore alone is what was measured on camera images (*High resolution*).
+ */
+export const DEFAULT_METHOD = 'ensemble';
+/** The default method for images cut into tiles (`--tile`). */
+export const DEFAULT_TILED_METHOD = 'patchcore';
+
+/** The method a training run uses: the one named, else the default for its preprocessing. */
+export function defaultMethod(preprocess: Preprocess | undefined): string {
+  return preprocess?.tile ? DEFAULT_TILED_METHOD : DEFAULT_METHOD;
+}
 export const DEFAULT_FOLDS = 5;
 
 export interface TrainOptions {
   /** A data folder (MVTec layout: train/good; or a plain folder of good images), or the images. */
   data: string | ImageItem[];
-  /** 'patchcore' (default) or 'padim'. */
+  /** 'ensemble', 'patchcore' or 'padim' (default: `defaultMethod`, ensemble; patchcore with tiles). */
   method?: string;
   backbone?: string;
   /**
@@ -165,7 +178,7 @@ export function copiesWarning(items: readonly ImageItem[], same: ArrayLike<numbe
 
 /** Checks the options that need no file or network, before any work. */
 function checkTrainOptions(options: TrainOptions): void {
-  const method = getMethod(options.method ?? DEFAULT_METHOD);
+  const method = getMethod(options.method ?? defaultMethod(options.preprocess));
   if (method.learning !== 'unsupervised')
     throw new KensaError(
       'E_ARGUMENT',
@@ -225,7 +238,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const timings: Record<string, number> = {};
   const lap = (name: string, since: number) => (timings[name] = (performance.now() - since) / 1000);
   checkTrainOptions(options);
-  const method = getMethod(options.method ?? DEFAULT_METHOD);
+  const method = getMethod(options.method ?? defaultMethod(options.preprocess));
   const spec =
     options.backboneOnnx === undefined ? getBackbone(options.backbone ?? DEFAULT_BACKBONE) : undefined;
   // read before any work, so that a missing or unusable file is told at once

@@ -99,7 +99,7 @@ export async function update(options: UpdateOptions): Promise<UpdateResult> {
   if (!method.resume)
     throw new KensaError(
       'E_ARGUMENT',
-      `kensa update adds good images to a model fitted on good images (patchcore, padim); a ${meta.method} model learns from labelled images: train it again with the new images (kensa classify train)`,
+      `kensa update adds good images to a model fitted on good images (patchcore, padim, ensemble); a ${meta.method} model learns from labelled images: train it again with the new images (kensa classify train)`,
       { file: options.model },
     );
 

@@ -254,7 +254,7 @@ describe('update: in place, lists, and refusals', () => {
       epochs: 5,
     });
     await expect(update({ model: classifier, add: fresh, out: join(dir, 'c2.kensa') })).rejects.toThrow(
-      `${classifier}: kensa update adds good images to a model fitted on good images (patchcore, padim); a classifier model learns from labelled images`,
+      `${classifier}: kensa update adds good images to a model fitted on good images (patchcore, padim, ensemble); a classifier model learns from labelled images`,
     );
   });
 
