@@ -271,7 +271,9 @@ function whatFits(
   }
   for (let images = settings.images - 1; images >= 2; images = Math.floor(images * 0.9))
     if (fits({ ...settings, images }))
-      return advice(`about ${images} training images would fit; or lower --size or --scale, or raise KENSA_MEMORY`);
+      return advice(
+        `about ${images} training images would fit; or lower --size or --scale, or raise KENSA_MEMORY`,
+      );
   return advice('lower --size, --scale or --tile, or raise KENSA_MEMORY');
 }
 
