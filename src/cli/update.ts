@@ -13,8 +13,8 @@ export function register(program: Command): void {
     .command('update')
     .description(
       tr(
-        'add new good images (e.g. false alarms reviewed as good parts) to a patchcore or padim model without training it again, and recalibrate its thresholds',
-        '新しい良品画像（見直しで良品とした誤検出など）を、再学習せずに patchcore / padim のモデルへ追加し、しきい値を校正し直す',
+        'add new good images (e.g. false alarms reviewed as good parts) to a model fitted on good images (ensemble, patchcore or padim) without training it again, and recalibrate its thresholds',
+        '新しい良品画像（見直しで良品とした誤検出など）を、再学習せずに良品で学習したモデル（ensemble・patchcore・padim）へ追加し、しきい値を校正し直す',
       ),
     )
     .requiredOption('--model <file>', tr('model file to update', '更新するモデルファイル'))

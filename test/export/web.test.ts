@@ -69,7 +69,7 @@ describe.skipIf(!present)('the web export in Chromium, from file://', () => {
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`file://${join(dir, 'web', 'index.html')}`);
     await page.waitForSelector('body[data-ready], body[data-failed]', { timeout: 60_000 });
-    expect(await page.locator('#status').innerText()).toMatch(/^Ready\. Model: patchcore/);
+    expect(await page.locator('#status').innerText()).toMatch(/^Ready\. Model: ensemble/);
     await page.setInputFiles(
       '#files',
       predicted.map((p) => p.file),

@@ -143,7 +143,7 @@ describe('kensa classify train --head patch (the default)', () => {
 
   it('holds the PatchCore model kensa train fits on the same good images', async () => {
     expect(model.meta.method).toBe('patch-classifier');
-    const alone = await train({ data: join(dir, 'train', 'good'), preprocess, seed: 2 });
+    const alone = await train({ data: join(dir, 'train', 'good'), method: 'patchcore', preprocess, seed: 2 });
     const member = (model.state as PatchClassifierState).anomaly;
     const pc = alone.model.state as PatchcoreState;
     expect(member.bank.length).toBe(pc.bank.length);

@@ -150,3 +150,23 @@ describe.each(METHODS.map((m) => [m.name, m] as const))('%s through every verb',
     expect(JSON.parse(readFileSync(join(web, 'kensa.json'), 'utf8')).method).toBe(name);
   });
 });
+
+describe('the method a new model gets where none is named', () => {
+  it('is the ensemble; with tiles, PatchCore', async () => {
+    const data = join(good, 'train', 'good');
+    const whole = await train({ data, preprocess: { mode: 'resize', size: SIZE } });
+    expect(whole.model.meta.method).toBe('ensemble');
+    const tiled = await train({
+      data,
+      preprocess: { mode: 'resize', size: SIZE, tile: { size: 32, overlap: 16 } },
+    });
+    expect(tiled.model.meta.method).toBe('patchcore');
+    // a method named is the one used, tiles or not
+    const named = await train({
+      data,
+      method: 'padim',
+      preprocess: { mode: 'resize', size: SIZE, tile: { size: 32, overlap: 16 } },
+    });
+    expect(named.model.meta.method).toBe('padim');
+  });
+});

@@ -27,7 +27,7 @@ const testImages = () => [join(data, 'test', 'good'), join(data, 'test', 'dust')
 
 beforeAll(async () => {
   await makeSyntheticDataset(data, { size: 64, train: 10, testGood: 2, testPerDefect: 2, seed: 9 });
-  await train({ data, out: files.patchcore, preprocess: { mode: 'resize', size: 64 } });
+  await train({ data, out: files.patchcore, method: 'patchcore', preprocess: { mode: 'resize', size: 64 } });
   await train({ data, out: files.padim, method: 'padim', d: 8, preprocess: { mode: 'resize', size: 64 } });
 });
 

@@ -50,7 +50,7 @@ describe('kensa serve', () => {
     expect(await (await fetch(`${server.url}/readyz`)).json()).toEqual({ status: 'ready', models: ['m'] });
     const models = await (await fetch(`${server.url}/v1/models`)).json();
     expect(models.default).toBe('m');
-    expect(models.models[0]).toMatchObject({ name: 'm', method: 'patchcore', threshold: { name: 'fpr0' } });
+    expect(models.models[0]).toMatchObject({ name: 'm', method: 'ensemble', threshold: { name: 'fpr0' } });
   });
 
   it("gives kensa predict's verdicts, scores and regions, sent together (micro-batched) or one by one", async () => {
