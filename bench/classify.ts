@@ -4,8 +4,8 @@
  * test/ into train/<type>/; `kensa classify train --head H` learns from them and train/good for each head
  * (patch: the max-pooled patch head on PatchCore's patch scores, the default; image: logistic regression on
  * the averaged embedding), and `kensa classify test` scores the remaining test images. Beside them, on
- * exactly the same remaining images: the unsupervised default method (PatchCore, trained on train/good
- * only, same backbone), and each head combined with it — each score divided by its own model's fpr0
+ * exactly the same remaining images: the unsupervised default method (trained on train/good only, same
+ * backbone; or the model given with --anomaly-model), and each head combined with it — each score divided by its own model's fpr0
  * threshold and the larger taken (NG when either model says NG; no parameter fitted on the test images).
  * Per k: image AUROC, recall at each model's own fpr0 threshold with the false alarms it gives, the same
  * with the model's highest calibration image left out (`kensa threshold --exclude` of the one image that
@@ -51,7 +51,7 @@ const timed = (...args: string[]) => {
 let anomalyModel = values['anomaly-model'];
 let anomalyTrain: number | undefined;
 if (!anomalyModel) {
-  anomalyModel = join(work, 'patchcore.kensa');
+  anomalyModel = join(work, 'anomaly.kensa');
   anomalyTrain = timed('train', '--data', data, '--out', anomalyModel);
 }
 kensa(
