@@ -6,6 +6,7 @@
 import type { Command, Option } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../src/cli/program.js';
+import { language, LANGUAGES, setLanguage } from '../src/i18n.js';
 import { parserOf } from '../src/cli/options.js';
 import { checkOption, expectation, OPTIONS, type OptionName, type OptionSpec } from '../src/options.js';
 
@@ -65,5 +66,26 @@ describe('the option table', () => {
       }
     }
     expect(numeric).toBeGreaterThan(30);
+  });
+
+  it("no option's help tells its default twice, in either language", () => {
+    const saved = language();
+    for (const lang of LANGUAGES) {
+      setLanguage(lang);
+      try {
+        const texts: string[] = [];
+        const walk = (c: Command) => {
+          texts.push(c.helpInformation());
+          c.commands.forEach(walk);
+        };
+        walk(buildProgram());
+        const all = texts.join('\n').replace(/\s+/g, ' ');
+        expect(all, lang).not.toMatch(/\((default|既定)[^()]*\) \(default: /);
+        // an option without its own words for the default still shows commander's
+        expect(all, lang).toContain('(default: 0)');
+      } finally {
+        setLanguage(saved);
+      }
+    }
   });
 });

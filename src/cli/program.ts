@@ -1,5 +1,5 @@
 /** The kensa program: every verb registered on one commander program (main.ts runs it). */
-import { Command } from 'commander';
+import { Command, Help, type Option } from 'commander';
 import { tr } from '../i18n.js';
 import { KENSA_VERSION } from '../version.js';
 import * as backbones from './backbones.js';
@@ -34,7 +34,16 @@ export function buildProgram(): Command {
         '\n言語: コマンドのどこかに --lang ja|en（既定はロケール。LANG=ja_JP.UTF-8 なら日本語）。',
       ),
     )
-    .exitOverride();
+    .exitOverride()
+    // an option whose help says its default already is not told it twice ("(default 5) (default: 5)")
+    .configureHelp({
+      optionDescription(option: Option) {
+        const text = Help.prototype.optionDescription.call(this, option);
+        return /\(default|（既定|既定 /.test(option.description ?? '')
+          ? text.replace(/ \(default: [^()]*\)$/, '')
+          : text;
+      },
+    });
   for (const verb of [
     demo,
     train,
