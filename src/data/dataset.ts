@@ -215,6 +215,20 @@ export const NG_FOLDER_NAMES = ['ng', 'defect', '不良'];
 const isGoodName = (name: string) => GOOD_FOLDER_NAMES.includes(name.normalize('NFKC').toLowerCase());
 const isNgName = (name: string) => NG_FOLDER_NAMES.includes(name.normalize('NFKC').toLowerCase());
 
+/**
+ * The folders of a data set that reviewed images are copied into, by the names the data set already uses:
+ * its folder of good training images (train/良品, train/OK, …; `good` where it has none, so that the next
+ * kensa train does not find two) and its test folder for NG images (test/不良, test/NG, …; `NG` where it
+ * has none).
+ */
+export function reviewFolders(dir: string): { good: string; ng: string } {
+  const within = (sub: string, named: (name: string) => boolean, fallback: string) => {
+    const d = join(dir, sub);
+    return (isDir(d) ? new Walker({}).subdirs(d).find(named) : undefined) ?? fallback;
+  };
+  return { good: within('train', isGoodName, 'good'), ng: within('test', isNgName, 'NG') };
+}
+
 /** The mask of a test image: ground_truth/ mirrors test/ (sub-folders too), a mask named <stem>_mask.png. */
 function findMask(root: string, testDir: string, category: string, file: string): string | undefined {
   const stem = basename(file, extname(file));

@@ -71,7 +71,7 @@ export const SCRIPT = String.raw`
       mode_loo: 'leave-one-out', mode_kfold: 'k-fold', mode_holdout: 'hold-out',
       missed: 'OK · missed (defective)', false_alarm: 'NG · false alarm (good)', type: 'Defect type', false_alarms: 'false alarms',
       review: 'Review', mark_good: 'actually good?', mark_ng: 'actually NG?', marked_good: 'marked good', marked_ng: 'marked NG',
-      review_note: 'Mark the NG images that are good parts and the OK images that are defective (the buttons on the pictures). {n} marked. The commands below add the good ones to the model at once (kensa update: no re-training; the model it replaces is kept as NAME.previous.kensa), and copy them into the data set: the good ones into train/good for later trainings, the NG ones into test/NG for the next kensa test.',
+      review_note: 'Mark the NG images that are good parts and the OK images that are defective (the buttons on the pictures). {n} marked. The commands below add the good ones to the model at once (kensa update: no re-training; the model it replaces is kept as NAME.previous.kensa), and copy them into the data set: the good ones into its folder of good training images (train/good, or the name it uses) for later trainings, the NG ones into its test folder of NG images (test/NG, or the name it uses) for the next kensa test.',
       review_update: 'Add the images marked good to the model (POSIX shell, then PowerShell; or save the list and give it: kensa update --model MODEL --add review.txt):',
       review_copy: 'Copy the marked images into the data set (POSIX shell, then PowerShell):', review_copy_data: 'Copy the marked images into the data set (replace DATA with its folder; POSIX shell, then PowerShell):', review_file: 'Save the list (review.txt)'
     },
@@ -90,7 +90,7 @@ export const SCRIPT = String.raw`
       mode_loo: '1 枚ずつ除外（leave-one-out）', mode_kfold: 'k 分割', mode_holdout: '取り分け',
       missed: 'OK・見逃し（不良品）', false_alarm: 'NG・誤検出（良品）', type: '欠陥の種類', false_alarms: '誤検出',
       review: '見直し', mark_good: '実は良品?', mark_ng: '実は NG?', marked_good: '良品と判定', marked_ng: 'NG と判定',
-      review_note: '良品なのに NG になった画像と、不良なのに OK になった画像に印を付けてください（画像のボタン）。印: {n} 枚。下のコマンドで、良品はすぐにモデルへ追加でき（kensa update: 再学習なし。置き換えたモデルは NAME.previous.kensa として残ります）、データセットにもコピーできます: 良品は今後の学習用に train/good へ、NG は次の kensa test 用に test/NG へ。',
+      review_note: '良品なのに NG になった画像と、不良なのに OK になった画像に印を付けてください（画像のボタン）。印: {n} 枚。下のコマンドで、良品はすぐにモデルへ追加でき（kensa update: 再学習なし。置き換えたモデルは NAME.previous.kensa として残ります）、データセットにもコピーできます: 良品は今後の学習用に学習用良品フォルダ（train/good、またはデータセットでの名前）へ、NG は次の kensa test 用にテストの NG フォルダ（test/NG、またはデータセットでの名前）へ。',
       review_update: '良品と印を付けた画像をモデルに追加（POSIX シェル、次に PowerShell。または一覧を保存して指定: kensa update --model MODEL --add review.txt）:',
       review_copy: '印を付けた画像をデータセットにコピー（POSIX シェル、次に PowerShell）:', review_copy_data: '印を付けた画像をデータセットにコピー（DATA をそのフォルダに。POSIX シェル、次に PowerShell）:', review_file: '一覧を保存（review.txt）'
     }
@@ -150,14 +150,16 @@ export const SCRIPT = String.raw`
     var root = data.data || 'DATA';
     var sep = /^[A-Za-z]:\\|^\\\\/.test(root) ? '\\' : '/';
     var into = function (a, b) { return root + sep + a + sep + b; };
+    // the data set's own folder names (train/良品, test/不良, …), so that the next kensa train finds one good folder
+    var folders = data.folders || { good: 'good', ng: 'NG' };
     var sh = [], ps = [];
     if (good.length) {
-      sh.push('mkdir -p ' + shq(into('train', 'good')) + ' && cp ' + good.map(shq).join(' ') + ' ' + shq(into('train', 'good')) + '/');
-      ps.push('New-Item -ItemType Directory -Force -Path ' + psq(into('train', 'good')) + ' | Out-Null; Copy-Item -LiteralPath ' + good.map(psq).join(',') + ' -Destination ' + psq(into('train', 'good')));
+      sh.push('mkdir -p ' + shq(into('train', folders.good)) + ' && cp ' + good.map(shq).join(' ') + ' ' + shq(into('train', folders.good)) + '/');
+      ps.push('New-Item -ItemType Directory -Force -Path ' + psq(into('train', folders.good)) + ' | Out-Null; Copy-Item -LiteralPath ' + good.map(psq).join(',') + ' -Destination ' + psq(into('train', folders.good)));
     }
     if (ng.length) {
-      sh.push('mkdir -p ' + shq(into('test', 'NG')) + ' && cp ' + ng.map(shq).join(' ') + ' ' + shq(into('test', 'NG')) + '/');
-      ps.push('New-Item -ItemType Directory -Force -Path ' + psq(into('test', 'NG')) + ' | Out-Null; Copy-Item -LiteralPath ' + ng.map(psq).join(',') + ' -Destination ' + psq(into('test', 'NG')));
+      sh.push('mkdir -p ' + shq(into('test', folders.ng)) + ' && cp ' + ng.map(shq).join(' ') + ' ' + shq(into('test', folders.ng)) + '/');
+      ps.push('New-Item -ItemType Directory -Force -Path ' + psq(into('test', folders.ng)) + ' | Out-Null; Copy-Item -LiteralPath ' + ng.map(psq).join(',') + ' -Destination ' + psq(into('test', folders.ng)));
     }
     $('cmd-review').value = sh.join(' && ');
     $('cmd-review-ps').value = ps.join('; ');

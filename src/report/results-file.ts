@@ -35,6 +35,8 @@ export interface ResultsFile {
   };
   /** The data set folder of a kensa test run (absolute), where the review's images are copied to. */
   data?: string;
+  /** With `data`: its folders for good training images and NG test images, as it names them (reviewFolders). */
+  folders?: { good: string; ng: string };
   /** The threshold the verdicts were made with. */
   threshold: number;
   /**

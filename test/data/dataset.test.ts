@@ -7,6 +7,7 @@ import {
   openDataset,
   openLabelled,
   openTestImages,
+  reviewFolders,
   trainingImages,
 } from '../../src/data/dataset.js';
 
@@ -219,6 +220,14 @@ describe('data discovery', () => {
     // a classifier's train/ follows the same rule
     const labelled = openLabelled(join(root, 'jp/test'));
     expect([labelled.good.length, labelled.defective.length]).toEqual([1, 3]);
+    // the report's review copies go into the folders the data set already has, by its names
+    expect(reviewFolders(join(root, 'jp'))).toEqual({ good: '良品', ng: 'NG' });
+    expect(reviewFolders(join(root, 'cap'))).toEqual({ good: 'Good', ng: 'Defect' });
+    expect(reviewFolders(join(root, 'part'))).toEqual({ good: 'good', ng: 'NG' });
+    touch('jp2', 'train', 'OK', 'a.png');
+    touch('jp2', 'test', '不良', 'crack', 'n.png');
+    expect(reviewFolders(join(root, 'jp2'))).toEqual({ good: 'OK', ng: '不良' });
+    expect(reviewFolders(join(root, 'no-such-folder'))).toEqual({ good: 'good', ng: 'NG' });
   });
 
   it('says what it leaves out, and refuses what it cannot tell apart', () => {

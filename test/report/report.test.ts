@@ -30,6 +30,7 @@ let results: {
   threshold: number;
   model: { thresholds: Record<string, number> };
   images: { score: number; label?: number; thumb: string }[];
+  folders?: { good: string; ng: string };
 };
 
 const kensa = (...args: string[]) => {
@@ -206,8 +207,10 @@ describe.skipIf(!present)('HTML report in Chromium', () => {
     expect(await page.locator('#modal').getAttribute('class')).not.toBe('open');
     expect(await page.locator('#review-list').inputValue()).toBe(`good\t${ngFile}\nng\t${okFile}`);
     const cmd = await page.locator('#cmd-review').inputValue();
-    // a kensa test run knows its data set: the copies go to its train/good and test/NG
+    // a kensa test run knows its data set: the copies go to its train/good and test/NG (the folder names
+    // it has: reviewFolders)
     const data = join(dir, 'data');
+    expect(results.folders).toEqual({ good: 'good', ng: 'NG' });
     expect(cmd).toContain(`cp ${ngFile} ${data}/train/good/`);
     expect(cmd).toContain(`cp ${okFile} ${data}/test/NG/`);
     expect(await page.locator('#cmd-review-ps').inputValue()).toContain('Copy-Item -LiteralPath');
@@ -231,6 +234,29 @@ describe.skipIf(!present)('HTML report in Chromium', () => {
     await ok.locator('.mark').click();
     expect(await page.locator('#review-list').inputValue()).toBe(`good\t${ngFile}`);
     await ng.locator('.mark').click();
+  });
+
+  it("review: the copies go into the data set's own folders (train/良品, test/不良)", async () => {
+    const jp = join(dir, 'results-jp');
+    mkdirSync(jp);
+    writeFileSync(
+      join(jp, 'results.json'),
+      JSON.stringify({ ...results, folders: { good: '良品', ng: '不良' } }),
+    );
+    kensa('report', jp);
+    const p = await browser.newPage({ locale: 'en-US' });
+    try {
+      await p.goto(pathToFileURL(join(jp, 'report.html')).href);
+      await p.locator('#grid .tile.ng .mark').first().click();
+      await p.locator('#grid .tile.ok .mark').first().click();
+      const data = join(dir, 'data');
+      const cmd = await p.locator('#cmd-review').inputValue();
+      expect(cmd).toContain(`'${data}/train/良品'/`);
+      expect(cmd).toContain(`'${data}/test/不良'/`);
+      expect(await p.locator('#cmd-review-ps').inputValue()).toContain(`${data}/train/良品`);
+    } finally {
+      await p.close();
+    }
   });
 
   it('opens an image’s five-panel figure on click', async () => {

@@ -10,7 +10,7 @@
  * pixels, area and peak score), predictions.json (the same, with the threshold, errors and drift).
  */
 import { join, resolve } from 'node:path';
-import type { ImageItem } from '../../data/dataset.js';
+import { reviewFolders, type ImageItem } from '../../data/dataset.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { writeCsv, writeJson } from '../../io/results.js';
 import { getMethod } from '../../models/registry.js';
@@ -391,7 +391,7 @@ export async function runImages(spec: RunSpec): Promise<RunResult> {
     await writeResultsFile(spec.out, {
       kind: spec.kind,
       model: resultsModel(spec.model, model.meta, extra.thresholds),
-      ...(spec.data ? { data: resolve(spec.data) } : {}),
+      ...(spec.data ? { data: resolve(spec.data), folders: reviewFolders(spec.data) } : {}),
       threshold: threshold.value,
       calibration: await calibrationResults(spec.out, model, thumbs || overlays || figures),
       ...(extra.metrics ? { metrics: extra.metrics } : {}),
