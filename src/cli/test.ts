@@ -115,7 +115,7 @@ export function typeLines(metrics: TestMetrics, shown = 3): string[] {
     const n = r.above[t] ?? 0;
     const files = r.wrong.map((f) => basename(f));
     const list = files.length
-      ? `: ${files.slice(0, shown).join(', ')}${files.length > shown ? ` and ${files.length - shown} more` : ''}`
+      ? `: ${files.slice(0, shown).join(', ')}${files.length > shown ? tr(` and ${files.length - shown} more`, ` ほか ${files.length - shown} 枚`) : ''}`
       : '';
     return type === 'good'
       ? tr(

@@ -10,7 +10,8 @@
  * visible.
  */
 import sharp, { type OverlayOptions } from 'sharp';
-import { tr } from '../i18n.js';
+import { spawnSync } from 'node:child_process';
+import { language } from '../i18n.js';
 import { openImage } from '../image/load.js';
 import { shownRegion, type Geometry } from '../image/preprocess.js';
 import { jet, jetInto } from './colormap.js';
@@ -57,6 +58,30 @@ const MAX_CROPS = 4;
 const CROP_SIDE = 200;
 
 const escape = (s: string) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/**
+ * Whether the figures can be drawn in Japanese. Their text is drawn with the system's fonts (fontconfig),
+ * and a Linux machine without a Japanese font draws every kana and kanji as a box; there the figures stay
+ * in English (`fc-list :lang=ja` lists no font, or fontconfig is not there). Windows and macOS ship
+ * Japanese fonts. KENSA_FIGURE_FONTS=ja|none says it instead (a test's, or a machine's own check).
+ */
+let japaneseFont: boolean | undefined;
+export function figuresCanShowJapanese(): boolean {
+  const given = process.env.KENSA_FIGURE_FONTS;
+  if (given === 'ja' || given === 'none') return given === 'ja';
+  if (japaneseFont === undefined) {
+    if (process.platform !== 'linux') japaneseFont = true;
+    else {
+      const r = spawnSync('fc-list', [':lang=ja', 'family'], { encoding: 'utf8', timeout: 5000 });
+      japaneseFont = r.status === 0 && r.stdout.trim() !== '';
+    }
+  }
+  return japaneseFont;
+}
+
+/** A figure's text in the user's language, where the machine can draw it (figuresCanShowJapanese). */
+export const figureText = (en: string, ja: string): string =>
+  language() === 'ja' && figuresCanShowJapanese() ? ja : en;
+
 const FONT = 'font-family="sans-serif"';
 
 /** Image blended with the jet-coloured map (alpha 0.5), as RGB. */
@@ -157,7 +182,7 @@ export function colourBar(
   range: [number, number],
   threshold: number,
   max?: number,
-  label = tr('Anomaly score', '異常スコア'),
+  label = figureText('Anomaly score', '異常スコア'),
 ): string {
   const [lo, hi] = range;
   const stops = Array.from({ length: 11 }, (_, i) => {
@@ -207,11 +232,11 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
   const heat = heatOverlay(f.rgb, f.map, f.range);
   const result = outlined(f.rgb, f.predicted, W, H);
   const panels: [string, Uint8Array | null, boolean][] = [
-    [tr('Image', '画像'), f.rgb, false],
-    [tr('Ground truth', '正解'), f.mask ? maskRgb(f.mask) : null, true],
-    [tr('Predicted heat map', 'ヒートマップ'), heat, false],
-    [tr('Predicted mask', '推定マスク'), maskRgb(f.predicted), true],
-    [tr('Segmentation result', '検出結果'), result, false],
+    [figureText('Image', '画像'), f.rgb, false],
+    [figureText('Ground truth', '正解'), f.mask ? maskRgb(f.mask) : null, true],
+    [figureText('Predicted heat map', 'ヒートマップ'), heat, false],
+    [figureText('Predicted mask', '推定マスク'), maskRgb(f.predicted), true],
+    [figureText('Segmentation result', '検出結果'), result, false],
   ];
   const x = (i: number) => 10 + i * (pw + gap) + (i >= 3 ? barWidth : 0);
   // crops around the strongest regions, when the panels are shrunk enough to hide small defects: the
@@ -223,7 +248,7 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
   const cropTop = top + ph + 40;
   const height = boxes.length ? cropTop + CROP_SIDE + 44 : top + ph + 14;
   let svg = `<rect width="100%" height="100%" fill="#fff"/>`;
-  svg += `<text x="10" y="18" font-size="14" ${FONT} font-weight="bold" fill="${f.verdict === 'NG' ? '#c00' : '#060'}">${escape(f.title)} — ${f.verdict} (${f.scoreText ?? tr(`score ${f.score.toFixed(3)}, threshold ${f.threshold.toFixed(3)}`, `スコア ${f.score.toFixed(3)}、しきい値 ${f.threshold.toFixed(3)}`)})</text>`;
+  svg += `<text x="10" y="18" font-size="14" ${FONT} font-weight="bold" fill="${f.verdict === 'NG' ? '#c00' : '#060'}">${escape(f.title)} — ${f.verdict} (${f.scoreText ?? figureText(`score ${f.score.toFixed(3)}, threshold ${f.threshold.toFixed(3)}`, `スコア ${f.score.toFixed(3)}、しきい値 ${f.threshold.toFixed(3)}`)})</text>`;
   svg += panels
     .map(
       ([t], i) =>
@@ -231,7 +256,7 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
     )
     .join('');
   if (!f.mask)
-    svg += `<rect x="${x(1)}" y="${top}" width="${pw}" height="${ph}" fill="#eee"/><text x="${x(1) + pw / 2}" y="${top + ph / 2}" text-anchor="middle" font-size="12" ${FONT} fill="#666">${tr('no mask', 'マスクなし')}</text>`;
+    svg += `<rect x="${x(1)}" y="${top}" width="${pw}" height="${ph}" fill="#eee"/><text x="${x(1) + pw / 2}" y="${top + ph / 2}" text-anchor="middle" font-size="12" ${FONT} fill="#666">${figureText('no mask', 'マスクなし')}</text>`;
   let max = -Infinity;
   for (let i = 0; i < f.map.length; i++) if (f.map[i] > max) max = f.map[i];
   svg += `<g transform="translate(${x(2) + pw + 8} ${top})">${colourBar(ph, f.range, f.threshold, max, f.mapLabel)}</g>`;
@@ -246,7 +271,7 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
     });
   }
   if (boxes.length) {
-    svg += `<text x="10" y="${cropTop - 12}" font-size="13" ${FONT}>${tr('Strongest regions, enlarged: the photograph, and the heat map (red outline: map above the threshold; white box: the defect):', '強い領域の拡大: 写真とヒートマップ（赤い輪郭: しきい値を超えた部分、白い枠: 欠陥）:')}</text>`;
+    svg += `<text x="10" y="${cropTop - 12}" font-size="13" ${FONT}>${figureText('Strongest regions, enlarged: the photograph, and the heat map (red outline: map above the threshold; white box: the defect):', '強い領域の拡大: 写真とヒートマップ（赤い輪郭: しきい値を超えた部分、白い枠: 欠陥）:')}</text>`;
     for (const [k, b] of boxes.entries()) {
       // a square crop around the defect's box (three times its size, at least 64 processed pixels), shown at CROP_SIDE
       const side = Math.min(Math.max(W, H), Math.max(64, Math.ceil(3 * Math.max(b.x1 - b.x0, b.y1 - b.y0))));
@@ -293,8 +318,8 @@ export async function fivePanelFigure(f: FigureInput): Promise<Uint8Array> {
           top: cropTop,
         });
       const r = b.region;
-      svg += `<text x="${left}" y="${cropTop + dh + 16}" font-size="12" ${FONT}>#${k + 1}: ${r.width}×${r.height} px ${tr('at', '位置')} (${r.x}, ${r.y})</text>`;
-      svg += `<text x="${left}" y="${cropTop + dh + 31}" font-size="12" ${FONT}>${tr('peak', 'ピーク')} ${r.peak_score.toFixed(2)}</text>`;
+      svg += `<text x="${left}" y="${cropTop + dh + 16}" font-size="12" ${FONT}>#${k + 1}: ${r.width}×${r.height} px ${figureText('at', '位置')} (${r.x}, ${r.y})</text>`;
+      svg += `<text x="${left}" y="${cropTop + dh + 31}" font-size="12" ${FONT}>${figureText('peak', 'ピーク')} ${r.peak_score.toFixed(2)}</text>`;
     }
   }
   const doc = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${svg}</svg>`;
@@ -487,9 +512,12 @@ export async function learningCurves(history: readonly EpochPoint[]): Promise<Ui
   const hasVal = history.some((r) => r.val_loss !== null);
   const lossTop = Math.max(...series('train_loss'), ...(hasVal ? series('val_loss') : []), 1e-3) * 1.05;
   const loss = await curvePng(
-    tr('Loss per epoch (class-balanced cross-entropy)', 'エポックごとの損失（クラス均衡の交差エントロピー）'),
-    tr('Epoch', 'エポック'),
-    tr('Loss', '損失'),
+    figureText(
+      'Loss per epoch (class-balanced cross-entropy)',
+      'エポックごとの損失（クラス均衡の交差エントロピー）',
+    ),
+    figureText('Epoch', 'エポック'),
+    figureText('Loss', '損失'),
     [
       { label: 'train', x: epochs, y: series('train_loss') },
       ...(hasVal ? [{ label: 'validation', x: epochs, y: series('val_loss') }] : []),
@@ -498,9 +526,9 @@ export async function learningCurves(history: readonly EpochPoint[]): Promise<Ui
     { x: [0, last], y: [0, lossTop] },
   );
   const accuracy = await curvePng(
-    tr('Accuracy per epoch (at p = 0.5)', 'エポックごとの正解率（p = 0.5 で）'),
-    tr('Epoch', 'エポック'),
-    tr('Accuracy', '正解率'),
+    figureText('Accuracy per epoch (at p = 0.5)', 'エポックごとの正解率（p = 0.5 で）'),
+    figureText('Epoch', 'エポック'),
+    figureText('Accuracy', '正解率'),
     [
       { label: 'train', x: epochs, y: series('train_accuracy') },
       ...(hasVal ? [{ label: 'validation', x: epochs, y: series('val_accuracy') }] : []),

@@ -19,8 +19,7 @@ import {
   type Metric,
 } from '../../metrics/classification.js';
 import { PixelMetricsStream } from '../../metrics/pixel-stream.js';
-import { curvePng } from '../../report/figures.js';
-import { tr } from '../../i18n.js';
+import { curvePng, figureText } from '../../report/figures.js';
 import { getMethod } from '../../models/registry.js';
 import { checkOptions } from '../../options.js';
 import { KensaError } from '../../util/errors.js';
@@ -304,9 +303,9 @@ async function measure(
     await writeFileAtomic(
       join(options.out, 'roc.png'),
       await curvePng(
-        tr('ROC curve (image level)', 'ROC 曲線（画像単位）'),
-        tr('False positive rate', '偽陽性率'),
-        tr('True positive rate', '真陽性率'),
+        figureText('ROC curve (image level)', 'ROC 曲線（画像単位）'),
+        figureText('False positive rate', '偽陽性率'),
+        figureText('True positive rate', '真陽性率'),
         [{ label: `AUROC ${image_auroc.toFixed(4)}`, x: roc.fpr, y: roc.tpr }],
         true,
       ),
@@ -314,9 +313,9 @@ async function measure(
     await writeFileAtomic(
       join(options.out, 'pr.png'),
       await curvePng(
-        tr('Precision-recall curve (image level)', '適合率・再現率曲線（画像単位）'),
-        tr('Recall', '再現率'),
-        tr('Precision', '適合率'),
+        figureText('Precision-recall curve (image level)', '適合率・再現率曲線（画像単位）'),
+        figureText('Recall', '再現率'),
+        figureText('Precision', '適合率'),
         [{ label: `AP ${image_ap!.toFixed(4)}`, x: [0, ...pr.recall], y: [1, ...pr.precision] }],
       ),
     );

@@ -40,5 +40,13 @@ describe('results per defect type', () => {
       'crack: 1 of 3 found at fpr0, 2 missed: 2.png and 1 more',
       'good: 1 false alarm of 2 at fpr0: 2.png',
     ]);
+    setLanguage('ja');
+    try {
+      expect(typeLines(m as unknown as TestMetrics, 1)[1]).toBe(
+        'crack: fpr0 で 3 枚中 1 枚を検出、見逃し 2 枚: 2.png ほか 1 枚',
+      );
+    } finally {
+      setLanguage('en');
+    }
   });
 });
