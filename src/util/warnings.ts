@@ -4,12 +4,16 @@
  */
 import { tr } from '../i18n.js';
 
-/** A warning's kind: its text without a leading "path: " and with every number as '#'. */
-export function warningKind(message: string): string {
+/** A warning's text without a leading "path: ". */
+function withoutFile(message: string): string {
   const colon = message.indexOf(': ');
   const head = colon > 0 ? message.slice(0, colon) : '';
-  const text = /[\\/]|\.\w{2,5}$/.test(head) ? message.slice(colon + 2) : message;
-  return text.replace(/\d+(\.\d+)?/g, '#');
+  return /[\\/]|\.\w{2,5}$/.test(head) ? message.slice(colon + 2) : message;
+}
+
+/** A warning's kind: its text without a leading "path: " and with every number as '#'. */
+export function warningKind(message: string): string {
+  return withoutFile(message).replace(/\d+(\.\d+)?/g, '#');
 }
 
 /** Collects warnings: `add` says whether one is the first of its kind; `summary` counts the others. */
@@ -32,7 +36,9 @@ export class WarningGroups {
     const out: string[] = [];
     for (const { first, more } of this.kinds.values()) {
       if (!more) continue;
-      const what = warningKind(first).replace(/#/g, 'N');
+      // the first one's words without its file: numbers stay, since 'N' reads wrongly where a number is
+      // part of a word (2 値, "binary")
+      const what = withoutFile(first);
       const short = what.length > 80 ? `${what.slice(0, 77)}...` : what;
       out.push(tr(`${more} more like that (${short})`, `同じ種類がほかに ${more} 件（${short}）`));
     }
