@@ -87,7 +87,9 @@ export function register(program: Command): void {
         console.log(`  ${line}`);
       for (const line of typeLines(metrics)) console.log(`  ${line}`);
       for (const [name, reason] of Object.entries(metrics.undefined_reasons))
-        console.log(`  ${name}: n/a (${reason})`);
+        console.log(
+          tr(`  ${name}: n/a (${reason})`, `  ${name}: 算出できません（${REASONS_JA[reason] ?? reason}）`),
+        );
       for (const w of groupWarnings(metrics.warnings)) process.stderr.write(`warning: ${w}\n`);
       for (const skip of metrics.skipped)
         process.stderr.write(`warning: left out, unreadable: ${skip.error}\n`);
@@ -107,6 +109,16 @@ export function register(program: Command): void {
     }
   });
 }
+
+/** Why a metric is undefined (metrics.json keeps the English words), as the Japanese summary says it. */
+export const REASONS_JA: Record<string, string> = {
+  'no ground-truth masks': '正解マスクがありません',
+  'no defective pixels to measure': '測る欠陥画素がありません',
+  'no defect regions in the masks': 'マスクに欠陥領域がありません',
+  'no good pixels in the masks': 'マスクに良品の画素がありません',
+  'no defective images (or pixels) to measure': '測る不良画像（または画素）がありません',
+  'no good images (or pixels) to measure': '測る良品画像（または画素）がありません',
+};
 
 /** One line per defect type (and the good images): found at the verdicts' threshold, and which missed. */
 export function typeLines(metrics: TestMetrics, shown = 3): string[] {

@@ -36,6 +36,7 @@ import {
   type TensorProto,
 } from '../../onnx/graph.js';
 import { MapStep, mapStepNodes, upsampleBilinear, type MapSettings } from '../../postprocess/anomaly-map.js';
+import { tr } from '../../i18n.js';
 import { KensaError } from '../../util/errors.js';
 import type {
   CellRect,
@@ -443,7 +444,7 @@ export const ensemble: Method<EnsembleState> = {
       fitBytes: a.fitBytes + b.fitBytes,
       scoreBytes: a.scoreBytes + b.scoreBytes,
       modelBytes: a.modelBytes + b.modelBytes,
-      detail: `PatchCore: ${a.detail}; PaDiM: ${b.detail}`,
+      detail: tr(`PatchCore: ${a.detail}; PaDiM: ${b.detail}`, `PatchCore: ${a.detail}。PaDiM: ${b.detail}`),
     };
   },
 

@@ -2,9 +2,10 @@
  * Results per defect type (metrics.json's by_type, the console lines of kensa test): what each threshold
  * finds of each type, which images the verdicts' threshold misses, and the good images' false alarms.
  */
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { setLanguage } from '../../../src/i18n.js';
-import { typeLines } from '../../../src/cli/test.js';
+import { REASONS_JA, typeLines } from '../../../src/cli/test.js';
 import { byType, type TestMetrics } from '../../../src/pipeline/verbs/test.js';
 
 const p = (file: string, category: string, label: 0 | 1, score: number) => ({ file, category, label, score });
@@ -48,5 +49,23 @@ describe('results per defect type', () => {
     } finally {
       setLanguage('en');
     }
+  });
+
+  it('every reason a metric can be undefined for has Japanese words for the summary', () => {
+    const sources = [
+      'metrics/classification.ts',
+      'metrics/aupro.ts',
+      'metrics/pixel-stream.ts',
+      'pipeline/verbs/test.ts',
+    ]
+      .map((f) => readFileSync(new URL(`../../../src/${f}`, import.meta.url), 'utf8'))
+      .join('\n');
+    const reasons = new Set(
+      [
+        ...sources.matchAll(/(?:reason(?:s\.\w+)?(?: = reasons\.\w+)?\s*[:=]|\?)\s*'((?:no|only) [^']+)'/g),
+      ].map((m) => m[1]),
+    );
+    expect(reasons.size).toBeGreaterThanOrEqual(6);
+    for (const r of reasons) expect(REASONS_JA[r], r).toBeDefined();
   });
 });
