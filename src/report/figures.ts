@@ -11,6 +11,9 @@
  */
 import sharp, { type OverlayOptions } from 'sharp';
 import { spawnSync } from 'node:child_process';
+import { readdirSync, type Dirent } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { language } from '../i18n.js';
 import { openImage } from '../image/load.js';
 import { shownRegion, type Geometry } from '../image/preprocess.js';
@@ -72,10 +75,38 @@ export function figuresCanShowJapanese(): boolean {
     if (process.platform !== 'linux') japaneseFont = true;
     else {
       const r = spawnSync('fc-list', [':lang=ja', 'family'], { encoding: 'utf8', timeout: 5000 });
-      japaneseFont = r.status === 0 && r.stdout.trim() !== '';
+      // without fontconfig's tools, the font files' names: Noto CJK, IPA, Takao, VL Gothic, …
+      japaneseFont = r.error ? japaneseFontFiles() : r.status === 0 && r.stdout.trim() !== '';
     }
   }
   return japaneseFont;
+}
+
+/** The folders fonts are installed in on Linux. */
+const fontDirs = () => [
+  '/usr/share/fonts',
+  '/usr/local/share/fonts',
+  join(homedir(), '.fonts'),
+  join(homedir(), '.local/share/fonts'),
+];
+
+/** Whether a font file named for Japanese lies in the font folders (a few levels deep). */
+export function japaneseFontFiles(dirs: readonly string[] = fontDirs()): boolean {
+  const named = /cjk|ipa(ex)?[gmp]|takao|vl-?gothic|japanese|-jp\b|jp-/i;
+  const look = (dir: string, depth: number): boolean => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return false;
+    }
+    return entries.some((e) =>
+      e.isDirectory()
+        ? depth > 0 && look(join(dir, e.name), depth - 1)
+        : /\.(ttf|ttc|otf|otc)$/i.test(e.name) && named.test(e.name),
+    );
+  };
+  return dirs.some((d) => look(d, 4));
 }
 
 /** A figure's text in the user's language, where the machine can draw it (figuresCanShowJapanese). */

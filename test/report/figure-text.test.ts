@@ -3,9 +3,12 @@
  * (figuresCanShowJapanese), else English — never a figure of boxes where kana and kanji should be.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { setLanguage } from '../../src/i18n.js';
-import { figuresCanShowJapanese, figureText } from '../../src/report/figures.js';
+import { figuresCanShowJapanese, figureText, japaneseFontFiles } from '../../src/report/figures.js';
 
 const saved = process.env.KENSA_FIGURE_FONTS;
 afterEach(() => {
@@ -34,5 +37,15 @@ describe('figure text', () => {
     }
     const r = spawnSync('fc-list', [':lang=ja', 'family'], { encoding: 'utf8' });
     expect(figuresCanShowJapanese()).toBe(r.status === 0 && r.stdout.trim() !== '');
+  });
+
+  it('without fontconfig, looks for font files named for Japanese', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kensa-fonts-'));
+    mkdirSync(join(dir, 'truetype', 'dejavu'), { recursive: true });
+    writeFileSync(join(dir, 'truetype', 'dejavu', 'DejaVuSans.ttf'), '');
+    expect(japaneseFontFiles([dir, join(dir, 'missing')])).toBe(false);
+    mkdirSync(join(dir, 'opentype', 'noto'), { recursive: true });
+    writeFileSync(join(dir, 'opentype', 'noto', 'NotoSansCJK-Regular.ttc'), '');
+    expect(japaneseFontFiles([dir])).toBe(true);
   });
 });
