@@ -6,7 +6,8 @@
  *   triton  a model repository for Triton Inference Server's ONNX Runtime backend:
  *           OUT/NAME/config.pbtxt (dynamic batching, max batch size, names, types, shapes),
  *           OUT/NAME/1/model.onnx, OUT/NAME/kensa.json
- *   web     a static inspection page: OUT/index.html, model.onnx (+ model.js, the same bytes for file://),
+ *   web     a static inspection page: OUT/index.html, model.onnx (+ model.js and model-K.js, the same bytes
+ *           in base64 parts for file://),
  *           onnxruntime-web's files from its npm package (ort.wasm.min.js, ort-wasm-simd-threaded.mjs and
  *           .wasm, + ort-glue.js / ort-wasm.js: the same bytes wrapped for file://) and its licence
  *
@@ -26,6 +27,8 @@ import { exportOnnx, type ExportInfo } from './onnx.js';
 import { webPage } from './web-page.js';
 
 export const EXPORT_FORMATS = ['onnx', 'triton', 'web'] as const;
+/** Bytes of the graph per model-K.js of a web export (64 MiB of base64 text each). */
+export const WEB_PART_BYTES = 48 * 2 ** 20;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export interface ExportModelOptions {
@@ -41,6 +44,8 @@ export interface ExportModelOptions {
   maxQueueDelayMs?: number;
   weights?: string;
   cacheDir?: string;
+  /** Web: bytes of the graph per model-K.js (default WEB_PART_BYTES; a positive integer). */
+  webPartBytes?: number;
 }
 
 export interface ExportResult {
@@ -159,12 +164,23 @@ export async function exportModel(options: ExportModelOptions): Promise<ExportRe
     const dist = ortWebDist();
     const lut = Array.from({ length: 256 }, (_, i) => jet(i / 255)).flat();
     const b64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
-    await write('index.html', webPage(lut, `kensa — ${info.method}`));
+    // the graph for file:// in parts: a browser's (and Node's) strings end near 512 MB, and an ensemble's
+    // graph is ~430 MB, 570 MB in base64
+    const part = options.webPartBytes ?? WEB_PART_BYTES;
+    if (!Number.isInteger(part) || part < 1)
+      throw new KensaError('E_ARGUMENT', `Expected a positive integer for webPartBytes but received ${part}`);
+    const parts = Math.max(1, Math.ceil(bytes.length / part));
+    await write('index.html', webPage(lut, `kensa — ${info.method}`, parts));
     await write('model.onnx', bytes);
     await write(
       'model.js',
-      `window.KENSA_INFO = ${JSON.stringify(info)};\nwindow.KENSA_MODEL = "${b64(bytes)}";\n`,
+      `window.KENSA_INFO = ${JSON.stringify(info)};\nwindow.KENSA_MODEL_BYTES = ${bytes.length};\nwindow.KENSA_MODEL_PARTS = [];\n`,
     );
+    for (let k = 0; k < parts; k++)
+      await write(
+        `model-${k}.js`,
+        `window.KENSA_MODEL_PARTS[${k}] = "${b64(bytes.subarray(k * part, (k + 1) * part))}";\n`,
+      );
     await write('kensa.json', json(info));
     const ortFile = (f: string) => readFile(join(dist, f));
     await write('ort.wasm.min.js', await ortFile('ort.wasm.min.js'));

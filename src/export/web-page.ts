@@ -3,7 +3,7 @@
  * the heat map and the boxes — offline, from file:// or any static server, in English and Japanese.
  *
  * Loading works without fetch, so that file:// pages (where browsers refuse fetch and module imports) run:
- * the ONNX graph comes from model.js (base64), onnxruntime-web from its own UMD script (ort.wasm.min.js),
+ * the ONNX graph comes from model.js and model-K.js (base64 parts), onnxruntime-web from its own UMD script (ort.wasm.min.js),
  * its WASM binary from ort-wasm.js (base64) and its loader module from ort-glue.js (a string imported as
  * a blob: URL). Served cross-origin isolated (COOP/COEP headers), it runs on 2+ threads, else on one.
  *
@@ -14,7 +14,8 @@
  * are the map's regions (kensa predict narrows them to the pixels that stand out).
  */
 
-export function webPage(lut: number[], title: string): string {
+/** `parts`: the model-K.js files that hold the graph (export.ts, WEB_PART_BYTES each). */
+export function webPage(lut: number[], title: string, parts = 1): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -50,6 +51,7 @@ button { font-size: 14px; }
 <div id="results"></div>
 </main>
 <script src="model.js"></script>
+${Array.from({ length: parts }, (_, k) => `<script src="model-${k}.js"></script>`).join('\n')}
 <script src="ort.wasm.min.js"></script>
 <script src="ort-wasm.js"></script>
 <script src="ort-glue.js"></script>
@@ -86,9 +88,22 @@ button { font-size: 14px; }
   }
   document.getElementById('lang').onclick = function () { lang = lang === 'en' ? 'ja' : 'en'; relabel(); };
 
-  function bytesOf(b64) {
-    var s = atob(b64), out = new Uint8Array(s.length);
-    for (var i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  function bytesOf(b64, out, at) {
+    var s = atob(b64);
+    out = out || new Uint8Array(s.length);
+    at = at || 0;
+    for (var i = 0; i < s.length; i++) out[at + i] = s.charCodeAt(i);
+    return out;
+  }
+  // the graph from its base64 parts, each let go once decoded
+  function modelBytes() {
+    var out = new Uint8Array(window.KENSA_MODEL_BYTES), at = 0, parts = window.KENSA_MODEL_PARTS;
+    for (var k = 0; k < parts.length; k++) {
+      bytesOf(parts[k], out, at);
+      at += Math.floor(parts[k].length / 4) * 3 - (parts[k].endsWith('==') ? 2 : parts[k].endsWith('=') ? 1 : 0);
+      parts[k] = null;
+    }
+    if (at !== out.length) throw new Error('model-K.js: the parts of the graph hold ' + at + ' of its ' + out.length + ' bytes');
     return out;
   }
 
@@ -109,7 +124,7 @@ button { font-size: 14px; }
     ort.env.wasm.wasmBinary = bytesOf(window.KENSA_ORT_WASM);
     ort.env.wasm.wasmPaths = { mjs: URL.createObjectURL(new Blob([window.KENSA_ORT_GLUE], { type: 'text/javascript' })) };
     ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.max(1, Math.min(navigator.hardwareConcurrency || 2, Number(new URLSearchParams(location.search).get('threads')) || 2)) : 1;
-    session = await ort.InferenceSession.create(bytesOf(window.KENSA_MODEL), { executionProviders: ['wasm'] });
+    session = await ort.InferenceSession.create(modelBytes(), { executionProviders: ['wasm'] });
     window.KENSA_THREADS = ort.env.wasm.numThreads;
     say('ready', { m: info.method + ' / ' + info.backbone, t: info.threshold.value.toFixed(4), n: info.threshold.name });
     document.body.setAttribute('data-ready', '1');
