@@ -3,9 +3,9 @@
  * the heat map and the boxes — offline, from file:// or any static server, in English and Japanese.
  *
  * Loading works without fetch, so that file:// pages (where browsers refuse fetch and module imports) run:
- * the ONNX graph comes from model.js and model-K.js (base64 parts), onnxruntime-web from its own UMD script (ort.wasm.min.js),
- * its WASM binary from ort-wasm.js (base64) and its loader module from ort-glue.js (a string imported as
- * a blob: URL). Served cross-origin isolated (COOP/COEP headers), it runs on 2+ threads, else on one.
+ * the ONNX graph comes from model.js and model-K.js (base64 parts), onnxruntime-web from its own UMD
+ * script (ort.wasm.min.js), its WASM binary from ort-wasm.js (base64) and its loader module from
+ * ort-glue.js (a string imported as a blob: URL). Served cross-origin isolated (COOP/COEP headers), it runs on 2+ threads, else on one.
  *
  * Per image, as kensa does: the size the model takes (geometry(), ported below), the image resized to it
  * on a canvas, the graph → map and score; NG when score > threshold; regions where the map, on the score's
