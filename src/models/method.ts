@@ -188,6 +188,8 @@ export interface Method<S extends MethodState = MethodState> {
   readonly ownScore: boolean;
   /** What its map shows, on the score's scale (the figures' colour bar; default: an anomaly score). */
   readonly mapLabel?: string;
+  /** A method that needs less memory for the same images, named when this one's fit is refused. */
+  readonly lighter?: string;
   /** Input pixels per grid cell. */
   readonly stride: number;
   /** The map step of new models. */

@@ -109,6 +109,8 @@ describe('operator mistakes and file-system facts', () => {
       'Expected an integer between 0 and 48 for overlap but received 64',
     ],
     [['train', '--method', 'padim', '--square', '--size', '8192'], 'of memory'],
+    // the default (the ensemble) names the method that needs less
+    [['train', '--square', '--size', '4096'], '--method patchcore needs less'],
     [['train', '--coreset', '0'], "Expected a number in (0, 1] for --coreset but received '0'"],
     [['train', '--method', 'padim', '--coreset', '0.1'], '--coreset applies to --method patchcore only'],
     [['train', '--neighbors', '0'], "Expected an integer between 1 and 64 for --neighbors but received '0'"],

@@ -430,6 +430,8 @@ export const ensemble: Method<EnsembleState> = {
   learning: 'unsupervised',
   scoreRange: [0, Infinity],
   ownScore: true,
+  // PaDiM's Gaussians beside PatchCore's bank: PatchCore alone needs less
+  lighter: 'patchcore',
   stride: STRIDE,
   map: PADIM_MAP,
   // inputs of any size: PaDiM's features are resampled to its grid

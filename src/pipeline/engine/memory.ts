@@ -258,8 +258,7 @@ function whatFits(
       return false;
     }
   };
-  // the ensemble holds PaDiM's Gaussians beside PatchCore's bank: PatchCore alone needs less
-  const lighter = method.name === 'ensemble' ? '--method patchcore needs less; or ' : '';
+  const lighter = method.lighter ? `--method ${method.lighter} needs less; or ` : '';
   const advice = (text: string) => {
     const all = lighter + text;
     return all[0].toUpperCase() + all.slice(1);
