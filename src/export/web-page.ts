@@ -88,19 +88,21 @@ ${Array.from({ length: parts }, (_, k) => `<script src="model-${k}.js"></script>
   }
   document.getElementById('lang').onclick = function () { lang = lang === 'en' ? 'ja' : 'en'; relabel(); };
 
-  function bytesOf(b64, out, at) {
-    var s = atob(b64);
-    out = out || new Uint8Array(s.length);
-    at = at || 0;
+  // a decoded base64 string's bytes into out from at; returns how many
+  function copyInto(s, out, at) {
     for (var i = 0; i < s.length; i++) out[at + i] = s.charCodeAt(i);
+    return s.length;
+  }
+  function bytesOf(b64) {
+    var s = atob(b64), out = new Uint8Array(s.length);
+    copyInto(s, out, 0);
     return out;
   }
   // the graph from its base64 parts, each let go once decoded
   function modelBytes() {
     var out = new Uint8Array(window.KENSA_MODEL_BYTES), at = 0, parts = window.KENSA_MODEL_PARTS;
     for (var k = 0; k < parts.length; k++) {
-      bytesOf(parts[k], out, at);
-      at += Math.floor(parts[k].length / 4) * 3 - (parts[k].endsWith('==') ? 2 : parts[k].endsWith('=') ? 1 : 0);
+      at += copyInto(atob(parts[k]), out, at);
       parts[k] = null;
     }
     if (at !== out.length) throw new Error('model-K.js: the parts of the graph hold ' + at + ' of its ' + out.length + ' bytes');
