@@ -2,7 +2,8 @@
  * How many NG images does a supervised classifier need, and does it add to the anomaly model? On Magnetic
  * Tile Defects (or --data): for k = 1, 5 and 20, k NG images of each defect type are moved (seeded) from
  * test/ into train/<type>/; `kensa classify train --head H` learns from them and train/good for each head
- * (patch: the max-pooled patch head on PatchCore's patch scores, the default; image: logistic regression on
+ * (patch: the max-pooled patch head on the ensemble's patch scores, the default; patch-patchcore: the same
+ * head on PatchCore's alone, `--anomaly-method patchcore`; image: logistic regression on
  * the averaged embedding), and `kensa classify test` scores the remaining test images. Beside them, on
  * exactly the same remaining images: the unsupervised default method (trained on train/good only, same
  * backbone; or the model given with --anomaly-model), and each head combined with it — each score divided by its own model's fpr0
@@ -15,7 +16,7 @@
  *
  *   npm run build
  *   npx tsx bench/classify.ts [--data ../shared/datasets/mtd] [--anomaly-model FILE (else trained here)]
- *       [--k 1,5,20] [--heads patch,image] [--seed 0]
+ *       [--k 1,5,20] [--heads patch,patch-patchcore,image] [--seed 0]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -124,7 +125,10 @@ for (const k of values.k!.split(',').map(Number)) {
   let unsupervised: ReturnType<typeof measure> | undefined;
   for (const head of values.heads!.split(',')) {
     const model = join(work, `k${k}-${head}.kensa`);
-    const trainSeconds = timed('classify', 'train', '--data', root, '--out', model, '--head', head);
+    // patch-M: the patch head on anomaly method M
+    const [name, member] = head.split('-');
+    const on = member ? ['--anomaly-method', member] : [];
+    const trainSeconds = timed('classify', 'train', '--data', root, '--out', model, '--head', name, ...on);
     const out = join(work, `k${k}-${head}-test`);
     kensa('classify', 'test', '--model', model, '--data', root, '--out', out, '--no-figures');
     const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));

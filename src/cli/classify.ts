@@ -12,6 +12,11 @@ import {
   type Head,
 } from '../pipeline/verbs/classify.js';
 import { classifier } from '../models/classifier/method.js';
+import {
+  ANOMALY_MEMBERS,
+  type AnomalyMember,
+  type PatchClassifierState,
+} from '../models/classifier/patch-method.js';
 import type { ThresholdChoice } from '../pipeline/contracts/decisions.js';
 import { addOptions, preprocessFrom, thresholdFor } from './options.js';
 import { groupWarnings } from '../util/warnings.js';
@@ -25,6 +30,15 @@ function headChoice(value: string): Head {
   if (!(HEADS as readonly string[]).includes(value))
     throw new InvalidArgumentError(`Expected ${HEADS.join(' or ')} for --head but received '${value}'`);
   return value as Head;
+}
+
+/** --anomaly-method ensemble | patchcore. */
+function memberChoice(value: string): AnomalyMember {
+  if (!(ANOMALY_MEMBERS as readonly string[]).includes(value))
+    throw new InvalidArgumentError(
+      `Expected ${ANOMALY_MEMBERS.join(' or ')} for --anomaly-method but received '${value}'`,
+    );
+  return value as AnomalyMember;
 }
 
 /** --augment all | none | a comma-separated list of kinds. */
@@ -130,10 +144,18 @@ export function register(program: Command): void {
     .option(
       '--head <head>',
       tr(
-        "patch (default): a patch head on PatchCore's patch scores and the patch embedding, max-pooled (sees small defects, calibrated by --folds); image: logistic regression on the averaged embedding (with augmented copies and a validation split)",
-        'patch（既定）: PatchCore のパッチスコアとパッチ埋め込みを入力とするパッチ単位のヘッド、最大値で画像の判定（小さな欠陥も見え、--folds で校正）。image: 埋め込みの画像平均へのロジスティック回帰（拡張コピーと検証用の取り分け付き）',
+        "patch (default): a patch head on the anomaly model's patch scores (--anomaly-method) and the patch embedding, max-pooled (sees small defects, calibrated by --folds); image: logistic regression on the averaged embedding (with augmented copies and a validation split)",
+        'patch（既定）: 異常検知モデルのパッチスコア（--anomaly-method）とパッチ埋め込みを入力とするパッチ単位のヘッド、最大値で画像の判定（小さな欠陥も見え、--folds で校正）。image: 埋め込みの画像平均へのロジスティック回帰（拡張コピーと検証用の取り分け付き）',
       ),
       headChoice,
+    )
+    .option(
+      '--anomaly-method <method>',
+      tr(
+        "--head patch: the anomaly model the head stands on, fitted on the good images: ensemble (default, as kensa train's: PatchCore's and PaDiM's patch scores) or patchcore (PatchCore's alone: a model file ~6× smaller)",
+        '--head patch: ヘッドの土台にする異常検知モデル（良品で学習）: ensemble（既定、kensa train と同じ: PatchCore と PaDiM のパッチスコア）または patchcore（PatchCore のみ: モデルファイルが約 6 分の 1）',
+      ),
+      memberChoice,
     )
     .option(
       '--augment <kinds>',
@@ -164,6 +186,7 @@ export function register(program: Command): void {
     try {
       const { model, curves, seconds, timings } = await trainClassifier({
         head: o.head,
+        anomalyMethod: o.anomalyMethod,
         folds: given('classifierFolds', o.classifierFolds),
         data: o.data,
         good: o.good,
@@ -194,10 +217,14 @@ export function register(program: Command): void {
       console.log(`classifier written: ${o.out}`);
       const ece = `${r.calibration.ece_before?.toFixed(3) ?? 'n/a'} → ${r.calibration.ece_after?.toFixed(3) ?? 'n/a'}`;
       if (t.folds !== undefined) {
+        const on =
+          (model.state as PatchClassifierState).anomaly.method === 'ensemble'
+            ? tr('the ensemble (PatchCore and PaDiM)', 'アンサンブル（PatchCore と PaDiM）')
+            : 'PatchCore';
         console.log(
           tr(
-            `  patch head on PatchCore: ${t.good} good and ${t.ng} NG images, every one scored out-of-fold (${t.folds} folds; fold heads' best epochs ${t.fold_epochs?.join(', ')})`,
-            `  PatchCore の上のパッチヘッド: 良品 ${t.good} 枚と NG ${t.ng} 枚、どれも分割外で採点（${t.folds} 分割。各分割のヘッドの最良エポック ${t.fold_epochs?.join(', ')}）`,
+            `  patch head on ${on}: ${t.good} good and ${t.ng} NG images, every one scored out-of-fold (${t.folds} folds; fold heads' best epochs ${t.fold_epochs?.join(', ')})`,
+            `  ${on}の上のパッチヘッド: 良品 ${t.good} 枚と NG ${t.ng} 枚、どれも分割外で採点（${t.folds} 分割。各分割のヘッドの最良エポック ${t.fold_epochs?.join(', ')}）`,
           ),
         );
         console.log(
@@ -210,8 +237,8 @@ export function register(program: Command): void {
           const s = (k: string) => (timings[k] ?? 0).toFixed(1);
           console.log(
             tr(
-              `  time: PatchCore and its fold models ${s('anomaly')} s, NG images ${s('ng_images')} s, head ${s('head')} s`,
-              `  時間: PatchCore と分割モデル ${s('anomaly')} 秒、NG 画像 ${s('ng_images')} 秒、ヘッド ${s('head')} 秒`,
+              `  time: ${on} and its fold models ${s('anomaly')} s, NG images ${s('ng_images')} s, head ${s('head')} s`,
+              `  時間: ${on}と分割モデル ${s('anomaly')} 秒、NG 画像 ${s('ng_images')} 秒、ヘッド ${s('head')} 秒`,
             ),
           );
         }

@@ -13,6 +13,7 @@ import {
   readFileSync,
   readdirSync,
   renameSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -206,11 +207,11 @@ describe('kensa classify', () => {
 
 describe('kensa classify with the patch head (the default)', () => {
   const patch = join(dir, 'patch.kensa');
-  it('train: PatchCore and the head, every image scored out-of-fold; test and predict', () => {
+  it('train: the ensemble and the head, every image scored out-of-fold; test and predict', () => {
     const r = kensa('classify', 'train', '--data', data, '--size', '96', '--out', patch);
     expect(r.stdout).toContain(`classifier written: ${patch}`);
     expect(r.stdout).toMatch(
-      /patch head on PatchCore: 24 good and 6 NG images, every one scored out-of-fold \(5 folds; fold heads' best epochs \d+(, \d+){4}\)/,
+      /patch head on the ensemble \(PatchCore and PaDiM\): 24 good and 6 NG images, every one scored out-of-fold \(5 folds; fold heads' best epochs \d+(, \d+){4}\)/,
     );
     // fpr0 rests on every good image (kensa threshold lists them, and can leave an odd one out)
     expect(kensa('threshold', '--model', patch).stdout).toContain('calibration: 24 good images (5 folds)');
@@ -235,6 +236,36 @@ describe('kensa classify with the patch head (the default)', () => {
     expect(p.stdout).toMatch(/20 images: \d+ NG, \d+ OK/);
   });
 
+  it('--anomaly-method patchcore: the head on PatchCore alone, a smaller file', () => {
+    const pc = join(dir, 'patch-pc.kensa');
+    const r = kensa(
+      'classify',
+      'train',
+      '--data',
+      data,
+      '--size',
+      '96',
+      '--anomaly-method',
+      'patchcore',
+      '--out',
+      pc,
+    );
+    expect(r.stdout).toMatch(/patch head on PatchCore: 24 good and 6 NG images/);
+    expect(statSync(pc).size).toBeLessThan(statSync(patch).size / 4);
+    const t = kensa(
+      'classify',
+      'test',
+      '--model',
+      pc,
+      '--data',
+      data,
+      '--out',
+      join(dir, 'pc-test'),
+      '--no-figures',
+    );
+    expect(t.stdout).toMatch(/image AUROC [\d.]+/);
+  });
+
   it("refuses the image head's options, and --folds with the image head", () => {
     let r = run('classify', 'train', '--data', data, '--out', join(dir, 'z.kensa'), '--copies', '2');
     expect(r.status).toBe(2);
@@ -255,6 +286,23 @@ describe('kensa classify with the patch head (the default)', () => {
     expect(r.stderr).toContain('--folds applies to the patch head (the default)');
     r = run('classify', 'train', '--data', data, '--out', join(dir, 'z.kensa'), '--head', 'pixel');
     expect(r.stderr).toContain("Expected patch or image for --head but received 'pixel'");
+    r = run('classify', 'train', '--data', data, '--out', join(dir, 'z.kensa'), '--anomaly-method', 'padim');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("Expected ensemble or patchcore for --anomaly-method but received 'padim'");
+    r = run(
+      'classify',
+      'train',
+      '--data',
+      data,
+      '--out',
+      join(dir, 'z.kensa'),
+      '--head',
+      'image',
+      '--anomaly-method',
+      'patchcore',
+    );
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--anomaly-method applies to the patch head (the default)');
     expect(existsSync(join(dir, 'z.kensa'))).toBe(false);
   });
 });

@@ -2,13 +2,15 @@
  * The patch head: a supervised OK/NG decision made per patch and max-pooled over the image, on top of the
  * anomaly model (multiple-instance learning: an NG image has at least one NG patch, a good image none).
  *
- *   l(p)  = w · x̃(p) + a · s̃(p) + b     per patch p; x̃ the standardised patch embedding, s̃ the anomaly
- *                                          model's standardised patch score
+ *   l(p)  = w · x̃(p) + Σ_j a_j · s̃_j(p) + b   per patch p; x̃ the standardised patch embedding, s̃_j the
+ *                                              anomaly model's standardised patch scores (one per member:
+ *                                              PatchCore's distance; with the ensemble also PaDiM's)
  *   logit = max over p of l(p)             p(NG) = sigmoid(logit / T)
  *
  * So the image's probability is its most NG patch's, and the map of l is exact: the image is NG where,
- * and only where, a patch is. The head starts as the anomaly model (w = 0, a = 1: its ranking of patches)
- * and learns from the NG images what the anomaly score alone misses; the number of epochs (chosen by early
+ * and only where, a patch is. The head starts as the anomaly model (w = 0, every a_j = 1: its ranking of patches,
+ * the members' standardised scores summed)
+ * and learns from the NG images what the anomaly scores alone miss; the number of epochs (chosen by early
  * stopping on held-out folds, crossFit) and the weight decay keep it near that start. Trained with Adam on the class-balanced cross-entropy (head.ts), full batch; the gradient of the
  * max goes to the image's top patch.
  *
@@ -24,54 +26,56 @@ export interface PatchHeadParams {
   mean: Float32Array;
   std: Float32Array;
   weight: Float32Array;
-  /** The anomaly patch score's mean, spread (training good patches) and weight. */
-  scoreMean: number;
-  scoreStd: number;
-  scoreWeight: number;
+  /** Each anomaly patch score's mean, spread (training good patches) and weight, one per score. */
+  scoreMean: number[];
+  scoreStd: number[];
+  scoreWeight: number[];
   bias: number;
   temperature: number;
 }
 
-/** One image: its patch rows [cells, C] (the patch embedding) and its anomaly patch scores [cells]. */
+/** One image: its patch rows [cells, C] (the patch embedding) and its anomaly patch scores, each [cells]. */
 export interface PatchExample {
   rows: Float32Array;
-  scores: Float32Array;
+  scores: readonly Float32Array[];
   label: 0 | 1;
 }
 
 const sigmoid = (z: number) => (z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z)));
 
-/** The head folded for scoring: l(p) = u · x(p) + v · s(p) + c. */
+/** The head folded for scoring: l(p) = u · x(p) + Σ_j v_j · s_j(p) + c. */
 export interface FoldedHead {
   u: Float32Array;
-  v: number;
+  v: number[];
   c: number;
 }
 
 export function foldHead(p: PatchHeadParams): FoldedHead {
   const C = p.weight.length;
   const u = new Float32Array(C);
-  let c = p.bias - (p.scoreWeight * p.scoreMean) / p.scoreStd;
+  let c = p.bias;
+  p.scoreWeight.forEach((a, j) => (c -= (a * p.scoreMean[j]) / p.scoreStd[j]));
   for (let k = 0; k < C; k++) {
     u[k] = p.weight[k] / p.std[k];
     c -= (p.weight[k] * p.mean[k]) / p.std[k];
   }
-  return { u, v: p.scoreWeight / p.scoreStd, c };
+  return { u, v: p.scoreWeight.map((a, j) => a / p.scoreStd[j]), c };
 }
 
 /** The raw logit l(p) of each of an image's patches (before the temperature). */
 export function patchLogits(
   head: FoldedHead,
   rows: Float32Array,
-  scores: Float32Array,
+  scores: readonly Float32Array[],
   from = 0,
-  cells = scores.length,
+  cells = scores[0].length,
 ): Float64Array {
   const { u, v, c } = head;
   const C = u.length;
   const out = new Float64Array(cells);
   for (let p = 0; p < cells; p++) {
-    let z = c + v * scores[from + p];
+    let z = c;
+    for (let j = 0; j < v.length; j++) z += v[j] * scores[j][from + p];
     const at = (from + p) * C;
     for (let k = 0; k < C; k++) z += u[k] * rows[at + k];
     out[p] = z;
@@ -90,30 +94,34 @@ export function imageLogit(head: FoldedHead, e: PatchExample): { logit: number; 
 export const probabilityOf = (p: Pick<PatchHeadParams, 'temperature'>, logit: number) =>
   sigmoid(logit / p.temperature);
 
-/** Per-channel mean and spread of the good examples' patch rows, and their anomaly scores' (float64 sums). */
-function standardizer(examples: readonly PatchExample[], C: number) {
+/** Per-channel mean and spread of the good examples' patch rows, and each anomaly score's (float64 sums). */
+function standardizer(examples: readonly PatchExample[], C: number, S: number) {
   const sum = new Float64Array(C);
   const sq = new Float64Array(C);
   let n = 0;
-  let s1 = 0;
-  let s2 = 0;
+  const s1 = new Float64Array(S);
+  const s2 = new Float64Array(S);
   for (const e of examples) {
     if (e.label !== 0) continue;
-    for (let p = 0; p < e.scores.length; p++) {
+    const cells = e.scores[0].length;
+    for (let p = 0; p < cells; p++) {
       for (let k = 0; k < C; k++) {
         const x = e.rows[p * C + k];
         sum[k] += x;
         sq[k] += x * x;
       }
-      s1 += e.scores[p];
-      s2 += e.scores[p] ** 2;
+      for (let j = 0; j < S; j++) {
+        s1[j] += e.scores[j][p];
+        s2[j] += e.scores[j][p] ** 2;
+      }
     }
-    n += e.scores.length;
+    n += cells;
   }
+  const spread = (s: number, m: number) => Math.max(Math.sqrt(Math.max(s / n - m ** 2, 0)), 1e-6);
   const mean = Float32Array.from(sum, (s) => s / n);
-  const std = Float32Array.from(sq, (s, k) => Math.max(Math.sqrt(Math.max(s / n - mean[k] ** 2, 0)), 1e-6));
-  const scoreMean = s1 / n;
-  const scoreStd = Math.max(Math.sqrt(Math.max(s2 / n - scoreMean ** 2, 0)), 1e-6);
+  const std = Float32Array.from(sq, (s, k) => spread(s, mean[k]));
+  const scoreMean = Array.from(s1, (s) => s / n);
+  const scoreStd = Array.from(s2, (s, j) => spread(s, scoreMean[j]));
   return { mean, std, scoreMean, scoreStd };
 }
 
@@ -136,12 +144,13 @@ export function trainPatchHead(
   settings: TrainSettings,
   onEpoch?: (r: EpochRecord) => void,
 ): PatchTraining {
-  const C = train[0].rows.length / train[0].scores.length;
-  const std0 = standardizer(train, C);
+  const S = train[0].scores.length;
+  const C = train[0].rows.length / train[0].scores[0].length;
+  const std0 = standardizer(train, C, S);
   const params: PatchHeadParams = {
     ...std0,
     weight: new Float32Array(C),
-    scoreWeight: 1,
+    scoreWeight: new Array<number>(S).fill(1),
     bias: 0,
     temperature: 1,
   };
@@ -154,16 +163,16 @@ export function trainPatchHead(
       train.filter((e) => e.label === 0).reduce((s, e) => s + imageLogit(f, e).logit, 0) / nGood;
     params.bias = Math.log(nNg / nGood) - typical;
   }
-  // the weights w, then the anomaly score's weight a, then the bias
-  const theta = new Float64Array(C + 2);
-  theta[C] = params.scoreWeight;
-  theta[C + 1] = params.bias;
-  const adam = new Adam(C + 2, settings.learningRate);
+  // the weights w, then the anomaly scores' weights a_j, then the bias
+  const theta = new Float64Array(C + S + 1);
+  theta.set(params.scoreWeight, C);
+  theta[C + S] = params.bias;
+  const adam = new Adam(C + S + 1, settings.learningRate);
   const current = (): PatchHeadParams => ({
     ...params,
     weight: Float32Array.from(theta.subarray(0, C)),
-    scoreWeight: theta[C],
-    bias: theta[C + 1],
+    scoreWeight: Array.from(theta.subarray(C, C + S)),
+    bias: theta[C + S],
   });
   // class weights that give both classes the same total weight (as head.ts's balanced loss)
   const cw = [labels.length / (2 * nGood), labels.length / (2 * nNg)];
@@ -172,15 +181,16 @@ export function trainPatchHead(
   let since = 0;
   for (let epoch = 1; epoch <= settings.epochs; epoch++) {
     const f = foldHead(current());
-    const grad = new Float64Array(C + 2);
+    const grad = new Float64Array(C + S + 1);
     const zs: number[] = [];
     train.forEach((e, i) => {
       const { logit, top } = imageLogit(f, e);
       zs.push(logit);
       const g = (cw[labels[i]] * (sigmoid(logit) - labels[i])) / train.length;
       for (let k = 0; k < C; k++) grad[k] += (g * (e.rows[top * C + k] - params.mean[k])) / params.std[k];
-      grad[C] += (g * (e.scores[top] - params.scoreMean)) / params.scoreStd;
-      grad[C + 1] += g;
+      for (let j = 0; j < S; j++)
+        grad[C + j] += (g * (e.scores[j][top] - params.scoreMean[j])) / params.scoreStd[j];
+      grad[C + S] += g;
     });
     for (let k = 0; k < C; k++) grad[k] += settings.weightDecay * theta[k];
     adam.step(theta, grad, epoch);

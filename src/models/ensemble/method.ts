@@ -142,7 +142,27 @@ export function onGrid(features: Features, [H, W]: readonly [number, number]): F
   }) as unknown as Features;
 }
 
-class EnsembleScorer implements Scorer {
+/** The ensemble's scores with each member's own patch scores (the patch classifier's inputs). */
+export interface EnsembleScores extends PatchScores {
+  /** PatchCore's distances [B, h/2, w/2] (its stride 8) and PaDiM's patch scores [B, h, w] on the input's grid. */
+  memberGrids: [Float32Array, Float32Array];
+}
+
+/** The largest of each 2 × 2 block of cells: a grid [B, h, w] at the ensemble's stride on PatchCore's. */
+export function coarseMax(grid: Float32Array, [B, h, w]: readonly [number, number, number]): Float32Array {
+  const [h8, w8] = [h / RATIO, w / RATIO];
+  const out = new Float32Array(B * h8 * w8).fill(-Infinity);
+  for (let e = 0; e < B; e++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) {
+        const at = (e * h8 + Math.floor(y / RATIO)) * w8 + Math.floor(x / RATIO);
+        const v = grid[(e * h + y) * w + x];
+        if (v > out[at]) out[at] = v;
+      }
+  return out;
+}
+
+export class EnsembleScorer implements Scorer {
   readonly stride = STRIDE;
   readonly batch?: number;
   /** PaDiM's map step on its own grid (its image score). */
@@ -163,7 +183,7 @@ class EnsembleScorer implements Scorer {
     this.step = new MapStep(H, W, H * STRIDE, W * STRIDE, PADIM_MAP);
   }
 
-  async score(features: Features, owned?: readonly CellRect[]): Promise<PatchScores> {
+  async score(features: Features, owned?: readonly CellRect[]): Promise<EnsembleScores> {
     const a = await this.pc.score(features, owned && coarse(owned));
     const [B, , h, w] = features[0].dims;
     const [H, W] = this.grid;
@@ -177,7 +197,7 @@ class EnsembleScorer implements Scorer {
     const [wa, wb] = weights(this.scales);
     const grid = new Float32Array(B * h * w);
     const map = new Float32Array(H * STRIDE * W * STRIDE);
-    const back = new Float32Array(h * w);
+    const pdInput = new Float32Array(B * h * w);
     const members = MEMBERS.map(() => ({ score: new Float32Array(B), low: new Float32Array(B) }));
     const combined = new Float32Array(B);
     for (let e = 0; e < B; e++) {
@@ -190,9 +210,9 @@ class EnsembleScorer implements Scorer {
         for (let x = p.x0 * STRIDE; x < p.x1 * STRIDE; x++)
           if (map[y * W * STRIDE + x] > peak) peak = map[y * W * STRIDE + x];
       // and its patch scores on the input's grid
-      const pd = resampled
-        ? upsampleBilinear(b.grid.subarray(e * H * W, (e + 1) * H * W), H, W, h, w, back)
-        : b.grid.subarray(e * h * w, (e + 1) * h * w);
+      const pd = pdInput.subarray(e * h * w, (e + 1) * h * w);
+      if (resampled) upsampleBilinear(b.grid.subarray(e * H * W, (e + 1) * H * W), H, W, h, w, pd);
+      else pd.set(b.grid.subarray(e * h * w, (e + 1) * h * w));
       let lowA = Infinity;
       let lowB = Infinity;
       for (let y = 0; y < h; y++)
@@ -211,7 +231,12 @@ class EnsembleScorer implements Scorer {
       members[1].low[e] = lowB;
       combined[e] = wa * a.peaks.score[e] + wb * peak;
     }
-    return { grid, dims: [B, h, w], peaks: { raw: combined, score: combined, members } };
+    return {
+      grid,
+      dims: [B, h, w],
+      peaks: { raw: combined, score: combined, members },
+      memberGrids: [a.grid, pdInput],
+    };
   }
 
   async release(): Promise<void> {

@@ -1,6 +1,7 @@
 /**
  * kensa classify train's patch head (models/classifier/patch-method.ts): what fitting it takes beyond the
- * image head — a PatchCore member fitted on the good images, the anomaly scores of every image as a model
+ * image head — an anomaly member fitted on the good images (the ensemble, as kensa train's default, or
+ * PatchCore; `member`), the anomaly scores of every image as a model
  * that has not seen it would give them (the good images' by fold models, the NG images' by the member),
  * every image's patch rows held for the head, and the head cross-fitted (patch-head.ts, crossFit) so that
  * each image's calibration probability comes from a head trained without it. The calibration images are
@@ -15,13 +16,18 @@ import type { EpochRecord, TrainSettings } from '../../models/classifier/head.js
 import { calibrationError } from '../../models/classifier/head.js';
 import { crossFit, probabilityOf, type PatchExample } from '../../models/classifier/patch-head.js';
 import {
+  headScores,
+  openHeadInputs,
   PATCH_CLASSIFIER,
-  patchClassifier,
+  patchClassifierFitting,
+  type AnomalyMember,
   type PatchClassifierState,
 } from '../../models/classifier/patch-method.js';
+import { ensemble, type EnsembleState } from '../../models/ensemble/method.js';
+import type { MemberScore, Method } from '../../models/method.js';
 import { EmbedGraph } from '../../models/patch-embedding.js';
 import { patchcore } from '../../models/patchcore/method.js';
-import { PatchcoreScorer } from '../../models/patchcore/model.js';
+import type { PatchcoreState } from '../../models/patchcore/model.js';
 import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
 import { featureBatches } from '../engine/inspector.js';
@@ -33,6 +39,8 @@ export interface PatchFitOptions {
   good: readonly ImageItem[];
   ng: readonly ImageItem[];
   preprocess: Preprocess;
+  /** The anomaly method the head stands on. */
+  member: AnomalyMember;
   /** Folds of the cross-fitting (the anomaly member's and the head's). */
   folds: number;
   train: TrainSettings;
@@ -49,14 +57,16 @@ export interface PatchFit {
   /** Every image's out-of-fold probability; `image` indexes [...good, ...ng]. */
   calibration: { image: number; label: 0 | 1; score: number }[];
   skipped: number;
-  /** Seconds of each step: PatchCore's fit and the good images' out-of-fold scores, the NG images, the head. */
+  /** Seconds of each step: the member's fit and the good images' out-of-fold scores, the NG images, the head. */
   timings: { anomaly: number; ng_images: number; head: number };
 }
 
 /** One image's patch rows and anomaly scores, as the head takes them. */
 interface Held {
   rows?: Float32Array;
-  scores?: Float32Array;
+  scores?: Float32Array[];
+  /** The ensemble's members' image scores (out-of-fold, good images), for its weights. */
+  members?: MemberScore[];
 }
 
 export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> {
@@ -64,8 +74,12 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
   const all = [...good, ...ng];
   const K = o.folds;
   const warn = o.onWarning ?? (() => {});
+  const member = o.member;
+  const method = (member === 'ensemble' ? ensemble : patchcore) as unknown as Method<
+    PatchcoreState | EnsembleState
+  >;
   // the memory the member and the held patches need, checked before any work (refused with what fits)
-  const settings = await fitSettings(patchClassifier, {
+  const settings = await fitSettings(patchClassifierFitting(member), {
     channels: backbone.channels,
     preprocess,
     items: all,
@@ -79,7 +93,7 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
   const { same } = await findCopies(good);
   const copies = copiesWarning(good, same);
   if (copies) warn(copies);
-  const fitter = patchcore.createFitter({ ...settings, images: good.length });
+  const fitter = method.createFitter({ ...settings, images: good.length });
   let embed: EmbedGraph | undefined;
   const held: Held[] = all.map(() => ({}));
   const skipped = new Set<number>();
@@ -105,7 +119,7 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
   const seconds = (since: number) => (performance.now() - since) / 1000;
   try {
     // 1. the member's features of the good images, and their patch rows
-    for await (const b of featureBatches(backbone, good, preprocess, run, patchcore.stride)) {
+    for await (const b of featureBatches(backbone, good, preprocess, run, method.stride)) {
       await fitter.add(b.features, b.images, b.owned);
       embed ??= await EmbedGraph.create(backbone.channels);
       const rows = slices(await embed.run(b.features), b.images.length);
@@ -127,32 +141,46 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
       const fold = {
         images: new Set(indices),
         features: async function* () {
-          for await (const b of featureBatches(backbone, list, preprocess, run, patchcore.stride))
+          for await (const b of featureBatches(backbone, list, preprocess, run, method.stride))
             yield { features: b.features, images: b.images.map((i) => indices[i]) };
         },
       };
       const scorer = await fitter.without(fold);
       try {
-        for await (const b of featureBatches(backbone, list, preprocess, run, patchcore.stride)) {
-          const scores = slices((await scorer.score(b.features)).grid, b.images.length);
-          b.images.forEach((i, k) => (held[indices[i]].scores = scores[k]));
+        for await (const b of featureBatches(backbone, list, preprocess, run, method.stride)) {
+          const got = await scorer.score(b.features);
+          const scores = headScores(member, got).map((g) => slices(g, b.images.length));
+          b.images.forEach((i, k) => {
+            held[indices[i]].scores = scores.map((g) => g[k]);
+            held[indices[i]].members = got.peaks?.members?.map((m) => ({ score: m.score[k], low: m.low[k] }));
+          });
           for (const _ of b.images) step(`classify train: anomaly scores, fold ${f + 1}/${K}`);
         }
       } finally {
         await scorer.release();
       }
     }
-    // 3. the member from every good image; the NG images' rows and anomaly scores from it
-    const anomaly = await fitter.finish();
+    // 3. the member from every good image (the ensemble weighed by the good images' out-of-fold scores,
+    // as kensa train weighs it); the NG images' rows and anomaly scores from it
+    let anomaly = await fitter.finish();
+    if (method.weigh) {
+      const members = good.flatMap((_, i) => (held[i].members ? [held[i].members] : []));
+      if (!members.length)
+        throw new KensaError('E_RUNTIME', `the ${member} scorer gave no member scores to weigh`);
+      anomaly = method.weigh(anomaly, members).state;
+    }
     const anomalySeconds = seconds(t0);
     const t1 = performance.now();
-    // the distances alone, as the patch classifier's scorer takes them: one embedding gives rows and scores
-    const scorer = await PatchcoreScorer.open(anomaly.bank, anomaly.dim, 1, anomaly.channels);
+    // the member's scores as the patch classifier's scorer takes them
+    const scorer = await openHeadInputs(anomaly);
     try {
-      for await (const b of featureBatches(backbone, ng, preprocess, run, patchcore.stride)) {
-        const { rows, grid } = await scorer.distances(b.features);
-        const [r, g] = [slices(rows, b.images.length), slices(grid, b.images.length)];
-        b.images.forEach((image, k) => (held[good.length + image] = { rows: r[k], scores: g[k] }));
+      for await (const b of featureBatches(backbone, ng, preprocess, run, method.stride)) {
+        const { rows, scores } = await scorer.run(b.features);
+        const r = slices(rows, b.images.length);
+        const g = scores.map((s) => slices(s, b.images.length));
+        b.images.forEach(
+          (image, k) => (held[good.length + image] = { rows: r[k], scores: g.map((s) => s[k]) }),
+        );
         for (const _ of b.images) step('classify train: NG images');
       }
     } finally {

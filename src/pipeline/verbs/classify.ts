@@ -25,6 +25,7 @@ import { bestF1 } from '../../metrics/classification.js';
 import { augment, AUGMENTATIONS, type Augmentation } from '../../models/classifier/augment.js';
 import { DEFAULT_TRAIN, type EpochRecord, type TrainSettings } from '../../models/classifier/head.js';
 import { ClassifierFitter, type ClassifierState } from '../../models/classifier/method.js';
+import { ANOMALY_MEMBERS, type AnomalyMember } from '../../models/classifier/patch-method.js';
 import type { MethodState } from '../../models/method.js';
 import { getMethod } from '../../models/registry.js';
 import { checkOption, checkOptions, OPTIONS } from '../../options.js';
@@ -53,12 +54,14 @@ export const DEFAULT_COPIES = OPTIONS.copies.default;
 export const DEFAULT_VAL_FRACTION = OPTIONS.classifierValFraction.default;
 export const DEFAULT_CLASSIFIER_FOLDS = OPTIONS.classifierFolds.default;
 /**
- * The heads kensa classify train fits: 'patch' (the default; models/classifier/patch-method.ts) adds to a
- * PatchCore member, 'image' (models/classifier/method.ts) learns from the averaged embedding alone.
+ * The heads kensa classify train fits: 'patch' (the default; models/classifier/patch-method.ts) adds to an
+ * anomaly member (the ensemble, kensa train's default, or PatchCore: `anomalyMethod`), 'image' (models/classifier/method.ts) learns from the averaged embedding alone.
  */
 export const HEADS = ['patch', 'image'] as const;
 export type Head = (typeof HEADS)[number];
 export const DEFAULT_HEAD: Head = 'patch';
+/** The patch head's anomaly member unless one is named: kensa train's default for whole images. */
+export const DEFAULT_ANOMALY_MEMBER: AnomalyMember = 'ensemble';
 /** Augmented copies embedded together (their PNG bytes are held until then). */
 const AUGMENTED_CHUNK = 64;
 
@@ -73,6 +76,8 @@ export interface ClassifyTrainOptions {
   head?: Head;
   /** Folds of the patch head's cross-fitting (default 5). */
   folds?: number;
+  /** The anomaly method the patch head stands on (default 'ensemble'). */
+  anomalyMethod?: AnomalyMember;
   /** Replace a model file already at `out` (default: refuse, naming what is there). */
   force?: boolean;
   /** Millimetres per original-image pixel, stored in the model (regions get sizes in mm). */
@@ -207,6 +212,19 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
       'E_ARGUMENT',
       '--folds applies to the patch head (the default); --head image holds out --val-fraction of each class instead',
     );
+  else if (options.anomalyMethod !== undefined)
+    throw new KensaError(
+      'E_ARGUMENT',
+      '--anomaly-method applies to the patch head (the default); --head image learns from the averaged embedding alone',
+    );
+  if (
+    options.anomalyMethod !== undefined &&
+    !(ANOMALY_MEMBERS as readonly string[]).includes(options.anomalyMethod)
+  )
+    throw new KensaError(
+      'E_ARGUMENT',
+      `--anomaly-method is ${options.anomalyMethod}: expected one of ${ANOMALY_MEMBERS.join(', ')}`,
+    );
   const preprocess = validatePreprocess(
     options.preprocess ?? { mode: 'fit', size: options.size ?? DEFAULT_SIZE },
   );
@@ -320,7 +338,7 @@ interface Fitted {
   timings?: Record<string, number>;
 }
 
-/** The patch head (the default): a PatchCore member and the head, cross-fitted (classify-patch.ts). */
+/** The patch head (the default): an anomaly member and the head, cross-fitted (classify-patch.ts). */
 async function fitPatch(
   options: ClassifyTrainOptions,
   backbone: Backbone,
@@ -335,6 +353,7 @@ async function fitPatch(
     good,
     ng,
     preprocess,
+    member: options.anomalyMethod ?? DEFAULT_ANOMALY_MEMBER,
     folds,
     train: settings,
     batch: options.batch ?? DEFAULT_FIT_BATCH,
