@@ -67,7 +67,7 @@ export const SCRIPT = String.raw`
       kind_test: 'kensa test results', kind_predict: 'kensa predict results', language: 'Language', score: 'score',
       calibration: 'Calibration: the good images behind the thresholds', calibration_scores: 'calibration (good, not seen by the model)',
       calibration_note: 'The thresholds come from {n} good images, each scored by a model that had not seen it ({mode}); fpr0 is the highest. The highest are shown: if one is not a normal good part, leave it out without re-training.',
-      calibration_excluded: ' {k} image(s) are left out already.', above_next: 'above the next', exclude_hint: 'Leave the highest out of fpr0 (no re-training):',
+      calibration_excluded: ' {k} image(s) are left out already.', above_next: 'above the next', above_next_odds: 'odds above the next',  exclude_hint: 'Leave the highest out of fpr0 (no re-training):',
       mode_loo: 'leave-one-out', mode_kfold: 'k-fold', mode_holdout: 'hold-out',
       missed: 'OK · missed (defective)', false_alarm: 'NG · false alarm (good)', type: 'Defect type', false_alarms: 'false alarms',
       review: 'Review', mark_good: 'actually good?', mark_ng: 'actually NG?', marked_good: 'marked good', marked_ng: 'marked NG',
@@ -86,7 +86,7 @@ export const SCRIPT = String.raw`
       kind_test: 'kensa test の結果', kind_predict: 'kensa predict の結果', language: '言語', score: 'スコア',
       calibration: '校正: しきい値のもとになった良品画像', calibration_scores: '校正（モデルが見ていない良品）',
       calibration_note: 'しきい値は良品 {n} 枚から決まります。各画像はその画像を見ていないモデルで採点しました（{mode}）。fpr0 はその最大値です。スコアの高いものを示します。正常な良品でないものがあれば、再学習せずに除外できます。',
-      calibration_excluded: ' すでに {k} 枚を除外しています。', above_next: '次の画像より高い', exclude_hint: '最も高い画像を fpr0 から除く（再学習なし）:',
+      calibration_excluded: ' すでに {k} 枚を除外しています。', above_next: '次の画像より高い', above_next_odds: 'オッズが次の画像より高い',  exclude_hint: '最も高い画像を fpr0 から除く（再学習なし）:',
       mode_loo: '1 枚ずつ除外（leave-one-out）', mode_kfold: 'k 分割', mode_holdout: '取り分け',
       missed: 'OK・見逃し（不良品）', false_alarm: 'NG・誤検出（良品）', type: '欠陥の種類', false_alarms: '誤検出',
       review: '見直し', mark_good: '実は良品?', mark_ng: '実は NG?', marked_good: '良品と判定', marked_ng: 'NG と判定',
@@ -271,7 +271,7 @@ export const SCRIPT = String.raw`
     $('calibration-grid').innerHTML = calib.highest.map(function (h) {
       var name = String(h.file).split(/[\\/]/).pop();
       return '<div class="tile" title="' + esc(h.file) + '">' + (h.thumb ? '<img alt="" src="' + esc(url(h.thumb)) + '">' : '') +
-        '<div class="cap">' + h.score.toFixed(3) + (h.above !== null && h.above !== undefined ? ' (+' + (100 * h.above).toFixed(1) + ' % ' + t('above_next') + ')' : '') + '</div>' +
+        '<div class="cap">' + h.score.toFixed(3) + (h.above !== null && h.above !== undefined ? ' (+' + (100 * h.above).toFixed(1) + ' % ' + t(calib.measure === 'odds' ? 'above_next_odds' : 'above_next') + ')' : '') + '</div>' +
         '<div class="cap">' + esc(name) + '</div></div>';
     }).join('');
     var model = data.model.path || 'MODEL';

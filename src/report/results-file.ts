@@ -47,6 +47,8 @@ export interface ResultsFile {
     mode: string;
     scores: number[];
     excluded: number;
+    /** 'odds' where `above` compares odds (probabilities: a classifier), else the scores. */
+    measure?: 'odds';
     highest: { file: string; score: number; above: number | null; thumb?: string }[];
   };
   metrics?: Record<string, unknown>;

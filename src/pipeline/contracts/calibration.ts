@@ -63,6 +63,12 @@ export interface CalibrationSummary {
   false_alarm_bound_95: number;
   /** Display range of heat maps: a typical good-pixel level and 1.5× the fpr0 threshold. */
   display: [number, number];
+  /**
+   * 'odds' where the scores are probabilities (a classifier): how far one image stands above the next is
+   * measured in odds, p / (1 − p), because probabilities crowd below 1 (0.9998 is 0.5 % above 0.9943 but
+   * has 29 times its odds). Absent: in the scores themselves.
+   */
+  scale?: 'odds';
   /** The calibration images, in the order of the calibration.scores tensor (absent in older models). */
   images?: CalibrationImage[];
   /** Images left out of the thresholds (kensa threshold --exclude), and when. */
@@ -78,7 +84,7 @@ export function keptScores(scores: ArrayLike<number>, c: Pick<CalibrationSummary
 /** The thresholds and the summary of calibration scores, without the excluded images. */
 export function summarize(
   scores: ArrayLike<number>,
-  base: Pick<CalibrationSummary, 'mode' | 'folds' | 'display' | 'images'> & {
+  base: Pick<CalibrationSummary, 'mode' | 'folds' | 'display' | 'images' | 'scale'> & {
     quantile: number;
     excluded?: Exclusion[];
   },
@@ -104,6 +110,7 @@ export function summarize(
     ...(ranked[1] ? { next: { file: fileOf(ranked[1].index), score: ranked[1].score } } : {}),
     false_alarm_bound_95: Math.min(1, 3 / values.length),
     display: base.display,
+    ...(base.scale ? { scale: base.scale } : {}),
     ...(base.images ? { images: base.images } : {}),
     ...(base.excluded?.length ? { excluded: base.excluded } : {}),
   };
@@ -114,15 +121,26 @@ export interface RankedImage {
   index: number;
   file: string;
   score: number;
-  /** How far it stands above the next kept image: score / next − 1. */
+  /** How far it stands above the next kept image: score / next − 1 (in odds where the scale is odds). */
   above: number | null;
+  /** What `above` compares: the scores, or their odds (probabilities). */
+  measure: 'score' | 'odds';
   excluded: boolean;
+}
+
+/** The odds of a probability, p / (1 − p), kept finite for a probability of 1 (float32 saturates there). */
+const oddsOf = (p: number) => Math.min(p, 1 - 1e-7) / (1 - Math.min(p, 1 - 1e-7));
+
+/** How far `score` stands above `next`: score / next − 1, in odds on the odds scale; null where next ≤ 0. */
+export function standsAbove(score: number, next: number, scale?: 'odds'): number | null {
+  if (!(next > 0)) return null;
+  return scale === 'odds' ? oddsOf(score) / oddsOf(next) - 1 : score / next - 1;
 }
 
 /** The highest calibration images (kept ones; excluded ones listed at their place, marked), highest first. */
 export function highestCalibration(
   scores: ArrayLike<number>,
-  c: Pick<CalibrationSummary, 'images' | 'excluded'>,
+  c: Pick<CalibrationSummary, 'images' | 'excluded' | 'scale'>,
   count = OUTLIERS_SHOWN,
 ): RankedImage[] {
   const out = new Set((c.excluded ?? []).map((e) => e.index));
@@ -139,7 +157,8 @@ export function highestCalibration(
       index,
       file: c.images?.[index]?.file ?? `calibration image ${index + 1}`,
       score: scores[index],
-      above: below !== undefined && scores[below] > 0 ? scores[index] / scores[below] - 1 : null,
+      above: below !== undefined ? standsAbove(scores[index], scores[below], c.scale) : null,
+      measure: c.scale ?? 'score',
       excluded,
     });
   }
@@ -151,10 +170,15 @@ export function rankedLine(h: RankedImage): string {
   const tail = h.excluded
     ? tr('  (left out with --exclude)', '  （--exclude で除外済み）')
     : h.above !== null
-      ? tr(
-          `  (${(100 * h.above).toFixed(1)} % above the next)`,
-          `  （次より ${(100 * h.above).toFixed(1)} % 高い）`,
-        )
+      ? h.measure === 'odds'
+        ? tr(
+            `  (odds ${(100 * h.above).toFixed(1)} % above the next's)`,
+            `  （オッズが次より ${(100 * h.above).toFixed(1)} % 高い）`,
+          )
+        : tr(
+            `  (${(100 * h.above).toFixed(1)} % above the next)`,
+            `  （次より ${(100 * h.above).toFixed(1)} % 高い）`,
+          )
       : '';
   return `${h.score.toFixed(4).padStart(10)}  ${h.file}${tail}`;
 }
@@ -186,16 +210,18 @@ export function calibrationWarnings(c: CalibrationSummary): string[] {
       ),
     );
   }
-  if (c.highest && c.next && c.next.score > 0 && c.highest.score > 1.2 * c.next.score) {
-    const pct = (100 * (c.highest.score / c.next.score - 1)).toFixed(0);
+  const above = c.highest && c.next ? standsAbove(c.highest.score, c.next.score, c.scale) : null;
+  if (c.highest && c.next && above !== null && above > 0.2) {
+    const pct = (100 * above).toFixed(0);
+    const odds = c.scale === 'odds';
     const [hi, next] = [c.highest, c.next];
     out.push(
       tr(
-        `one good image sets the fpr0 threshold ${pct} % above the next: ` +
+        `one good image sets the fpr0 threshold ${pct} % above the next${odds ? ' in odds, p / (1 − p)' : ''}: ` +
           `${hi.file} (${hi.score.toPrecision(4)}; next ${next.file}, ${next.score.toPrecision(4)}). ` +
           'Look at it: if it is not a normal good part (a darker cell, a mislabelled part), leave it out without ' +
           `re-training: kensa threshold --model MODEL --exclude ${hi.file}`,
-        `良品 1 枚が fpr0 しきい値を次の画像より ${pct} % 高くしています: ` +
+        `良品 1 枚が fpr0 しきい値を次の画像より${odds ? 'オッズ p / (1 − p) で' : ''} ${pct} % 高くしています: ` +
           `${hi.file}（${hi.score.toPrecision(4)}。次は ${next.file}、${next.score.toPrecision(4)}）。` +
           '確認してください: 普通の良品でなければ（暗いセル、ラベルの誤りなど）再学習せずに除けます: ' +
           `kensa threshold --model MODEL --exclude ${hi.file}`,

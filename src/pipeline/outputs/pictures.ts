@@ -215,6 +215,7 @@ export async function calibrationResults(
     mode: c.mode,
     scores: keptScores(model.calibrationScores, c),
     excluded: c.excluded?.length ?? 0,
+    ...(c.scale === 'odds' ? { measure: 'odds' as const } : {}),
     highest: rows,
   };
 }

@@ -272,6 +272,8 @@ export async function trainClassifier(options: ClassifyTrainOptions): Promise<Cl
       ...(head === 'patch' ? { folds } : {}),
       quantile: OPTIONS.quantile.default,
       display: [0, 1],
+      // probabilities: one image above the next is measured in odds
+      scale: 'odds',
       images,
     });
     if (thresholds.fpr0 >= 1)

@@ -4,10 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  calibrationWarnings,
   findCalibrationImage,
   highestCalibration,
   keptScores,
   promise,
+  rankedLine,
+  standsAbove,
   summarize,
   testSummary,
   withExclusions,
@@ -59,6 +62,31 @@ describe('calibration', () => {
       [3, false, +(5.5 / 5 - 1).toFixed(4)],
       [4, false, +(5 / 4 - 1).toFixed(4)],
     ]);
+  });
+
+  it("probabilities (a classifier's) stand above the next in odds: one near 1 is named, a close one is not", () => {
+    // the MTD patch head's highest calibration probabilities: 0.5 % apart, 29 times the odds
+    const p = [0.9998, 0.9943, 0.9828, 0.5, 0.1];
+    const named = p.map((_, i) => ({ file: join(dir, 'good', `p${i}.png`) }));
+    const { calibration } = summarize(p, { ...base, images: named, scale: 'odds' });
+    expect(calibration.scale).toBe('odds');
+    const [top, second] = highestCalibration(p, calibration, 2);
+    expect(top.measure).toBe('odds');
+    expect(top.above).toBeCloseTo(0.9998 / 0.0002 / (0.9943 / 0.0057) - 1, 6);
+    expect(second.above).toBeCloseTo(0.9943 / 0.0057 / (0.9828 / 0.0172) - 1, 6);
+    expect(rankedLine(top)).toMatch(/\(odds 2765\.8 % above the next's\)$/);
+    const [warning] = calibrationWarnings(calibration).filter((w) => w.startsWith('one good image'));
+    expect(warning).toMatch(
+      /^one good image sets the fpr0 threshold 2766 % above the next in odds, p \/ \(1 − p\): /,
+    );
+    expect(warning).toContain(named[0].file);
+    // the same scores as scores: 0.6 % above the next, no warning; a probability of 1 stays finite
+    const plain = summarize(p, { ...base, images: named }).calibration;
+    expect(highestCalibration(p, plain, 1)[0].above).toBeCloseTo(0.9998 / 0.9943 - 1, 6);
+    expect(calibrationWarnings(plain).some((w) => w.startsWith('one good image'))).toBe(false);
+    expect(Number.isFinite(standsAbove(1, 0.99, 'odds'))).toBe(true);
+    // equal probabilities of 1 (float32 saturates) stand 0 % apart
+    expect(standsAbove(1, 1, 'odds')).toBe(0);
   });
 
   it('finds the image a user names: by path, by content (a moved copy), by the end of its path; refuses others', async () => {
