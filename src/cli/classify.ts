@@ -220,7 +220,7 @@ export function register(program: Command): void {
         const on =
           (model.state as PatchClassifierState).anomaly.method === 'ensemble'
             ? tr('the ensemble (PatchCore and PaDiM)', 'アンサンブル（PatchCore と PaDiM）')
-            : 'PatchCore';
+            : tr('PatchCore', 'PatchCore '); // a space before the Japanese particle after a Latin word
         console.log(
           tr(
             `  patch head on ${on}: ${t.good} good and ${t.ng} NG images, every one scored out-of-fold (${t.folds} folds; fold heads' best epochs ${t.fold_epochs?.join(', ')})`,
