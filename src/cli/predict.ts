@@ -6,6 +6,18 @@ import { join } from 'node:path';
 import { addOptions, threshold } from './options.js';
 import { notice, progressReporter } from './progress.js';
 
+/**
+ * A threshold as the summary shows it: three decimals for a score; four significant digits for a
+ * probability (a classifier's fpr0 of 0.99976 would read "1.000"), more where those still round to 1.
+ */
+export function thresholdText(t: number): string {
+  if (!(t < 1)) return t.toFixed(3);
+  for (let digits = 4; digits < 10; digits++) {
+    const text = t.toPrecision(digits);
+    if (Number(text) < 1) return text;
+  }
+  return t.toPrecision(10);
+}
 export function register(program: Command): void {
   const command = program
     .command('predict')
@@ -91,10 +103,11 @@ export function register(program: Command): void {
         const files = `predictions.csv, regions.csv, predictions.json, ng_list.txt${o.overlays ? ', overlays/' : ''}`;
         console.log(tr(`results: ${o.out} (${files})`, `結果: ${o.out}（${files}）`));
         const n = predictions.length;
+        const shown = thresholdText(t);
         console.log(
           tr(
-            `  ${n} image${n === 1 ? '' : 's'}: ${ng} NG, ${n - ng} OK (threshold ${t.toFixed(3)})`,
-            `  ${n} 枚: NG ${ng} 枚、OK ${n - ng} 枚（しきい値 ${t.toFixed(3)}）`,
+            `  ${n} image${n === 1 ? '' : 's'}: ${ng} NG, ${n - ng} OK (threshold ${shown})`,
+            `  ${n} 枚: NG ${ng} 枚、OK ${n - ng} 枚（しきい値 ${shown}）`,
           ),
         );
         if (errors.length) {

@@ -19,6 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { thresholdText } from '../../src/cli/predict.js';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
@@ -111,6 +112,15 @@ describe('kensa classify', () => {
     expect(readdirSync(join(out, 'figures'))).toHaveLength(20);
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     expect(html).toContain('src="learning_curves.png"');
+  });
+
+  it("predict's summary shows a probability threshold that does not round to 1", () => {
+    // the MTD patch head's fpr0 (0.99976) read "threshold 1.000"
+    expect(thresholdText(0.99976)).toBe('0.9998');
+    expect(thresholdText(0.9999996)).toBe('0.9999996');
+    expect(thresholdText(0.000006135)).toBe('0.000006135');
+    expect(thresholdText(12.591)).toBe('12.591');
+    expect(thresholdText(1)).toBe('1.000');
   });
 
   it('predict: verdicts, regions on NG images only, NG list, overlays', () => {
