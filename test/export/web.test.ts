@@ -4,11 +4,12 @@
  * operator's page loads the model offline, images are given to it as a drop would, and it shows the
  * verdicts and scores kensa predict gives (within 1e-3 relative; the images are at the model's input size,
  * so the browser does not resample them), with a heat map and boxes for each; the page switches to
- * Japanese; a PaDiM export gives its scores too and refuses an image of another shape, as kensa does.
+ * Japanese; a PaDiM export gives its scores too and refuses an image of another shape, as kensa does; a
+ * classifier's (the patch head on the ensemble) gives kensa's probabilities and verdicts.
  * Skipped, with a message, where /usr/bin/chromium is absent (.ci/run installs it).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -146,4 +147,45 @@ describe.skipIf(!present)('the web export in Chromium, from file://', () => {
       'after preprocessing this image is 128×64 pixels; the model takes 96×96',
     );
   });
+
+  it("a classifier's export (the patch head on the ensemble, classify train's default): kensa's probabilities and verdicts", async () => {
+    const data = join(dir, 'cdata');
+    await makeSyntheticDataset(data, { size: 96, train: 16, testGood: 3, testPerDefect: 4, seed: 43 });
+    for (const type of readdirSync(join(data, 'test')).filter((t) => t !== 'good')) {
+      mkdirSync(join(data, 'train', type));
+      for (const f of readdirSync(join(data, 'test', type))
+        .sort()
+        .slice(0, 2))
+        renameSync(join(data, 'test', type, f), join(data, 'train', type, f));
+    }
+    const model = join(dir, 'c.kensa');
+    kensa('classify', 'train', '--data', data, '--size', '96', '--out', model);
+    kensa('classify', 'predict', '--model', model, '--out', join(dir, 'predict-c'), join(data, 'test'));
+    kensa('export', '--model', model, '--out', join(dir, 'web-c'), '--format', 'web');
+    const predicted: { file: string; score: number; verdict: string }[] = JSON.parse(
+      readFileSync(join(dir, 'predict-c', 'predictions.json'), 'utf8'),
+    ).predictions;
+    const page = await browser.newPage();
+    await page.goto(`file://${join(dir, 'web-c', 'index.html')}`);
+    await page.waitForSelector('body[data-ready], body[data-failed]', { timeout: 60_000 });
+    expect(await page.locator('#status').innerText()).toMatch(/^Ready\. Model: patch-classifier/);
+    await page.setInputFiles(
+      '#files',
+      predicted.map((p) => p.file),
+    );
+    await page.waitForSelector(`body[data-done="${predicted.length}"]`, { timeout: 120_000 });
+    const shown = await page.$$eval('.result', (boxes) =>
+      boxes.map((b) => ({
+        verdict: b.getAttribute('data-verdict'),
+        score: Number(b.getAttribute('data-score')),
+      })),
+    );
+    expect(shown).toHaveLength(predicted.length);
+    predicted.forEach((p, i) => {
+      expect(shown[i].verdict, p.file).toBe(p.verdict);
+      // probabilities: onnxruntime's Sigmoid is exact to ~1e-7 absolute
+      expect(Math.abs(shown[i].score - p.score), p.file).toBeLessThan(1e-5);
+    });
+    expect(predicted.some((p) => p.verdict === 'NG')).toBe(true);
+  }, 180_000);
 });
