@@ -22,6 +22,7 @@ import { addOptions, preprocessFrom, thresholdFor } from './options.js';
 import { groupWarnings } from '../util/warnings.js';
 import { notice, progressReporter } from './progress.js';
 import { typeLines } from './test.js';
+import { highestLines } from './train.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -214,7 +215,7 @@ export function register(program: Command): void {
       const r = classifierRecord(model);
       const t = r.training;
       const last = r.history[t.best_epoch - 1] ?? r.history.at(-1)!;
-      console.log(`classifier written: ${o.out}`);
+      console.log(tr(`classifier written: ${o.out}`, `分類器を書き出しました: ${o.out}`));
       const ece = `${r.calibration.ece_before?.toFixed(3) ?? 'n/a'} → ${r.calibration.ece_after?.toFixed(3) ?? 'n/a'}`;
       if (t.folds !== undefined) {
         const on =
@@ -243,19 +244,36 @@ export function register(program: Command): void {
           );
         }
       } else {
+        const kinds = t.augment.join(', ') || tr('none', 'なし');
+        const [loss, accuracy] = [last.val_loss?.toFixed(4) ?? 'n/a', last.val_accuracy?.toFixed(3) ?? 'n/a'];
+        const temperature = r.calibration.temperature.toFixed(2);
         console.log(
-          `  ${t.good} good and ${t.ng} NG training images (+${t.copies} augmented copies each: ${t.augment.join(', ') || 'none'}); ` +
-            `validation ${t.validation.good} good, ${t.validation.ng} NG`,
+          tr(
+            `  ${t.good} good and ${t.ng} NG training images (+${t.copies} augmented copies each: ${kinds}); ` +
+              `validation ${t.validation.good} good, ${t.validation.ng} NG`,
+            `  学習画像 良品 ${t.good} 枚と NG ${t.ng} 枚（各 ${t.copies} 枚の拡張コピー: ${kinds}）。` +
+              `検証 良品 ${t.validation.good} 枚、NG ${t.validation.ng} 枚`,
+          ),
         );
         console.log(
-          `  ${t.epochs} epochs, best ${t.best_epoch}: validation loss ${last.val_loss?.toFixed(4) ?? 'n/a'}, accuracy ${last.val_accuracy?.toFixed(3) ?? 'n/a'}; ` +
-            `calibration error ${ece} (temperature ${r.calibration.temperature.toFixed(2)})`,
+          tr(
+            `  ${t.epochs} epochs, best ${t.best_epoch}: validation loss ${loss}, accuracy ${accuracy}; ` +
+              `calibration error ${ece} (temperature ${temperature})`,
+            `  ${t.epochs} エポック、最良 ${t.best_epoch}: 検証損失 ${loss}、正解率 ${accuracy}。` +
+              `較正誤差 ${ece}（温度 ${temperature}）`,
+          ),
         );
       }
+      const f1 = m.thresholds.f1 !== undefined ? `, f1 ${m.thresholds.f1.toPrecision(4)}` : '';
       console.log(
-        `  thresholds (probability of NG): fpr0 ${m.thresholds.fpr0.toPrecision(4)}${m.thresholds.f1 !== undefined ? `, f1 ${m.thresholds.f1.toPrecision(4)}` : ''}; ` +
-          `learning curves: ${curves}; ${seconds.toFixed(1)} s`,
+        tr(
+          `  thresholds (probability of NG): fpr0 ${m.thresholds.fpr0.toPrecision(4)}${f1}; ` +
+            `learning curves: ${curves}; ${seconds.toFixed(1)} s`,
+          `  しきい値（NG の確率）: fpr0 ${m.thresholds.fpr0.toPrecision(4)}${f1}。` +
+            `学習曲線: ${curves}。${seconds.toFixed(1)} 秒`,
+        ),
       );
+      for (const line of highestLines(model, o.out)) console.log(line);
     } finally {
       progress.stop();
     }

@@ -5,12 +5,30 @@ import { backboneNames, DEFAULT_BACKBONE } from '../backbone/registry.js';
 import { describePreprocess } from '../image/preprocess.js';
 import { UNSUPERVISED_METHODS } from '../models/registry.js';
 import { highestCalibration, promise, rankedLine } from '../pipeline/contracts/calibration.js';
-import { methodMeta, modelFileSize } from '../pipeline/contracts/model-file.js';
+import { methodMeta, modelFileSize, type KensaModel } from '../pipeline/contracts/model-file.js';
 import { DEFAULT_METHOD, DEFAULT_TILED_METHOD, train } from '../pipeline/verbs/train.js';
 import { addOptions, preprocessFrom } from './options.js';
 import { notice, progressReporter } from './progress.js';
 
 /** What a fitted model holds, in one phrase: PaDiM's channels, PatchCore's bank, the ensemble's both. */
+
+/**
+ * The summary's list of the highest calibration images (the first sets fpr0) and how to leave one out:
+ * kensa train's and kensa classify train's.
+ */
+export function highestLines(model: KensaModel, file: string): string[] {
+  return [
+    tr(
+      '  highest calibration scores (the first sets fpr0; look at any that stands far above the next):',
+      '  校正スコアの高い画像（最初のものが fpr0。次より大きく離れたものは確認してください）:',
+    ),
+    ...highestCalibration(model.calibrationScores, model.meta.calibration).map((h) => `  ${rankedLine(h)}`),
+    tr(
+      `  (leave an odd one out without re-training: kensa threshold --model ${file} --exclude FILE)`,
+      `  （変な画像は再学習せずに除けます: kensa threshold --model ${file} --exclude ファイル）`,
+    ),
+  ];
+}
 export function methodDetail(method: string, settings: Record<string, unknown>): string {
   if (method === 'padim') return `d ${String(settings.d)}`;
   if (method === 'ensemble') {
@@ -176,19 +194,7 @@ export function register(program: Command): void {
           `  quantile ${m.thresholds.quantile?.toFixed(4)}（校正スコアの ${c.quantile} 分位点）`,
         ),
       );
-      console.log(
-        tr(
-          '  highest calibration scores (the first sets fpr0; look at any that stands far above the next):',
-          '  校正スコアの高い画像（最初のものが fpr0。次より大きく離れたものは確認してください）:',
-        ),
-      );
-      for (const h of highestCalibration(r.model.calibrationScores, c)) console.log(`  ${rankedLine(h)}`);
-      console.log(
-        tr(
-          `  (leave an odd one out without re-training: kensa threshold --model ${o.out} --exclude FILE)`,
-          `  （変な画像は再学習せずに除けます: kensa threshold --model ${o.out} --exclude ファイル）`,
-        ),
-      );
+      for (const line of highestLines(r.model, o.out)) console.log(line);
       console.log(
         tr(`  time ${r.timings_s.total.toFixed(1)} s`, `  時間 ${r.timings_s.total.toFixed(1)} 秒`),
       );

@@ -223,6 +223,10 @@ describe('kensa classify with the patch head (the default)', () => {
     expect(r.stdout).toMatch(
       /patch head on the ensemble \(PatchCore and PaDiM\): 24 good and 6 NG images, every one scored out-of-fold \(5 folds; fold heads' best epochs \d+(, \d+){4}\)/,
     );
+    // the summary lists the highest calibration images, each against the next in odds (probabilities)
+    expect(r.stdout).toContain('highest calibration scores (the first sets fpr0;');
+    expect(r.stdout).toMatch(/\(odds [\d.]+ % above the next's\)/);
+    expect(r.stdout).toContain(`kensa threshold --model ${patch} --exclude FILE`);
     // fpr0 rests on every good image (kensa threshold lists them, and can leave an odd one out)
     expect(kensa('threshold', '--model', patch).stdout).toContain('calibration: 24 good images (5 folds)');
     // the same data and seed give the same model
