@@ -35,6 +35,30 @@ const kensa = (...args: string[]) => {
 };
 let browser: Browser;
 
+/**
+ * Opens an exported page from file://, gives it the files as a drop would, waits until each has its
+ * result, and reads what the page shows of each.
+ */
+async function scoreInPage(web: string, files: string[]) {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`file://${join(web, 'index.html')}`);
+  await page.waitForSelector('body[data-ready], body[data-failed]', { timeout: 60_000 });
+  const status = await page.locator('#status').innerText();
+  await page.setInputFiles('#files', files);
+  await page.waitForSelector(`body[data-done="${files.length}"]`, { timeout: 120_000 });
+  const shown = await page.$$eval('.result', (boxes) =>
+    boxes.map((b) => ({
+      verdict: b.getAttribute('data-verdict'),
+      score: Number(b.getAttribute('data-score')),
+      error: b.getAttribute('data-error'),
+      canvas: b.querySelectorAll('canvas').length,
+    })),
+  );
+  return { page, status, shown, errors };
+}
+
 describe.skipIf(!present)('the web export in Chromium, from file://', () => {
   beforeAll(async () => {
     const data = join(dir, 'data');
@@ -77,24 +101,11 @@ describe.skipIf(!present)('the web export in Chromium, from file://', () => {
     const predicted: { file: string; score: number; verdict: string; regions: unknown[] }[] = JSON.parse(
       readFileSync(join(dir, 'predict', 'predictions.json'), 'utf8'),
     ).predictions;
-    const page = await browser.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`file://${join(dir, 'web', 'index.html')}`);
-    await page.waitForSelector('body[data-ready], body[data-failed]', { timeout: 60_000 });
-    expect(await page.locator('#status').innerText()).toMatch(/^Ready\. Model: ensemble/);
-    await page.setInputFiles(
-      '#files',
+    const { page, status, shown, errors } = await scoreInPage(
+      join(dir, 'web'),
       predicted.map((p) => p.file),
     );
-    await page.waitForSelector(`body[data-done="${predicted.length}"]`, { timeout: 120_000 });
-    const shown = await page.$$eval('.result', (boxes) =>
-      boxes.map((b) => ({
-        verdict: b.getAttribute('data-verdict'),
-        score: Number(b.getAttribute('data-score')),
-        canvas: b.querySelectorAll('canvas').length,
-      })),
-    );
+    expect(status).toMatch(/^Ready\. Model: ensemble/);
     expect(shown).toHaveLength(predicted.length);
     shown.forEach((s, i) => {
       expect(s.verdict, predicted[i].file).toBe(predicted[i].verdict);
@@ -126,19 +137,11 @@ describe.skipIf(!present)('the web export in Chromium, from file://', () => {
     await sharp({ create: { width: 192, height: 96, channels: 3, background: '#888' } })
       .png()
       .toFile(wide);
-    const page = await browser.newPage();
-    await page.goto(`file://${join(dir, 'web-padim', 'index.html')}`);
-    await page.waitForSelector('body[data-ready], body[data-failed]', { timeout: 60_000 });
-    expect(await page.locator('#status').innerText()).toMatch(/^Ready\. Model: padim/);
-    await page.setInputFiles('#files', [...predicted.map((p) => p.file), wide]);
-    await page.waitForSelector(`body[data-done="${predicted.length + 1}"]`, { timeout: 120_000 });
-    const shown = await page.$$eval('.result', (boxes) =>
-      boxes.map((b) => ({
-        verdict: b.getAttribute('data-verdict'),
-        score: Number(b.getAttribute('data-score')),
-        error: b.getAttribute('data-error'),
-      })),
-    );
+    const { status, shown } = await scoreInPage(join(dir, 'web-padim'), [
+      ...predicted.map((p) => p.file),
+      wide,
+    ]);
+    expect(status).toMatch(/^Ready\. Model: padim/);
     predicted.forEach((p, i) => {
       expect(shown[i].verdict, p.file).toBe(p.verdict);
       expect(Math.abs(shown[i].score - p.score) / p.score).toBeLessThan(1e-3);
@@ -165,21 +168,12 @@ describe.skipIf(!present)('the web export in Chromium, from file://', () => {
     const predicted: { file: string; score: number; verdict: string }[] = JSON.parse(
       readFileSync(join(dir, 'predict-c', 'predictions.json'), 'utf8'),
     ).predictions;
-    const page = await browser.newPage();
-    await page.goto(`file://${join(dir, 'web-c', 'index.html')}`);
-    await page.waitForSelector('body[data-ready], body[data-failed]', { timeout: 60_000 });
-    expect(await page.locator('#status').innerText()).toMatch(/^Ready\. Model: patch-classifier/);
-    await page.setInputFiles(
-      '#files',
+    const { status, shown, errors } = await scoreInPage(
+      join(dir, 'web-c'),
       predicted.map((p) => p.file),
     );
-    await page.waitForSelector(`body[data-done="${predicted.length}"]`, { timeout: 120_000 });
-    const shown = await page.$$eval('.result', (boxes) =>
-      boxes.map((b) => ({
-        verdict: b.getAttribute('data-verdict'),
-        score: Number(b.getAttribute('data-score')),
-      })),
-    );
+    expect(status).toMatch(/^Ready\. Model: patch-classifier/);
+    expect(errors).toEqual([]);
     expect(shown).toHaveLength(predicted.length);
     predicted.forEach((p, i) => {
       expect(shown[i].verdict, p.file).toBe(p.verdict);
