@@ -153,8 +153,8 @@ export function register(program: Command): void {
     .option(
       '--anomaly-method <method>',
       tr(
-        "--head patch: the anomaly model the head stands on, fitted on the good images: ensemble (default, as kensa train's: PatchCore's and PaDiM's patch scores) or patchcore (PatchCore's alone: a model file ~6× smaller)",
-        '--head patch: ヘッドの土台にする異常検知モデル（良品で学習）: ensemble（既定、kensa train と同じ: PatchCore と PaDiM のパッチスコア）または patchcore（PatchCore のみ: モデルファイルが約 6 分の 1）',
+        "--head patch: the anomaly model the head stands on, fitted on the good images: ensemble (default, as kensa train's: PatchCore's and PaDiM's patch scores) or patchcore (PatchCore's alone: a much smaller model file, without PaDiM's Gaussians)",
+        '--head patch: ヘッドの土台にする異常検知モデル（良品で学習）: ensemble（既定、kensa train と同じ: PatchCore と PaDiM のパッチスコア）または patchcore（PatchCore のみ: PaDiM のガウス分布がなく、モデルファイルがずっと小さい）',
       ),
       memberChoice,
     )

@@ -8,11 +8,11 @@
  *   logit = max over p of l(p)             p(NG) = sigmoid(logit / T)
  *
  * So the image's probability is its most NG patch's, and the map of l is exact: the image is NG where,
- * and only where, a patch is. The head starts as the anomaly model (w = 0, every a_j = 1: its ranking of patches,
- * the members' standardised scores summed)
- * and learns from the NG images what the anomaly scores alone miss; the number of epochs (chosen by early
- * stopping on held-out folds, crossFit) and the weight decay keep it near that start. Trained with Adam on the class-balanced cross-entropy (head.ts), full batch; the gradient of the
- * max goes to the image's top patch.
+ * and only where, a patch is. The head starts as the anomaly model (w = 0, every a_j = 1: its ranking of
+ * patches by the sum of their standardised anomaly scores) and learns from the NG images what those scores
+ * alone miss; the number of epochs (chosen by early stopping on held-out folds, crossFit) and the weight
+ * decay keep it near that start. Trained with Adam on the class-balanced cross-entropy (head.ts), full
+ * batch; the gradient of the max goes to the image's top patch.
  *
  * The images' anomaly scores must be out-of-sample — a good training image scored by an anomaly model
  * fitted on it looks better than a new one — so the caller gives the good images' out-of-fold grids, and
