@@ -248,8 +248,9 @@ const readList = (v: unknown): number[] => (Array.isArray(v) ? (v as number[]) :
 const writeList = (v: readonly number[]) => (v.length === 1 ? v[0] : [...v]);
 
 const memberOf = (state: PatchClassifierState): AnomalyMember => state.anomaly.method;
-const memberMethod = (member: AnomalyMember): Method =>
-  (member === 'ensemble' ? ensemble : patchcore) as Method;
+/** The anomaly method of a member (its fitter, scorer and file blocks). */
+export const memberMethod = (member: AnomalyMember) =>
+  (member === 'ensemble' ? ensemble : patchcore) as unknown as Method<PatchcoreState | EnsembleState>;
 
 export const patchClassifier: Method<PatchClassifierState> = {
   name: PATCH_CLASSIFIER,

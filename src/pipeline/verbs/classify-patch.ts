@@ -17,17 +17,15 @@ import { calibrationError } from '../../models/classifier/head.js';
 import { crossFit, probabilityOf, type PatchExample } from '../../models/classifier/patch-head.js';
 import {
   headScores,
+  memberMethod,
   openHeadInputs,
   PATCH_CLASSIFIER,
   patchClassifierFitting,
   type AnomalyMember,
   type PatchClassifierState,
 } from '../../models/classifier/patch-method.js';
-import { ensemble, type EnsembleState } from '../../models/ensemble/method.js';
-import type { MemberScore, Method } from '../../models/method.js';
+import type { MemberScore } from '../../models/method.js';
 import { EmbedGraph } from '../../models/patch-embedding.js';
-import { patchcore } from '../../models/patchcore/method.js';
-import type { PatchcoreState } from '../../models/patchcore/model.js';
 import { KensaError } from '../../util/errors.js';
 import type { ProgressCallback } from '../../util/progress.js';
 import { featureBatches } from '../engine/inspector.js';
@@ -75,9 +73,7 @@ export async function fitPatchClassifier(o: PatchFitOptions): Promise<PatchFit> 
   const K = o.folds;
   const warn = o.onWarning ?? (() => {});
   const member = o.member;
-  const method = (member === 'ensemble' ? ensemble : patchcore) as unknown as Method<
-    PatchcoreState | EnsembleState
-  >;
+  const method = memberMethod(member);
   // the memory the member and the held patches need, checked before any work (refused with what fits)
   const settings = await fitSettings(patchClassifierFitting(member), {
     channels: backbone.channels,
