@@ -18,7 +18,7 @@ import {
   type PatchClassifierState,
 } from '../models/classifier/patch-method.js';
 import type { ThresholdChoice } from '../pipeline/contracts/decisions.js';
-import { addOptions, preprocessFrom, thresholdFor } from './options.js';
+import { addOptions, preprocessFrom, thresholdFor, thresholdText } from './options.js';
 import { groupWarnings } from '../util/warnings.js';
 import { notice, progressReporter } from './progress.js';
 import { typeLines } from './test.js';
@@ -264,12 +264,12 @@ export function register(program: Command): void {
           ),
         );
       }
-      const f1 = m.thresholds.f1 !== undefined ? `, f1 ${m.thresholds.f1.toPrecision(4)}` : '';
+      const f1 = m.thresholds.f1 !== undefined ? `, f1 ${thresholdText(m.thresholds.f1)}` : '';
       console.log(
         tr(
-          `  thresholds (probability of NG): fpr0 ${m.thresholds.fpr0.toPrecision(4)}${f1}; ` +
+          `  thresholds (probability of NG): fpr0 ${thresholdText(m.thresholds.fpr0)}${f1}; ` +
             `learning curves: ${curves}; ${seconds.toFixed(1)} s`,
-          `  しきい値（NG の確率）: fpr0 ${m.thresholds.fpr0.toPrecision(4)}${f1}。` +
+          `  しきい値（NG の確率）: fpr0 ${thresholdText(m.thresholds.fpr0)}${f1}。` +
             `学習曲線: ${curves}。${seconds.toFixed(1)} 秒`,
         ),
       );
@@ -324,7 +324,7 @@ export function register(program: Command): void {
       );
       console.log(
         `  ${m.counts.images} images: image AUROC ${m.image_auroc?.toFixed(4) ?? 'n/a'}, calibration error ${ece?.toFixed(3) ?? 'n/a'}; ` +
-          `at ${m.threshold.name} (p > ${m.threshold.value.toPrecision(4)}): ${c.tp} of ${c.tp + c.fn} NG found, ${c.fp} false alarms of ${c.fp + c.tn} good`,
+          `at ${m.threshold.name} (p > ${thresholdText(m.threshold.value)}): ${c.tp} of ${c.tp + c.fn} NG found, ${c.fp} false alarms of ${c.fp + c.tn} good`,
       );
       for (const line of typeLines(m)) console.log(`  ${line}`);
       for (const w of groupWarnings(m.warnings)) process.stderr.write(`warning: ${w}\n`);
@@ -375,7 +375,7 @@ export function register(program: Command): void {
           `results: ${o.out} (predictions.csv, predictions.json, regions.csv, ng_list.txt${o.overlays ? ', overlays/' : ''})`,
         );
         console.log(
-          `  ${r.predictions.length} images: ${ng} NG, ${r.predictions.length - ng} OK (p(NG) > ${r.threshold.toPrecision(4)})`,
+          `  ${r.predictions.length} images: ${ng} NG, ${r.predictions.length - ng} OK (p(NG) > ${thresholdText(r.threshold)})`,
         );
         if (r.errors.length) {
           process.stderr.write(

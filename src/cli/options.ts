@@ -82,6 +82,19 @@ export const thresholdFor =
 
 export const threshold = thresholdFor();
 
+/**
+ * A threshold as the summary shows it: three decimals for a score; four significant digits for a
+ * probability (a classifier's fpr0 of 0.99976 would read "1.000"), more where those still round to 1.
+ */
+export function thresholdText(t: number): string {
+  if (!(t < 1)) return t.toFixed(3);
+  for (let digits = 4; digits < 10; digits++) {
+    const text = t.toPrecision(digits);
+    if (Number(text) < 1) return text;
+  }
+  return t.toPrecision(10);
+}
+
 /** --tile's default overlap: 96 pixels, or less than half a small tile (a multiple of 16). */
 const overlapDefault = (tile: number) => Math.min(DEFAULT_OVERLAP, Math.floor(tile / 32) * 16);
 

@@ -3,21 +3,9 @@ import type { Command } from 'commander';
 import { tr } from '../i18n.js';
 import { predict } from '../pipeline/verbs/predict.js';
 import { join } from 'node:path';
-import { addOptions, threshold } from './options.js';
+import { addOptions, threshold, thresholdText } from './options.js';
 import { notice, progressReporter } from './progress.js';
 
-/**
- * A threshold as the summary shows it: three decimals for a score; four significant digits for a
- * probability (a classifier's fpr0 of 0.99976 would read "1.000"), more where those still round to 1.
- */
-export function thresholdText(t: number): string {
-  if (!(t < 1)) return t.toFixed(3);
-  for (let digits = 4; digits < 10; digits++) {
-    const text = t.toPrecision(digits);
-    if (Number(text) < 1) return text;
-  }
-  return t.toPrecision(10);
-}
 export function register(program: Command): void {
   const command = program
     .command('predict')

@@ -19,7 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { thresholdText } from '../../src/cli/predict.js';
+import { thresholdText } from '../../src/cli/options.js';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
@@ -114,7 +114,7 @@ describe('kensa classify', () => {
     expect(html).toContain('src="learning_curves.png"');
   });
 
-  it("predict's summary shows a probability threshold that does not round to 1", () => {
+  it('the summaries show a probability threshold that does not round to 1', () => {
     // the MTD patch head's fpr0 (0.99976) read "threshold 1.000"
     expect(thresholdText(0.99976)).toBe('0.9998');
     expect(thresholdText(0.9999996)).toBe('0.9999996');
