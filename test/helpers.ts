@@ -1,3 +1,4 @@
+import { mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { PadimState } from '../src/models/padim/model.js';
@@ -5,6 +6,20 @@ import type { KensaModel } from '../src/pipeline/contracts/model-file.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 export const fixture = (...parts: string[]) => join(FIXTURES, ...parts);
+
+/**
+ * A labelled set for kensa classify: the first `n` test images (by name) of each defect type of a data
+ * set moved into train/<type>/.
+ */
+export function moveDefectsToTrain(data: string, n: number): void {
+  for (const type of readdirSync(join(data, 'test')).filter((t) => t !== 'good')) {
+    mkdirSync(join(data, 'train', type));
+    for (const f of readdirSync(join(data, 'test', type))
+      .sort()
+      .slice(0, n))
+      renameSync(join(data, 'test', type, f), join(data, 'train', type, f));
+  }
+}
 
 /** max |a - b| / max |b|: the error relative to the reference's scale. */
 export function relativeMaxError(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { thresholdText } from '../../src/cli/options.js';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
+import { moveDefectsToTrain } from '../helpers.js';
 
 const BIN = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'kensa-classify-'));
@@ -41,13 +42,7 @@ beforeAll(async () => {
     .filter((f) => f.endsWith('.png'))
     .slice(0, 4))
     renameSync(join(data, 'train', 'good', f), join(data, 'train', 'good', 'older', f));
-  for (const type of readdirSync(join(data, 'test')).filter((t) => t !== 'good')) {
-    mkdirSync(join(data, 'train', type));
-    for (const f of readdirSync(join(data, 'test', type))
-      .sort()
-      .slice(0, 3))
-      renameSync(join(data, 'test', type, f), join(data, 'train', type, f));
-  }
+  moveDefectsToTrain(data, 3);
 });
 
 describe('kensa classify', () => {

@@ -9,7 +9,7 @@
  * Skipped, with a message, where /usr/bin/chromium is absent (.ci/run installs it).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -17,6 +17,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeSyntheticDataset } from '../../src/data/synthetic.js';
 import { exportModel } from '../../src/export/export.js';
+import { moveDefectsToTrain } from '../helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const present = existsSync(CHROMIUM);
@@ -154,13 +155,7 @@ describe.skipIf(!present)('the web export in Chromium, from file://', () => {
   it("a classifier's export (the patch head on the ensemble, classify train's default): kensa's probabilities and verdicts", async () => {
     const data = join(dir, 'cdata');
     await makeSyntheticDataset(data, { size: 96, train: 16, testGood: 3, testPerDefect: 4, seed: 43 });
-    for (const type of readdirSync(join(data, 'test')).filter((t) => t !== 'good')) {
-      mkdirSync(join(data, 'train', type));
-      for (const f of readdirSync(join(data, 'test', type))
-        .sort()
-        .slice(0, 2))
-        renameSync(join(data, 'test', type, f), join(data, 'train', type, f));
-    }
+    moveDefectsToTrain(data, 2);
     const model = join(dir, 'c.kensa');
     kensa('classify', 'train', '--data', data, '--size', '96', '--out', model);
     kensa('classify', 'predict', '--model', model, '--out', join(dir, 'predict-c'), join(data, 'test'));

@@ -6,7 +6,7 @@
  * images, each image's probability is its top patch's, computed from that member's patch scores and the
  * patch embedding, and the exported graph gives the same probabilities.
  */
-import { mkdirSync, mkdtempSync, readdirSync, renameSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +40,7 @@ import { featureBatches } from '../../src/pipeline/engine/inspector.js';
 import { trainClassifier } from '../../src/pipeline/verbs/classify.js';
 import { train } from '../../src/pipeline/verbs/train.js';
 import { mulberry32 } from '../../src/util/random.js';
+import { moveDefectsToTrain } from '../helpers.js';
 
 const SETTINGS = { epochs: 60, learningRate: 0.01, weightDecay: 1e-3, patience: 20, seed: 0 };
 
@@ -161,13 +162,7 @@ describe.each(ANOMALY_MEMBERS)('kensa classify train --head patch on %s', (membe
 
   beforeAll(async () => {
     await makeSyntheticDataset(dir, { size: 64, train: 16, testGood: 4, testPerDefect: 6, seed: 9 });
-    for (const type of readdirSync(join(dir, 'test')).filter((t) => t !== 'good')) {
-      mkdirSync(join(dir, 'train', type));
-      for (const f of readdirSync(join(dir, 'test', type))
-        .sort()
-        .slice(0, 3))
-        renameSync(join(dir, 'test', type, f), join(dir, 'train', type, f));
-    }
+    moveDefectsToTrain(dir, 3);
     // the ensemble is the default: named only for PatchCore
     const anomalyMethod = member === 'ensemble' ? undefined : member;
     const out = join(dir, 'patch.kensa');

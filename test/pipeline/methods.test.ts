@@ -4,15 +4,7 @@
  * one), test, predict, serve one image, export to ONNX and the web — and the same outputs, with the same
  * columns, whatever the method. A new method gets this test by being registered.
  */
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -28,6 +20,7 @@ import { predict } from '../../src/pipeline/verbs/predict.js';
 import { test as testModel } from '../../src/pipeline/verbs/test.js';
 import { train } from '../../src/pipeline/verbs/train.js';
 import { InspectionService } from '../../src/serve/server.js';
+import { moveDefectsToTrain } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kensa-methods-'));
 const good = join(dir, 'good-only');
@@ -38,13 +31,7 @@ beforeAll(async () => {
   await makeSyntheticDataset(good, { size: SIZE, train: 12, testGood: 3, testPerDefect: 3, seed: 21 });
   // the supervised data: the first two test images of each defect type moved into train/<type>
   await makeSyntheticDataset(labelled, { size: SIZE, train: 12, testGood: 3, testPerDefect: 5, seed: 21 });
-  for (const type of readdirSync(join(labelled, 'test')).filter((t) => t !== 'good')) {
-    mkdirSync(join(labelled, 'train', type));
-    for (const f of readdirSync(join(labelled, 'test', type))
-      .sort()
-      .slice(0, 2))
-      renameSync(join(labelled, 'test', type, f), join(labelled, 'train', type, f));
-  }
+  moveDefectsToTrain(labelled, 2);
 });
 
 const header = (file: string) => readFileSync(file, 'utf8').split('\n')[0].split(',');
